@@ -1,0 +1,184 @@
+//! Runtime configuration from environment variables.
+//!
+//! The names are the Python reference integration's, so an existing deployment's Terraform keeps
+//! working. Every variable a function reads is listed in one place per function
+//! ([`POLL_FEED_VARIABLES`], [`MANAGE_IAM_POLICIES_VARIABLES`]); Terraform sets exactly these and a
+//! test checks it. Configuration is read once at start; a missing or malformed value fails every
+//! invocation with a message naming the variable, so an operator sees the cause in the Lambda
+//! console instead of a bare exit code.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Base URL of the Data Mesh Manager API, e.g. `https://api.datamesh-manager.com`.
+pub const DMM_BASE_URL: &str = "dmm_base_url";
+/// Name (or ARN) of the Secrets Manager secret holding the DMM API key.
+pub const DMM_API_KEY_SECRET_NAME: &str = "dmm_api_key_secret_name";
+/// S3 bucket for the checkpoint (poll_feed) and the grant ledger (manage_iam_policies).
+pub const BUCKET_NAME: &str = "bucket_name";
+/// Key of the checkpoint object; the reference integration's default is kept.
+pub const LAST_EVENT_ID_OBJECT_NAME: &str = "last_event_id_object_name";
+/// URL of the SQS FIFO queue poll_feed forwards to.
+pub const SQS_QUEUE_URL: &str = "sqs_queue_url";
+/// `true` forwards every event type, not only the agreement events manage_iam_policies acts on.
+pub const FORWARD_ALL_EVENTS: &str = "forward_all_events";
+/// Timeout of one DMM HTTP request, in milliseconds.
+pub const DMM_REQUEST_TIMEOUT_MS: &str = "dmm_request_timeout_ms";
+/// poll_feed stops starting new pages once less than this many milliseconds are left.
+pub const DEADLINE_MARGIN_MS: &str = "deadline_margin_ms";
+/// Log filter (`error`, `warn`, `info`, `debug`, or a tracing directive).
+pub const LOG_LEVEL: &str = "log_level";
+/// Roles the integration may manage must have a path starting with this prefix.
+pub const MANAGED_ROLE_PATH_PREFIX: &str = "managed_role_path_prefix";
+/// Roles the integration may manage must have a name matching this pattern (`*` wildcards).
+pub const MANAGED_ROLE_NAME_PATTERN: &str = "managed_role_name_pattern";
+/// Comma-separated role names the integration must never write to (its own roles).
+pub const PROTECTED_ROLE_NAMES: &str = "protected_role_names";
+
+/// The default checkpoint key, as in the reference integration.
+pub const DEFAULT_LAST_EVENT_ID_OBJECT_NAME: &str = "poll_feed/last_event_id";
+
+/// Every variable poll_feed reads.
+pub const POLL_FEED_VARIABLES: &[&str] = &[
+    DMM_BASE_URL,
+    DMM_API_KEY_SECRET_NAME,
+    BUCKET_NAME,
+    LAST_EVENT_ID_OBJECT_NAME,
+    SQS_QUEUE_URL,
+    FORWARD_ALL_EVENTS,
+    DMM_REQUEST_TIMEOUT_MS,
+    DEADLINE_MARGIN_MS,
+    LOG_LEVEL,
+];
+
+/// Every variable manage_iam_policies reads.
+pub const MANAGE_IAM_POLICIES_VARIABLES: &[&str] = &[
+    DMM_BASE_URL,
+    DMM_API_KEY_SECRET_NAME,
+    BUCKET_NAME,
+    MANAGED_ROLE_PATH_PREFIX,
+    MANAGED_ROLE_NAME_PATTERN,
+    PROTECTED_ROLE_NAMES,
+    DMM_REQUEST_TIMEOUT_MS,
+    LOG_LEVEL,
+];
+
+/// A configuration problem, always naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable `{0}` is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable `{name}` is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Reads variables through a lookup function, so parsing is testable without touching the
+/// process environment.
+pub struct Env<F: Fn(&str) -> Option<String>> {
+    lookup: F,
+}
+
+/// The process environment.
+pub fn process_env() -> Env<impl Fn(&str) -> Option<String>> {
+    Env::new(|name| std::env::var(name).ok())
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn new(lookup: F) -> Self {
+        Self { lookup }
+    }
+
+    /// A set, non-blank value; blank counts as missing because Terraform renders unset
+    /// variables as empty strings.
+    fn value(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.value(name).ok_or(ConfigError::Missing(name))
+    }
+
+    pub fn optional(&self, name: &'static str) -> Option<String> {
+        self.value(name)
+    }
+
+    pub fn parsed_or<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.value(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: format!("`{raw}`: {e}"),
+            }),
+        }
+    }
+
+    pub fn millis_or(&self, name: &'static str, default_ms: u64) -> Result<Duration, ConfigError> {
+        self.parsed_or(name, default_ms).map(Duration::from_millis)
+    }
+
+    /// An `http(s)://` URL without a trailing slash.
+    pub fn base_url(&self, name: &'static str) -> Result<String, ConfigError> {
+        let raw = self.required(name)?;
+        if !(raw.starts_with("https://") || raw.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: format!("`{raw}` must start with https:// or http://"),
+            });
+        }
+        Ok(raw.trim_end_matches('/').to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Env::new(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn missing_and_blank_name_the_variable() {
+        let e = env(&[(BUCKET_NAME, "  ")]);
+        assert_eq!(e.required(BUCKET_NAME), Err(ConfigError::Missing(BUCKET_NAME)));
+        assert_eq!(
+            e.required(SQS_QUEUE_URL).unwrap_err().to_string(),
+            "environment variable `sqs_queue_url` is required but not set"
+        );
+    }
+
+    #[test]
+    fn malformed_number_names_variable_and_value() {
+        let e = env(&[(DMM_REQUEST_TIMEOUT_MS, "ten")]);
+        let err = e.millis_or(DMM_REQUEST_TIMEOUT_MS, 5).unwrap_err();
+        assert!(err.to_string().contains("dmm_request_timeout_ms"), "{err}");
+        assert!(err.to_string().contains("`ten`"), "{err}");
+        assert_eq!(
+            env(&[]).millis_or(DMM_REQUEST_TIMEOUT_MS, 5),
+            Ok(Duration::from_millis(5))
+        );
+    }
+
+    #[test]
+    fn base_url_requires_scheme_and_drops_trailing_slash() {
+        assert_eq!(
+            env(&[(DMM_BASE_URL, "https://dmm.example/")]).base_url(DMM_BASE_URL),
+            Ok("https://dmm.example".to_owned())
+        );
+        assert!(matches!(
+            env(&[(DMM_BASE_URL, "dmm.example")]).base_url(DMM_BASE_URL),
+            Err(ConfigError::Invalid { name: DMM_BASE_URL, .. })
+        ));
+    }
+}

@@ -1,0 +1,10 @@
+//! Core of the Data Mesh Manager → AWS IAM integration.
+//!
+//! The crate is split the way the data flows: [`dmm`] talks to Data Mesh Manager, [`feed`] decides
+//! what poll_feed forwards, [`policy`] turns an output port into an IAM policy document (pure, no
+//! I/O), [`reconcile`] converges AWS to an agreement's state, and [`aws`] holds the adapters for
+//! S3, SQS, IAM, STS and Secrets Manager. [`config`] and [`permissions`] are the two lists that
+//! Terraform must agree with.
+
+pub mod config;
+pub mod permissions;

@@ -1,0 +1,37 @@
+//! The AWS actions each function performs, declared once.
+//!
+//! Terraform grants each function's role exactly these actions; a test parses `terraform/` and
+//! fails when the two disagree, so least privilege cannot silently drift from the code.
+
+/// Actions `poll_feed` calls itself.
+pub const POLL_FEED_ACTIONS: &[&str] = &[
+    "secretsmanager:GetSecretValue",
+    // ListBucket lets a missing checkpoint read as 404 (start from the beginning) instead of 403.
+    "s3:ListBucket",
+    "s3:GetObject",
+    "s3:PutObject",
+    // SendMessageBatch is authorised as sqs:SendMessage.
+    "sqs:SendMessage",
+];
+
+/// Actions `manage_iam_policies` calls itself.
+pub const MANAGE_IAM_POLICIES_ACTIONS: &[&str] = &[
+    "secretsmanager:GetSecretValue",
+    "s3:ListBucket",
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "iam:GetRole",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+];
+
+/// Actions the Lambda service performs with `manage_iam_policies`' role to feed it from SQS
+/// (the event source mapping); the function's code never calls them.
+pub const MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS: &[&str] = &[
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
