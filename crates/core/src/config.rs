@@ -151,7 +151,10 @@ mod tests {
     #[test]
     fn missing_and_blank_name_the_variable() {
         let e = env(&[(BUCKET_NAME, "  ")]);
-        assert_eq!(e.required(BUCKET_NAME), Err(ConfigError::Missing(BUCKET_NAME)));
+        assert_eq!(
+            e.required(BUCKET_NAME),
+            Err(ConfigError::Missing(BUCKET_NAME))
+        );
         assert_eq!(
             e.required(SQS_QUEUE_URL).unwrap_err().to_string(),
             "environment variable `sqs_queue_url` is required but not set"
@@ -178,7 +181,10 @@ mod tests {
         );
         assert!(matches!(
             env(&[(DMM_BASE_URL, "dmm.example")]).base_url(DMM_BASE_URL),
-            Err(ConfigError::Invalid { name: DMM_BASE_URL, .. })
+            Err(ConfigError::Invalid {
+                name: DMM_BASE_URL,
+                ..
+            })
         ));
     }
 }

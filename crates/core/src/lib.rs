@@ -6,5 +6,9 @@
 //! S3, SQS, IAM, STS and Secrets Manager. [`config`] and [`permissions`] are the two lists that
 //! Terraform must agree with.
 
+pub mod aws;
 pub mod config;
+pub mod dmm;
+pub mod feed;
 pub mod permissions;
+pub mod telemetry;

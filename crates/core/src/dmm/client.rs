@@ -1,0 +1,500 @@
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::ApiKey;
+use super::model::{Agreement, DataProduct, FeedEvent, ModelError, Team};
+
+/// Accept header of the HTTP feed (a batch of CloudEvents).
+const CLOUDEVENTS_BATCH: &str = "application/cloudevents-batch+json";
+
+/// Which of DMM's two agreement endpoints to use. Events of the deprecated
+/// `DataUsageAgreement…` family are answered from the deprecated endpoint, so a tenant that still
+/// emits them keeps working exactly as with the reference integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgreementApi {
+    Access,
+    DataUsageAgreements,
+}
+
+impl AgreementApi {
+    fn collection(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::DataUsageAgreements => "datausageagreements",
+        }
+    }
+}
+
+/// How often and how patiently to retry transient DMM failures.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// Upper bound for a server's `Retry-After`, so a hostile or broken value cannot stall a
+    /// Lambda until its deadline.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 4,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Timeouts and retries of the DMM client.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A DMM call that failed. Variants say whether retrying can help
+/// ([`DmmError::is_transient`]); none of them ever contains the API key.
+#[derive(Debug, thiserror::Error)]
+pub enum DmmError {
+    #[error(
+        "DMM rejected the API key with {status} on {method} {path}: check the secret named by \
+         `dmm_api_key_secret_name` and the key's permissions"
+    )]
+    Unauthorized {
+        status: u16,
+        method: Method,
+        path: String,
+    },
+    #[error("DMM refused {method} {path} with {status}: {body}")]
+    Refused {
+        status: u16,
+        method: Method,
+        path: String,
+        body: String,
+    },
+    #[error("DMM answered {status} to {method} {path} (after {attempts} attempts)")]
+    Unavailable {
+        status: u16,
+        method: Method,
+        path: String,
+        attempts: usize,
+    },
+    #[error("could not reach DMM for {method} {path} (after {attempts} attempts): {reason}")]
+    Network {
+        method: Method,
+        path: String,
+        attempts: usize,
+        reason: String,
+    },
+    #[error("DMM sent a malformed response to {method} {path}: {reason}")]
+    Malformed {
+        method: Method,
+        path: String,
+        reason: String,
+    },
+    #[error("`{id}` is not a usable DMM id (empty, `.`/`..`, or over 512 bytes)")]
+    InvalidId { id: String },
+    #[error("invalid DMM base URL `{0}`")]
+    BaseUrl(String),
+}
+
+impl DmmError {
+    /// Transient failures are worth another attempt later (SQS redelivery, next poll); the
+    /// others need a person to change configuration or data first.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Network { .. } | Self::Malformed { .. }
+        )
+    }
+}
+
+/// One attempt's failure, before retries are decided.
+#[derive(Debug)]
+enum Attempt {
+    Status {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        body: String,
+    },
+    Network(String),
+    Malformed(String),
+}
+
+impl Attempt {
+    fn retryable(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => {
+                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::Network(_) | Self::Malformed(_) => true,
+        }
+    }
+}
+
+/// Client for the DMM API subset the integration uses. Built once per Lambda container: the
+/// connection pool is reused across invocations.
+#[derive(Clone)]
+pub struct DmmClient {
+    http: reqwest::Client,
+    base: Url,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for DmmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DmmClient")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cut a response body for an error message: enough to diagnose, never a whole page.
+fn excerpt(body: &str) -> String {
+    const MAX: usize = 300;
+    match body.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &body[..cut]),
+        None => body.to_owned(),
+    }
+}
+
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    value.parse::<u64>().ok().map(Duration::from_secs)
+}
+
+impl DmmClient {
+    pub fn new(base_url: &str, api_key: &ApiKey, settings: HttpSettings) -> Result<Self, DmmError> {
+        let mut base = Url::parse(base_url).map_err(|_| DmmError::BaseUrl(base_url.to_owned()))?;
+        if base.cannot_be_a_base() {
+            return Err(DmmError::BaseUrl(base_url.to_owned()));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let mut key = HeaderValue::from_str(api_key.expose())
+            .map_err(|_| DmmError::BaseUrl("the API key is not a valid header value".into()))?;
+        key.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", key);
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.request_timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .user_agent(concat!("dmm-integration-aws/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| DmmError::BaseUrl(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base,
+            retry: settings.retry,
+        })
+    }
+
+    /// `api/<segments…>`, each segment percent-encoded, so an id containing `/`, `?` or `#`
+    /// can never address another resource.
+    fn url(&self, segments: &[&str]) -> Result<Url, DmmError> {
+        let mut url = self.base.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|_| DmmError::BaseUrl(self.base.to_string()))?;
+            path.pop_if_empty().push("api");
+            for segment in segments {
+                path.push(segment);
+            }
+        }
+        Ok(url)
+    }
+
+    fn checked_id(id: &str) -> Result<&str, DmmError> {
+        if id.is_empty() || id == "." || id == ".." || id.len() > 512 {
+            return Err(DmmError::InvalidId { id: excerpt(id) });
+        }
+        Ok(id)
+    }
+
+    /// Sends one request with retries and parses the body inside the retried attempt, so a
+    /// truncated or garbled response is retried like a 5xx. `Ok(None)` is a 404.
+    async fn call<T>(
+        &self,
+        method: Method,
+        url: Url,
+        accept: &'static str,
+        body: Option<&Value>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, DmmError> {
+        let path = url.path().to_owned();
+        let attempt = || async {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(ACCEPT, accept);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| Attempt::Network(e.without_url().to_string()))?;
+            let status = response.status();
+            if status == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            let retry_after = parse_retry_after(response.headers());
+            let text = response
+                .text()
+                .await
+                .map_err(|e| Attempt::Network(e.without_url().to_string()))?;
+            if status.is_success() {
+                parse(&text).map(Some).map_err(Attempt::Malformed)
+            } else {
+                Err(Attempt::Status {
+                    status,
+                    retry_after,
+                    body: excerpt(&text),
+                })
+            }
+        };
+        let mut attempts = 0usize;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_retries)
+            .with_jitter();
+        let max_retry_after = self.retry.max_retry_after;
+        let result = (|| {
+            attempts += 1;
+            attempt()
+        })
+        .retry(backoff)
+        .when(Attempt::retryable)
+        .adjust(|err, planned| match (err, planned) {
+            (
+                Attempt::Status {
+                    retry_after: Some(wait),
+                    ..
+                },
+                Some(_),
+            ) => Some((*wait).min(max_retry_after)),
+            (_, planned) => planned,
+        })
+        .notify(|err, wait| {
+            tracing::debug!(%path, ?wait, error = ?err, "retrying DMM request");
+        })
+        .await;
+        result.map_err(|err| match err {
+            Attempt::Status { status, body, .. } => match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DmmError::Unauthorized {
+                    status: status.as_u16(),
+                    method: method.clone(),
+                    path: path.clone(),
+                },
+                s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                    DmmError::Unavailable {
+                        status: s.as_u16(),
+                        method: method.clone(),
+                        path: path.clone(),
+                        attempts,
+                    }
+                }
+                s => DmmError::Refused {
+                    status: s.as_u16(),
+                    method: method.clone(),
+                    path: path.clone(),
+                    body,
+                },
+            },
+            Attempt::Network(reason) => DmmError::Network {
+                method: method.clone(),
+                path: path.clone(),
+                attempts,
+                reason,
+            },
+            Attempt::Malformed(reason) => DmmError::Malformed {
+                method: method.clone(),
+                path: path.clone(),
+                reason,
+            },
+        })
+    }
+
+    async fn get_document<T>(
+        &self,
+        url: Url,
+        from_value: impl Fn(Value) -> Result<T, ModelError>,
+    ) -> Result<Option<T>, DmmError> {
+        self.call(Method::GET, url, "application/json", None, |text| {
+            let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            from_value(value).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// One page of the feed: events after `last_event_id` (from the start when `None`), oldest
+    /// first; empty means caught up. Each event keeps its exact bytes.
+    pub async fn events_page(
+        &self,
+        last_event_id: Option<&str>,
+    ) -> Result<Vec<FeedEvent>, DmmError> {
+        let mut url = self.url(&["events"])?;
+        if let Some(id) = last_event_id {
+            url.query_pairs_mut().append_pair("lastEventId", id);
+        }
+        let path = url.path().to_owned();
+        let page = self
+            .call(Method::GET, url, CLOUDEVENTS_BATCH, None, |text| {
+                let items: Vec<Box<RawValue>> = serde_json::from_str(text)
+                    .map_err(|e| format!("not a JSON array of events: {e}"))?;
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(position, raw)| {
+                        FeedEvent::parse(raw, position).map_err(|e| e.to_string())
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        // A 404 on the feed is not "nothing there": the base URL is wrong.
+        page.ok_or_else(|| DmmError::Refused {
+            status: 404,
+            method: Method::GET,
+            path,
+            body: "the events feed was not found: check `dmm_base_url`".into(),
+        })
+    }
+
+    /// The agreement, or `None` when DMM answers 404 (deleted).
+    pub async fn get_agreement(
+        &self,
+        api: AgreementApi,
+        id: &str,
+    ) -> Result<Option<Agreement>, DmmError> {
+        let url = self.url(&[api.collection(), Self::checked_id(id)?])?;
+        self.get_document(url, Agreement::from_value).await
+    }
+
+    /// Writes the whole agreement document back.
+    pub async fn put_agreement(
+        &self,
+        api: AgreementApi,
+        agreement: &Agreement,
+    ) -> Result<(), DmmError> {
+        let url = self.url(&[api.collection(), Self::checked_id(agreement.id())?])?;
+        let path = url.path().to_owned();
+        let document = agreement.to_value();
+        self.call(
+            Method::PUT,
+            url,
+            "application/json",
+            Some(&document),
+            |_| Ok(()),
+        )
+        .await?
+        .ok_or_else(|| DmmError::Refused {
+            status: 404,
+            method: Method::PUT,
+            path,
+            body: "agreement not found".into(),
+        })
+    }
+
+    /// One page (at most 1000, oldest first) of all agreements; empty when past the end.
+    pub async fn list_agreements(&self, page: u32) -> Result<Vec<Value>, DmmError> {
+        let mut url = self.url(&["access"])?;
+        url.query_pairs_mut().append_pair("p", &page.to_string());
+        let items = self
+            .get_document(url, |value| match value {
+                Value::Array(items) => Ok(items),
+                _ => Err(ModelError::NotAnObject {
+                    what: "agreement list (expected a JSON array)",
+                }),
+            })
+            .await?;
+        Ok(items.unwrap_or_default())
+    }
+
+    pub async fn get_data_product(&self, id: &str) -> Result<Option<DataProduct>, DmmError> {
+        let url = self.url(&["dataproducts", Self::checked_id(id)?])?;
+        self.get_document(url, DataProduct::from_value).await
+    }
+
+    pub async fn get_team(&self, id: &str) -> Result<Option<Team>, DmmError> {
+        let url = self.url(&["teams", Self::checked_id(id)?])?;
+        self.get_document(url, Team::from_value).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> DmmClient {
+        DmmClient::new(base, &ApiKey::new("k"), HttpSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn ids_are_one_encoded_path_segment() {
+        let c = client("https://dmm.example/tenant");
+        let url = c.url(&["access", "a/../../teams?x#y"]).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://dmm.example/tenant/api/access/a%2F..%2F..%2Fteams%3Fx%23y"
+        );
+        assert_eq!(
+            client("http://127.0.0.1:9/")
+                .url(&["events"])
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9/api/events"
+        );
+    }
+
+    #[test]
+    fn dot_segments_and_huge_ids_are_refused() {
+        for id in ["", ".", "..", &"x".repeat(513)] {
+            assert!(matches!(
+                DmmClient::checked_id(id),
+                Err(DmmError::InvalidId { .. })
+            ));
+        }
+        assert!(DmmClient::checked_id("ok-id").is_ok());
+    }
+
+    #[test]
+    fn transient_vs_permanent() {
+        let unavailable = DmmError::Unavailable {
+            status: 503,
+            method: Method::GET,
+            path: "/api/events".into(),
+            attempts: 5,
+        };
+        assert!(unavailable.is_transient());
+        let unauthorized = DmmError::Unauthorized {
+            status: 401,
+            method: Method::GET,
+            path: "/api/events".into(),
+        };
+        assert!(!unauthorized.is_transient());
+        assert!(unauthorized.to_string().contains("dmm_api_key_secret_name"));
+    }
+}

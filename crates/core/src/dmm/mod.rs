@@ -1,0 +1,12 @@
+//! Data Mesh Manager: the HTTP client, the documents it returns, and the API key.
+//!
+//! Documents are kept as the JSON DMM sent, with typed accessors on top, because the integration
+//! writes agreements back with PUT (whole document) and must never drop a field it does not model.
+
+mod api_key;
+mod client;
+mod model;
+
+pub use api_key::ApiKey;
+pub use client::{AgreementApi, DmmClient, DmmError, HttpSettings, RetryPolicy};
+pub use model::{Agreement, ConsumerRef, DataProduct, FeedEvent, ModelError, ProviderRef, Team};

@@ -1,0 +1,326 @@
+//! The poll_feed loop: read pages from the DMM feed, forward agreement events to SQS in order,
+//! and move the checkpoint only past events SQS accepted.
+//!
+//! The loop talks to its three collaborators through the small traits below; the AWS and DMM
+//! implementations live in [`crate::aws`] and [`crate::dmm`].
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Route, batches, deduplication_id, group_id, route};
+use crate::dmm::{DmmClient, DmmError, FeedEvent};
+
+/// Where pages of events come from.
+pub trait EventSource {
+    fn page(
+        &self,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<FeedEvent>, DmmError>> + Send;
+}
+
+impl EventSource for DmmClient {
+    fn page(
+        &self,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<FeedEvent>, DmmError>> + Send {
+        self.events_page(after)
+    }
+}
+
+/// The last event id forwarded, with the version token needed to write it back conditionally.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Checkpoint {
+    pub last_event_id: Option<String>,
+    /// The stored object's version (S3 ETag); `None` when nothing is stored yet.
+    pub version: Option<String>,
+}
+
+/// A checkpoint read or write that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Another poll_feed run wrote the checkpoint since this run read it. Two concurrent runs
+    /// would forward the same events twice and could move the checkpoint backwards.
+    #[error(
+        "the checkpoint `{key}` was changed by another poll_feed run since this run read it; \
+         this run stops so that only one run moves the checkpoint"
+    )]
+    Conflict { key: String },
+    #[error("could not {action} the checkpoint `{key}` in bucket `{bucket}`: {reason}")]
+    Storage {
+        action: &'static str,
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// Persists the checkpoint; `save` must fail with [`CheckpointError::Conflict`] when the stored
+/// version is no longer `previous.version`.
+pub trait CheckpointStore {
+    fn load(&self) -> impl Future<Output = Result<Checkpoint, CheckpointError>> + Send;
+    fn save(
+        &self,
+        previous: &Checkpoint,
+        last_event_id: &str,
+    ) -> impl Future<Output = Result<Checkpoint, CheckpointError>> + Send;
+}
+
+/// One SQS FIFO message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub body: String,
+    pub group_id: String,
+    pub deduplication_id: String,
+}
+
+/// An entry SQS did not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedEntry {
+    /// Index into the batch that was sent.
+    pub index: usize,
+    pub code: String,
+    pub message: String,
+    /// SQS's verdict that the message itself is at fault, so sending it again cannot succeed.
+    pub sender_fault: bool,
+}
+
+/// A `SendMessageBatch` call that failed as a whole.
+#[derive(Debug, thiserror::Error)]
+#[error("SendMessageBatch to the event queue failed: {reason}")]
+pub struct QueueError {
+    pub reason: String,
+}
+
+/// The FIFO queue poll_feed forwards to.
+pub trait EventQueue {
+    /// Sends up to ten messages in one call and returns the entries SQS rejected.
+    fn send_batch(
+        &self,
+        messages: &[QueueMessage],
+    ) -> impl Future<Output = Result<Vec<RejectedEntry>, QueueError>> + Send;
+}
+
+/// Why a poll run stopped early. Whatever SQS accepted before the failure is checkpointed.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("reading the DMM event feed failed: {0}")]
+    Feed(#[from] DmmError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(
+        "SQS kept rejecting event `{event_id}` ({code}: {message}) after {attempts} attempts; \
+         the checkpoint stays before it"
+    )]
+    Rejected {
+        event_id: String,
+        code: String,
+        message: String,
+        attempts: usize,
+    },
+}
+
+impl PollError {
+    /// Every poll failure is retried by the next scheduled run; this tells an operator whether
+    /// that can succeed without a configuration change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Feed(e) => e.is_transient(),
+            Self::Checkpoint(CheckpointError::Conflict { .. }) => false,
+            Self::Checkpoint(_) | Self::Queue(_) | Self::Rejected { .. } => true,
+        }
+    }
+}
+
+/// The run's output (SPEC §3.6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub forwarded: usize,
+    pub skipped: usize,
+    pub pages: usize,
+    pub last_event_id: Option<String>,
+    pub caught_up: bool,
+}
+
+/// What a run may do.
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    pub forward_all: bool,
+    /// When the Lambda invocation ends.
+    pub deadline: Instant,
+    /// No new page or batch is started with less time than this left.
+    pub margin: Duration,
+    /// Re-sends of entries SQS rejected as transient, per batch.
+    pub entry_retries: usize,
+    pub entry_retry_delay: Duration,
+}
+
+/// Largest message SQS accepts on every queue.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The message for an event: the event exactly as DMM sent it, unless SQS cannot take it (too
+/// large, or rejected as malformed). Then a minimal CloudEvent with the same id, type and
+/// `data.id` stands in: manage_iam_policies re-reads the agreement anyway, so the trigger is
+/// enough and the event is not lost.
+fn message_for(event: &FeedEvent, original_rejected: Option<&str>) -> QueueMessage {
+    let body = match original_rejected {
+        None if event.raw_json().len() <= MAX_MESSAGE_BYTES => event.raw_json().to_owned(),
+        reason => {
+            tracing::warn!(
+                event_id = event.id(),
+                reason = reason.unwrap_or("larger than the SQS message limit"),
+                "forwarding a reduced copy of the event"
+            );
+            json!({
+                "specversion": "1.0",
+                "id": event.id(),
+                "type": event.event_type(),
+                "source": "dmm-integration-aws/poll_feed",
+                "data": {"id": event.resource_id()},
+                "dmmIntegrationReduced": reason.unwrap_or("larger than the SQS message limit"),
+            })
+            .to_string()
+        }
+    };
+    QueueMessage {
+        body,
+        group_id: group_id(event),
+        deduplication_id: deduplication_id(event),
+    }
+}
+
+/// Sends one batch until SQS accepted every entry, re-sending only rejected entries.
+async fn send_batch_fully<Q: EventQueue>(
+    queue: &Q,
+    batch: &[&FeedEvent],
+    settings: &PollSettings,
+) -> Result<(), PollError> {
+    let mut pending: Vec<(usize, QueueMessage)> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i, message_for(e, None)))
+        .collect();
+    let mut attempt = 0usize;
+    loop {
+        attempt += 1;
+        let messages: Vec<QueueMessage> = pending.iter().map(|(_, m)| m.clone()).collect();
+        let rejected = queue.send_batch(&messages).await?;
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        let mut next = Vec::with_capacity(rejected.len());
+        for entry in &rejected {
+            let (original, message) = &pending[entry.index];
+            let event = batch[*original];
+            let reduced = message.body != event.raw_json();
+            if entry.sender_fault && reduced {
+                return Err(PollError::Rejected {
+                    event_id: event.id().to_owned(),
+                    code: entry.code.clone(),
+                    message: entry.message.clone(),
+                    attempts: attempt,
+                });
+            }
+            let message = if entry.sender_fault {
+                message_for(event, Some(&entry.code))
+            } else {
+                message.clone()
+            };
+            next.push((*original, message));
+        }
+        if attempt > settings.entry_retries {
+            let (original, _) = &next[0];
+            let entry = &rejected[0];
+            return Err(PollError::Rejected {
+                event_id: batch[*original].id().to_owned(),
+                code: entry.code.clone(),
+                message: entry.message.clone(),
+                attempts: attempt,
+            });
+        }
+        tracing::info!(
+            rejected = next.len(),
+            attempt,
+            "SQS rejected entries; re-sending only those"
+        );
+        tokio::time::sleep(settings.entry_retry_delay * attempt as u32).await;
+        pending = next;
+    }
+}
+
+/// Runs one poll: pages through the feed until caught up or near the deadline.
+pub async fn poll<S, C, Q>(
+    source: &S,
+    store: &C,
+    queue: &Q,
+    settings: &PollSettings,
+) -> Result<Summary, PollError>
+where
+    S: EventSource,
+    C: CheckpointStore,
+    Q: EventQueue,
+{
+    let mut checkpoint = store.load().await?;
+    let mut summary = Summary {
+        forwarded: 0,
+        skipped: 0,
+        pages: 0,
+        last_event_id: checkpoint.last_event_id.clone(),
+        caught_up: false,
+    };
+    let time_left = || settings.deadline.saturating_duration_since(Instant::now());
+
+    while time_left() >= settings.margin {
+        let page = source.page(checkpoint.last_event_id.as_deref()).await?;
+        summary.pages += 1;
+        if page.is_empty() {
+            summary.caught_up = true;
+            break;
+        }
+        let forward_at: Vec<usize> = (0..page.len())
+            .filter(|&i| route(&page[i], settings.forward_all) == Route::Forward)
+            .collect();
+        let forward: Vec<&FeedEvent> = forward_at.iter().map(|&i| &page[i]).collect();
+        let mut forwarded = 0usize;
+        let mut failure = None;
+        for batch in batches(&forward) {
+            if time_left() < settings.margin {
+                break;
+            }
+            if let Err(e) = send_batch_fully(queue, &batch, settings).await {
+                failure = Some(e);
+                break;
+            }
+            forwarded += batch.len();
+        }
+        // Everything before the first event not sent is handled (sent or skipped).
+        let handled = forward_at.get(forwarded).copied().unwrap_or(page.len());
+        let skipped = handled - forwarded;
+        summary.forwarded += forwarded;
+        summary.skipped += skipped;
+        if handled > 0 {
+            let last = page[handled - 1].id();
+            checkpoint = store.save(&checkpoint, last).await?;
+            summary.last_event_id = Some(last.to_owned());
+        }
+        tracing::info!(
+            page = summary.pages,
+            events = page.len(),
+            forwarded,
+            skipped,
+            last_event_id = summary.last_event_id.as_deref(),
+            "feed page processed"
+        );
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if handled < page.len() {
+            break;
+        }
+    }
+    Ok(summary)
+}
