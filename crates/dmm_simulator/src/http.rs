@@ -1,6 +1,6 @@
 //! The HTTP surface: DMM's API under `/api`, the test control API under `/_sim`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +15,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::Error;
 use crate::fault::{Fault, FaultKind};
 use crate::state::{Family, Shared, UnknownEventId};
+use crate::{CloudEvent, Error, RecordedPut};
 
 type AppState = Arc<Shared>;
 
@@ -63,7 +63,7 @@ pub(crate) fn router(shared: AppState) -> Router {
         );
     api.merge(control)
         .fallback(|uri: Uri| async move {
-            problem(
+            Problem::new(
                 StatusCode::NOT_FOUND,
                 format!("no route for {}", uri.path()),
             )
@@ -71,25 +71,41 @@ pub(crate) fn router(shared: AppState) -> Router {
         .with_state(shared)
 }
 
-/// An RFC 9457 problem body, the error shape of DMM's API.
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    let body = json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail.into(),
-    });
-    let mut response = (status, Json(body)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
+/// An RFC 9457 problem body: every error is JSON a client can log, with the reason in `detail`.
+struct Problem {
+    status: StatusCode,
+    detail: String,
 }
 
-impl IntoResponse for Error {
+impl Problem {
+    fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Problem {
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = match &self {
+        let body = json!({
+            "type": "about:blank",
+            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(error: Error) -> Self {
+        let status = match &error {
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::DuplicateEventId(_) => StatusCode::CONFLICT,
             Error::InvalidDocument(_) | Error::InvalidFault(_) => StatusCode::BAD_REQUEST,
@@ -98,7 +114,14 @@ impl IntoResponse for Error {
             | Error::InvalidScenario(_)
             | Error::Bind(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        problem(status, self.to_string())
+        Problem::new(status, error.to_string())
+    }
+}
+
+/// axum's own rejections (wrong content type, bad JSON) are plain text; DMM answers with problems.
+impl From<JsonRejection> for Problem {
+    fn from(rejection: JsonRejection) -> Self {
+        Problem::new(rejection.status(), rejection.body_text())
     }
 }
 
@@ -119,12 +142,13 @@ async fn api_gate(State(shared): State<AppState>, request: Request, next: Next) 
     match fault {
         Some(FaultKind::Status { status }) => {
             let status = StatusCode::from_u16(status).expect("validated when the fault was armed");
-            return problem(status, "injected fault");
+            return Problem::new(status, "injected fault").into_response();
         }
         Some(FaultKind::TooManyRequests {
             retry_after_seconds,
         }) => {
-            let mut response = problem(StatusCode::TOO_MANY_REQUESTS, "injected fault");
+            let mut response =
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "injected fault").into_response();
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
@@ -132,13 +156,14 @@ async fn api_gate(State(shared): State<AppState>, request: Request, next: Next) 
         }
         _ => {}
     }
-    let response = match request.headers().get("x-api-key") {
-        Some(key) if key.as_bytes() == shared.api_key().as_bytes() => next.run(request).await,
-        Some(_) => problem(
-            StatusCode::UNAUTHORIZED,
-            "the x-api-key header is not valid",
-        ),
-        None => problem(StatusCode::UNAUTHORIZED, "the x-api-key header is missing"),
+    let refusal = match request.headers().get("x-api-key") {
+        Some(key) if key.as_bytes() == shared.api_key().as_bytes() => None,
+        Some(_) => Some("the x-api-key header is not valid"),
+        None => Some("the x-api-key header is missing"),
+    };
+    let response = match refusal {
+        None => next.run(request).await,
+        Some(detail) => Problem::new(StatusCode::UNAUTHORIZED, detail).into_response(),
     };
     match fault {
         Some(FaultKind::Delay { ms }) => {
@@ -161,29 +186,24 @@ async fn replace_body(response: Response, change: impl FnOnce(Bytes) -> Bytes) -
     let original = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
         Err(error) => {
-            return problem(
+            return Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("cannot read the response to spoil: {error}"),
-            );
+            )
+            .into_response();
         }
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(change(original)))
 }
 
-/// Turns axum's plain-text body rejections (wrong content type, bad JSON) into problem bodies.
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
-    body.map(|Json(value)| value)
-        .map_err(|rejection| problem(rejection.status(), rejection.body_text()))
-}
-
 /// A non-negative integer query parameter, `None` when absent.
-fn number_param(query: &HashMap<String, String>, name: &str) -> Result<Option<usize>, Response> {
+fn number_param(query: &HashMap<String, String>, name: &str) -> Result<Option<usize>, Problem> {
     query
         .get(name)
         .map(|raw| {
             raw.parse().map_err(|_| {
-                problem(
+                Problem::new(
                     StatusCode::BAD_REQUEST,
                     format!("{name} must be a non-negative integer, not {raw:?}"),
                 )
@@ -192,74 +212,81 @@ fn number_param(query: &HashMap<String, String>, name: &str) -> Result<Option<us
         .transpose()
 }
 
+type JsonBody<T> = Result<Json<T>, JsonRejection>;
+
 // ----- DMM API -----
 
 async fn events(
     State(shared): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    match shared.events_page(query.get("lastEventId").map(String::as_str)) {
-        Ok(page) => ([(header::CONTENT_TYPE, CLOUDEVENTS_BATCH)], page).into_response(),
-        Err(UnknownEventId(id)) => problem(
-            StatusCode::BAD_REQUEST,
-            format!("lastEventId {id} is not an event of this feed"),
-        ),
-    }
+) -> Result<Response, Problem> {
+    let last_event_id = query.get("lastEventId").map(String::as_str);
+    let page = shared
+        .events_page(last_event_id)
+        .map_err(|UnknownEventId(id)| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("lastEventId {id} is not an event of this feed"),
+            )
+        })?;
+    Ok(([(header::CONTENT_TYPE, CLOUDEVENTS_BATCH)], page).into_response())
 }
 
 /// `GET /api/access?p=N`: the vendor documents only the page number for the current route.
 async fn list_access(
     State(shared): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    match number_param(&query, "p") {
-        Ok(page) => {
-            Json(shared.agreements_page(page.unwrap_or(0), shared.list_page_size())).into_response()
-        }
-        Err(response) => response,
-    }
+) -> Result<Json<Vec<Value>>, Problem> {
+    let page = number_param(&query, "p")?.unwrap_or(0);
+    Ok(Json(shared.agreements_page(page, shared.list_page_size())))
 }
 
-/// `GET /api/datausageagreements?p=N&pageSize=M`: the deprecated route also takes a page size (2..=10000).
+/// `GET /api/datausageagreements?p=N&pageSize=M`: the deprecated route also takes a page size
+/// (2..=10000).
 async fn list_data_usage_agreements(
     State(shared): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let (page, page_size) = match (number_param(&query, "p"), number_param(&query, "pageSize")) {
-        (Ok(page), Ok(page_size)) => (page.unwrap_or(0), page_size),
-        (Err(response), _) | (_, Err(response)) => return response,
-    };
-    let page_size = match page_size {
+) -> Result<Json<Vec<Value>>, Problem> {
+    let page = number_param(&query, "p")?.unwrap_or(0);
+    let page_size = match number_param(&query, "pageSize")? {
         None => shared.list_page_size(),
         Some(size) if (2..=10_000).contains(&size) => size,
         Some(size) => {
-            return problem(
+            return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
                 format!("pageSize must be between 2 and 10000, not {size}"),
-            );
+            ));
         }
     };
-    Json(shared.agreements_page(page, page_size)).into_response()
+    Ok(Json(shared.agreements_page(page, page_size)))
 }
 
-fn found(kind: &'static str, id: String, document: Option<Value>) -> Response {
-    match document {
-        Some(document) => Json(document).into_response(),
-        None => Error::NotFound { kind, id }.into_response(),
-    }
+fn found(kind: &'static str, id: String, document: Option<Value>) -> Result<Json<Value>, Problem> {
+    document
+        .map(Json)
+        .ok_or_else(|| Error::NotFound { kind, id }.into())
 }
 
-async fn get_access(State(shared): State<AppState>, Path(id): Path<String>) -> Response {
+async fn get_access(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
     let document = shared.agreement(&id);
     found("agreement", id, document)
 }
 
-async fn get_data_product(State(shared): State<AppState>, Path(id): Path<String>) -> Response {
+async fn get_data_product(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
     let document = shared.data_product(&id);
     found("data product", id, document)
 }
 
-async fn get_team(State(shared): State<AppState>, Path(id): Path<String>) -> Response {
+async fn get_team(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
     let document = shared.team(&id);
     found("team", id, document)
 }
@@ -268,8 +295,8 @@ async fn put_access(
     State(shared): State<AppState>,
     uri: Uri,
     Path(id): Path<String>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Response {
+    body: JsonBody<Value>,
+) -> Result<StatusCode, Problem> {
     put_agreement(&shared, &uri, &id, body, Family::Access)
 }
 
@@ -277,29 +304,23 @@ async fn put_data_usage_agreement(
     State(shared): State<AppState>,
     uri: Uri,
     Path(id): Path<String>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Response {
+    body: JsonBody<Value>,
+) -> Result<StatusCode, Problem> {
     put_agreement(&shared, &uri, &id, body, Family::DataUsageAgreement)
 }
 
+/// DMM answers a successful PUT with an empty 200.
 fn put_agreement(
     shared: &Shared,
     uri: &Uri,
     id: &str,
-    body: Result<Json<Value>, JsonRejection>,
+    body: JsonBody<Value>,
     family: Family,
-) -> Response {
-    let body = match json_body(body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    match shared.put_agreement(uri.path(), id, body, family) {
-        Ok(event) => {
-            tracing::info!(%id, event = %event.event_type, "agreement written by client");
-            StatusCode::OK.into_response()
-        }
-        Err(error) => error.into_response(),
-    }
+) -> Result<StatusCode, Problem> {
+    let Json(body) = body?;
+    let event = shared.put_agreement(uri.path(), id, body, family)?;
+    tracing::info!(%id, event = %event.event_type, "agreement written by client");
+    Ok(StatusCode::OK)
 }
 
 // ----- control API -----
@@ -324,115 +345,90 @@ struct BulkRequest {
 /// One full CloudEvent, or an array of them appended all or nothing.
 async fn control_append_events(
     State(shared): State<AppState>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Response {
-    let events = match json_body(body) {
-        Ok(Value::Array(events)) => events,
-        Ok(event) => vec![event],
-        Err(response) => return response,
+    body: JsonBody<Value>,
+) -> Result<Json<Value>, Problem> {
+    let events = match body? {
+        Json(Value::Array(events)) => events,
+        Json(event) => vec![event],
     };
     let count = events.len();
-    match shared.append_events(events) {
-        Ok(()) => Json(json!({ "appended": count })).into_response(),
-        Err(error) => error.into_response(),
-    }
+    shared.append_events(events)?;
+    Ok(Json(json!({ "appended": count })))
 }
 
 async fn control_emit(
     State(shared): State<AppState>,
-    body: Result<Json<EmitRequest>, JsonRejection>,
-) -> Response {
-    match json_body(body) {
-        Ok(request) => Json(shared.emit(&request.event_type, &request.resource_id)).into_response(),
-        Err(response) => response,
-    }
+    body: JsonBody<EmitRequest>,
+) -> Result<Json<CloudEvent>, Problem> {
+    let Json(request) = body?;
+    Ok(Json(shared.emit(&request.event_type, &request.resource_id)))
 }
 
 /// Answers with a summary rather than the events: a 10,000-event backlog need not travel back.
 async fn control_emit_bulk(
     State(shared): State<AppState>,
-    body: Result<Json<BulkRequest>, JsonRejection>,
-) -> Response {
-    let request = match json_body(body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    match shared.emit_bulk(&request.event_type, &request.resource_ids, request.count) {
-        Ok(events) => Json(json!({
-            "count": events.len(),
-            "firstId": events.first().map(|event| &event.id),
-            "lastId": events.last().map(|event| &event.id),
-        }))
-        .into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-fn upserted(result: Result<String, Error>) -> Response {
-    match result {
-        Ok(id) => Json(json!({ "id": id })).into_response(),
-        Err(error) => error.into_response(),
-    }
+    body: JsonBody<BulkRequest>,
+) -> Result<Json<Value>, Problem> {
+    let Json(request) = body?;
+    let events = shared.emit_bulk(&request.event_type, &request.resource_ids, request.count)?;
+    Ok(Json(json!({
+        "count": events.len(),
+        "firstId": events.first().map(|event| &event.id),
+        "lastId": events.last().map(|event| &event.id),
+    })))
 }
 
 async fn control_upsert_agreement(
     State(shared): State<AppState>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Response {
-    match json_body(body) {
-        Ok(document) => upserted(shared.upsert_agreement(document)),
-        Err(response) => response,
-    }
+    body: JsonBody<Value>,
+) -> Result<Json<Value>, Problem> {
+    let Json(document) = body?;
+    Ok(Json(json!({ "id": shared.upsert_agreement(document)? })))
 }
 
 async fn control_upsert_data_product(
     State(shared): State<AppState>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Response {
-    match json_body(body) {
-        Ok(document) => upserted(shared.upsert_data_product(document)),
-        Err(response) => response,
-    }
+    body: JsonBody<Value>,
+) -> Result<Json<Value>, Problem> {
+    let Json(document) = body?;
+    Ok(Json(json!({ "id": shared.upsert_data_product(document)? })))
 }
 
 async fn control_upsert_team(
     State(shared): State<AppState>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Response {
-    match json_body(body) {
-        Ok(document) => upserted(shared.upsert_team(document)),
-        Err(response) => response,
-    }
-}
-
-fn emitted(result: Result<crate::CloudEvent, Error>) -> Response {
-    match result {
-        Ok(event) => Json(event).into_response(),
-        Err(error) => error.into_response(),
-    }
+    body: JsonBody<Value>,
+) -> Result<Json<Value>, Problem> {
+    let Json(document) = body?;
+    Ok(Json(json!({ "id": shared.upsert_team(document)? })))
 }
 
 async fn control_delete_agreement(
     State(shared): State<AppState>,
     Path(id): Path<String>,
-) -> Response {
-    emitted(shared.delete_agreement(&id))
+) -> Result<Json<CloudEvent>, Problem> {
+    Ok(Json(shared.delete_agreement(&id)?))
 }
 
-async fn control_activate(State(shared): State<AppState>, Path(id): Path<String>) -> Response {
-    emitted(shared.set_active(&id, true))
+async fn control_activate(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CloudEvent>, Problem> {
+    Ok(Json(shared.set_active(&id, true)?))
 }
 
-async fn control_deactivate(State(shared): State<AppState>, Path(id): Path<String>) -> Response {
-    emitted(shared.set_active(&id, false))
+async fn control_deactivate(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CloudEvent>, Problem> {
+    Ok(Json(shared.set_active(&id, false)?))
 }
 
-async fn control_puts(State(shared): State<AppState>) -> Response {
-    Json(shared.puts()).into_response()
+async fn control_puts(State(shared): State<AppState>) -> Json<Vec<RecordedPut>> {
+    Json(shared.puts())
 }
 
-async fn control_request_counts(State(shared): State<AppState>) -> Response {
-    Json(shared.request_counts()).into_response()
+async fn control_request_counts(State(shared): State<AppState>) -> Json<BTreeMap<String, u64>> {
+    Json(shared.request_counts())
 }
 
 async fn control_reset_request_counts(State(shared): State<AppState>) -> StatusCode {
@@ -442,16 +438,11 @@ async fn control_reset_request_counts(State(shared): State<AppState>) -> StatusC
 
 async fn control_inject_fault(
     State(shared): State<AppState>,
-    body: Result<Json<Fault>, JsonRejection>,
-) -> Response {
-    let fault = match json_body(body) {
-        Ok(fault) => fault,
-        Err(response) => return response,
-    };
-    match shared.inject_fault(fault) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => error.into_response(),
-    }
+    body: JsonBody<Fault>,
+) -> Result<StatusCode, Problem> {
+    let Json(fault) = body?;
+    shared.inject_fault(fault)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn control_clear_faults(State(shared): State<AppState>) -> StatusCode {

@@ -139,7 +139,11 @@ impl Shared {
                 },
             },
         };
-        let end = state.feed.events.len().min(start + self.page_size);
+        let end = state
+            .feed
+            .events
+            .len()
+            .min(start.saturating_add(self.page_size));
         Ok(serde_json::to_vec(&state.feed.events[start..end]).expect("JSON values serialize"))
     }
 
