@@ -58,6 +58,7 @@ impl Simulator {
         &self.base_url
     }
 
+    /// The bound address, for callers that need host and port apart (e.g. to build a config).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -137,6 +138,7 @@ impl Simulator {
         self.shared.request_counts()
     }
 
+    /// Starts counting afresh, so a benchmark measures one phase rather than its setup.
     pub fn reset_request_counts(&self) {
         self.shared.reset_request_counts()
     }
@@ -146,6 +148,7 @@ impl Simulator {
         self.shared.inject_fault(fault)
     }
 
+    /// Disarms every fault not yet used up, e.g. to let a retrying client recover mid-test.
     pub fn clear_faults(&self) {
         self.shared.clear_faults()
     }

@@ -406,3 +406,18 @@ async fn after_shutdown_the_port_no_longer_answers() {
         .expect_err("nothing listens any more");
     assert!(error.is_connect() || error.is_request(), "{error}");
 }
+
+#[tokio::test]
+async fn dropping_the_handle_stops_the_server() {
+    let h = Harness::start(Scenario::default()).await;
+    let url = h.url("/api/events");
+    let Harness { sim, http } = h;
+    drop(sim);
+    for _ in 0..50 {
+        if http.get(&url).send().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the server still answers a second after the handle was dropped");
+}
