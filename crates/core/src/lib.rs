@@ -12,3 +12,4 @@ pub mod dmm;
 pub mod feed;
 pub mod permissions;
 pub mod telemetry;
+pub mod handlers;

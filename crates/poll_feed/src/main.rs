@@ -1,1 +1,30 @@
-fn main() {}
+//! poll_feed Lambda: every minute, forwards new Data Mesh Manager events to the SQS FIFO queue.
+
+use dmm_aws_core::config::{self, process_env};
+use dmm_aws_core::handlers::poll_feed::{PollFeed, PollFeedConfig};
+use dmm_aws_core::{aws, telemetry};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let env = process_env();
+    telemetry::init(env.optional(config::LOG_LEVEL).as_deref());
+    // A configuration error does not end the process: every invocation reports it, naming the
+    // variable, where an operator looks first.
+    let function = match PollFeedConfig::from_env(&env) {
+        Ok(config) => Ok(PollFeed::new(config, &aws::load_sdk_config().await)),
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            Err(e)
+        }
+    };
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        match function {
+            Ok(function) => Ok(Box::pin(function.handle(event.context.deadline())).await?),
+            Err(e) => Err(Error::from(e.clone())),
+        }
+    }))
+    .await
+}
