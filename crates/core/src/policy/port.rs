@@ -134,19 +134,30 @@ impl PortAccess {
 
     /// The read-only policy for a consumer of this port.
     pub fn policy(&self) -> PolicyDocument {
-        let (mut statements, kms_services): (_, &[&str]) = match &self.resource {
-            PortResource::S3Bucket(bucket) => (bucket.statements(), &["s3"]),
-            PortResource::S3Folder(folder) => (folder.statements(), &["s3"]),
-            // Athena reads the data through S3; Glue decrypts an encrypted Data Catalog.
-            PortResource::GlueTable(table) => (table.statements(), &["glue", "s3"]),
-            PortResource::KinesisStream(stream) => (stream.statements(), &["kinesis"]),
-            // The resolver refuses KMS keys on MSK ports; no service means no decryption.
-            PortResource::MskTopic(topic) => (topic.statements(), &[]),
+        let mut statements = match &self.resource {
+            PortResource::S3Bucket(bucket) => bucket.statements(),
+            PortResource::S3Folder(folder) => folder.statements(),
+            PortResource::GlueTable(table) => table.statements(),
+            PortResource::KinesisStream(stream) => stream.statements(),
+            PortResource::MskTopic(topic) => topic.statements(),
         };
-        if let Some(key) = &self.kms_key {
-            statements.push(key.statement(kms_services));
+        if let (Some(key), Some(services)) = (&self.kms_key, self.kms_services()) {
+            statements.push(key.statement(services));
         }
         PolicyDocument::new(statements)
+    }
+
+    /// The services that decrypt the port's data on the consumer's behalf, i.e. the
+    /// `kms:ViaService` values; `None` where a consumer never needs the key.
+    fn kms_services(&self) -> Option<&'static [&'static str]> {
+        match self.resource {
+            PortResource::S3Bucket(_) | PortResource::S3Folder(_) => Some(&["s3"]),
+            // Athena reads the data through S3; Glue decrypts an encrypted Data Catalog.
+            PortResource::GlueTable(_) => Some(&["glue", "s3"]),
+            PortResource::KinesisStream(_) => Some(&["kinesis"]),
+            // MSK decrypts at rest itself; the resolver refuses a key on such a port.
+            PortResource::MskTopic(_) => None,
+        }
     }
 }
 
@@ -175,25 +186,23 @@ pub fn resolve_port(port: &Value, ctx: &Context) -> Result<PortAccess, PolicyErr
     };
     let fields = arn_fields(&label, custom, ctx.partition())?;
     let server_location = server_location(object);
-    let port_type = match custom.get(OUTPUT_PORT_TYPE_FIELD) {
-        None | Some(Value::Null) => {
-            infer_port_type(&label, object, &fields, server_location, ctx.partition())?
-        }
-        Some(Value::String(value)) if value.is_empty() => {
-            infer_port_type(&label, object, &fields, server_location, ctx.partition())?
-        }
-        Some(Value::String(value)) => {
-            PortType::parse(value).ok_or_else(|| PolicyError::UnknownPortType {
-                port: label.clone(),
-                value: shown(value),
-            })?
-        }
+    let declared = match custom.get(OUTPUT_PORT_TYPE_FIELD) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(value)) if value.is_empty() => None,
+        Some(Value::String(value)) => Some(value),
         Some(_) => {
             return Err(PolicyError::FieldNotAString {
                 port: label,
                 field: OUTPUT_PORT_TYPE_FIELD.into(),
             });
         }
+    };
+    let port_type = match declared {
+        Some(value) => PortType::parse(value).ok_or_else(|| PolicyError::UnknownPortType {
+            port: label.clone(),
+            value: shown(value),
+        })?,
+        None => infer_port_type(&label, object, &fields, server_location, ctx.partition())?,
     };
     Resolver {
         label,
