@@ -676,4 +676,48 @@ mod tests {
             Err(PolicyError::PolicyTooLarge { used: 0, .. })
         ));
     }
+
+    fn statement() -> impl proptest::strategy::Strategy<Value = Statement> {
+        use proptest::prelude::*;
+        let list = || prop::collection::vec("[a-z0-9:/*._-]{1,12}", 1..4);
+        (
+            "[A-Za-z0-9]{1,8}",
+            list(),
+            list(),
+            prop::collection::btree_map(
+                "String(Like|Equals)",
+                prop::collection::btree_map("[a-z]{1,3}:[a-z]{1,5}", list(), 1..3),
+                0..2,
+            ),
+        )
+            .prop_map(|(sid, actions, resources, conditions)| {
+                let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+                let mut statement = Statement::allow(&sid, &actions, resources);
+                statement.conditions = conditions;
+                statement
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn documents_round_trip_and_ignore_statement_order(
+            statements in proptest::collection::vec(statement(), 1..5),
+            rotation in 0usize..5,
+        ) {
+            let doc = PolicyDocument::new(statements.clone());
+            let read_back = PolicyDocument::from_iam(&doc.to_json()).unwrap();
+            proptest::prop_assert_eq!(&read_back, &doc);
+            proptest::prop_assert_eq!(read_back.to_json(), doc.to_json());
+            let mut rotated = statements;
+            let by = rotation % rotated.len();
+            rotated.rotate_left(by);
+            proptest::prop_assert_eq!(PolicyDocument::new(rotated), doc);
+        }
+
+        #[test]
+        fn reading_never_panics(raw in proptest::prelude::any::<String>()) {
+            let _ = PolicyDocument::from_iam(&raw);
+            let _ = policy_size(&raw);
+        }
+    }
 }

@@ -481,7 +481,7 @@ impl<'a> Resolver<'a> {
                 }
                 (port_type, service) => {
                     return Err(unexpected(format!(
-                        "which is a `{service}` ARN, but a {port_type} port takes {}",
+                        "which is a `{service}` ARN, but port type {port_type} takes {}",
                         port_type.takes()
                     )));
                 }
@@ -1025,8 +1025,8 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "output port `p1` (s3_bucket): custom field `aws-stream-arn` holds \
-             `arn:aws:kinesis:eu-west-1:111122223333:stream/s`, which is a `kinesis` ARN, but a s3_bucket \
-             port takes an S3 bucket ARN and optionally a KMS key ARN"
+             `arn:aws:kinesis:eu-west-1:111122223333:stream/s`, which is a `kinesis` ARN, but port type \
+             s3_bucket takes an S3 bucket ARN and optionally a KMS key ARN"
         );
         for (port_type, arn) in [
             ("kinesis_stream", "arn:aws:s3:::lake".to_owned()),
