@@ -2,14 +2,15 @@
 //!
 //! The crate is split the way the data flows: [`dmm`] talks to Data Mesh Manager, [`feed`] decides
 //! what poll_feed forwards, [`policy`] turns an output port into an IAM policy document (pure, no
-//! I/O), [`reconcile`] converges AWS to an agreement's state, and [`aws`] holds the adapters for
-//! S3, SQS, IAM, STS and Secrets Manager. [`config`] and [`permissions`] are the two lists that
-//! Terraform must agree with.
+//! I/O), and [`aws`] holds the adapters for S3, SQS, IAM, STS and Secrets Manager. [`handlers`]
+//! wires them into the two Lambda functions. [`config`] and [`permissions`] are the two lists
+//! that Terraform must agree with.
 
 pub mod aws;
 pub mod config;
 pub mod dmm;
 pub mod feed;
-pub mod permissions;
-pub mod telemetry;
 pub mod handlers;
+pub mod permissions;
+pub mod policy;
+pub mod telemetry;
