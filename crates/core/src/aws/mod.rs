@@ -3,6 +3,8 @@
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, the credential chain incl. web identity).
 
 pub mod checkpoint;
+pub mod iam;
+pub mod ledger;
 pub mod queue;
 pub mod secrets;
 

@@ -1,0 +1,188 @@
+//! Inline role policies in IAM, the only IAM objects a same-account grant touches.
+
+use std::future::Future;
+
+use aws_sdk_iam::error::SdkError;
+
+use super::{describe, error_code};
+
+/// What the grant needs to know about a role: IAM's ARN and path (the path decides whether the
+/// integration may touch it; a path in DMM is only a claim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleInfo {
+    pub name: String,
+    pub arn: String,
+    pub path: String,
+}
+
+/// An IAM call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IamError {
+    /// IAM refused the request itself (access denied, malformed document, limit exceeded,
+    /// unmodifiable role): the same request will be refused again.
+    #[error("IAM refused {action} on role `{role}`: {reason}")]
+    Refused {
+        action: &'static str,
+        role: String,
+        reason: String,
+    },
+    /// Throttling, service errors, timeouts, network.
+    #[error("IAM {action} on role `{role}` failed: {reason}")]
+    Unavailable {
+        action: &'static str,
+        role: String,
+        reason: String,
+    },
+}
+
+impl IamError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// The role and inline-policy operations of one account.
+pub trait RolePolicies {
+    /// `None` when the role does not exist.
+    fn role(&self, name: &str) -> impl Future<Output = Result<Option<RoleInfo>, IamError>> + Send;
+    fn policy_names(&self, role: &str) -> impl Future<Output = Result<Vec<String>, IamError>> + Send;
+    /// The document as IAM returns it (URL-encoded JSON), `None` when absent.
+    fn policy(
+        &self,
+        role: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, IamError>> + Send;
+    fn put_policy(
+        &self,
+        role: &str,
+        name: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
+    /// Deleting a policy that is already gone succeeds.
+    fn delete_policy(&self, role: &str, name: &str) -> impl Future<Output = Result<(), IamError>> + Send;
+}
+
+const REFUSED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "MalformedPolicyDocument",
+    "LimitExceeded",
+    "UnmodifiableEntity",
+    "InvalidInput",
+    "ValidationError",
+];
+
+fn classify<E, R>(action: &'static str, role: &str, err: &SdkError<E, R>) -> IamError
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error,
+{
+    let reason = describe(err);
+    if error_code(err).is_some_and(|code| REFUSED_CODES.contains(&code)) {
+        IamError::Refused {
+            action,
+            role: role.to_owned(),
+            reason,
+        }
+    } else {
+        IamError::Unavailable {
+            action,
+            role: role.to_owned(),
+            reason,
+        }
+    }
+}
+
+fn is_no_such_entity<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata,
+{
+    error_code(err) == Some("NoSuchEntity")
+}
+
+/// [`RolePolicies`] with the IAM client of one account.
+#[derive(Debug, Clone)]
+pub struct IamRoles {
+    client: aws_sdk_iam::Client,
+}
+
+impl IamRoles {
+    pub fn new(client: aws_sdk_iam::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl RolePolicies for IamRoles {
+    async fn role(&self, name: &str) -> Result<Option<RoleInfo>, IamError> {
+        match self.client.get_role().role_name(name).send().await {
+            Ok(output) => Ok(output.role().map(|role| RoleInfo {
+                name: role.role_name().to_owned(),
+                arn: role.arn().to_owned(),
+                path: role.path().to_owned(),
+            })),
+            Err(e) if is_no_such_entity(&e) => Ok(None),
+            Err(e) => Err(classify("GetRole", name, &e)),
+        }
+    }
+
+    async fn policy_names(&self, role: &str) -> Result<Vec<String>, IamError> {
+        let mut names = Vec::new();
+        let mut marker = None;
+        loop {
+            let output = self
+                .client
+                .list_role_policies()
+                .role_name(role)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| classify("ListRolePolicies", role, &e))?;
+            names.extend(output.policy_names().iter().cloned());
+            marker = output.marker().map(str::to_owned);
+            if !output.is_truncated() || marker.is_none() {
+                return Ok(names);
+            }
+        }
+    }
+
+    async fn policy(&self, role: &str, name: &str) -> Result<Option<String>, IamError> {
+        match self
+            .client
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(output.policy_document().to_owned())),
+            Err(e) if is_no_such_entity(&e) => Ok(None),
+            Err(e) => Err(classify("GetRolePolicy", role, &e)),
+        }
+    }
+
+    async fn put_policy(&self, role: &str, name: &str, document: &str) -> Result<(), IamError> {
+        self.client
+            .put_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .policy_document(document)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("PutRolePolicy", role, &e))
+    }
+
+    async fn delete_policy(&self, role: &str, name: &str) -> Result<(), IamError> {
+        match self
+            .client
+            .delete_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_no_such_entity(&e) => Ok(()),
+            Err(e) => Err(classify("DeleteRolePolicy", role, &e)),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The grant ledger in S3: what was granted for each agreement, so that access can be revoked
+//! even after DMM forgot the agreement (a deleted agreement answers 404) or its consumer changed.
+
+use std::future::Future;
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::describe;
+
+/// Prefix of the ledger objects in the state bucket (Terraform scopes the function's S3 access
+/// to it).
+pub const LEDGER_PREFIX: &str = "grants/";
+
+/// One inline policy the integration wrote for an agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantRecord {
+    pub role_name: String,
+    pub role_arn: String,
+    pub policy_name: String,
+}
+
+/// Everything granted for one agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntry {
+    pub agreement_id: String,
+    pub grants: Vec<GrantRecord>,
+}
+
+/// Reading or writing the ledger failed; always worth retrying (S3 faults, throttling).
+#[derive(Debug, thiserror::Error)]
+#[error("could not {action} the grant ledger entry `{key}`: {reason}")]
+pub struct LedgerError {
+    pub action: &'static str,
+    pub key: String,
+    pub reason: String,
+}
+
+pub trait GrantLedger {
+    fn get(&self, agreement_id: &str) -> impl Future<Output = Result<Option<LedgerEntry>, LedgerError>> + Send;
+    fn put(&self, entry: &LedgerEntry) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    fn delete(&self, agreement_id: &str) -> impl Future<Output = Result<(), LedgerError>> + Send;
+}
+
+/// The object key for an agreement. Ids of plain characters are kept readable; anything else
+/// (slashes, `..`, unicode, very long ids) is hashed so it can never address another object.
+pub fn ledger_key(agreement_id: &str) -> String {
+    let plain = !agreement_id.is_empty()
+        && agreement_id.len() <= 200
+        && agreement_id != "."
+        && agreement_id != ".."
+        && agreement_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if plain {
+        format!("{LEDGER_PREFIX}{agreement_id}.json")
+    } else {
+        let digest = hex::encode(Sha256::digest(agreement_id.as_bytes()));
+        format!("{LEDGER_PREFIX}sha256-{digest}.json")
+    }
+}
+
+/// [`GrantLedger`] in the state bucket.
+#[derive(Debug, Clone)]
+pub struct S3Ledger {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Ledger {
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+}
+
+impl GrantLedger for S3Ledger {
+    async fn get(&self, agreement_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        let key = ledger_key(agreement_id);
+        let error = |reason: String| LedgerError {
+            action: "read",
+            key: key.clone(),
+            reason,
+        };
+        let output = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(output) => output,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(error(describe(&e))),
+        };
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| error(e.to_string()))?
+            .into_bytes();
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| error(format!("not a ledger entry: {e}")))
+    }
+
+    async fn put(&self, entry: &LedgerEntry) -> Result<(), LedgerError> {
+        let key = ledger_key(&entry.agreement_id);
+        let body = serde_json::to_vec(entry).map_err(|e| LedgerError {
+            action: "write",
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| LedgerError {
+                action: "write",
+                key,
+                reason: describe(&e),
+            })
+    }
+
+    async fn delete(&self, agreement_id: &str) -> Result<(), LedgerError> {
+        let key = ledger_key(agreement_id);
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| LedgerError {
+                action: "delete",
+                key,
+                reason: describe(&e),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_ids_stay_readable_and_others_are_hashed() {
+        assert_eq!(ledger_key("agr-1_x.y"), "grants/agr-1_x.y.json");
+        for hostile in ["../secrets", "a/b", "..", "ü", "", &"x".repeat(201)] {
+            let key = ledger_key(hostile);
+            assert!(key.starts_with("grants/sha256-") && !key.contains(".."), "{key}");
+        }
+        assert_ne!(ledger_key("a/b"), ledger_key("a/c"));
+    }
+}
