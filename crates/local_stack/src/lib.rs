@@ -10,11 +10,13 @@
 //! Everything here fails loudly when a prerequisite is missing; nothing is skipped silently,
 //! because a skipped integration test looks exactly like a passing one.
 
+mod lambda;
 mod logs;
 mod moto;
 mod paths;
 mod process;
 
+pub use lambda::{InvokeError, LambdaFunction, Metrics, SpawnError, TimeoutPhase};
 pub use logs::{LogLine, LogMark, Stream};
 pub use moto::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Moto, MotoError, s3_client};
 pub use paths::{LocateError, binary_path, repo_root};
