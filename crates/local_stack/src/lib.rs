@@ -9,6 +9,29 @@
 //!
 //! Everything here fails loudly when a prerequisite is missing; nothing is skipped silently,
 //! because a skipped integration test looks exactly like a passing one.
+//!
+//! A typical integration test:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use local_stack::{DEFAULT_ACCOUNT_ID, LambdaFunction, Moto, binary_path, s3_client};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let moto = Moto::start().await?;
+//! let admin = moto.bootstrap_admin(DEFAULT_ACCOUNT_ID).await?;
+//! s3_client(&moto.sdk_config(&admin)).create_bucket().bucket("state").send().await?;
+//! moto.enforce_iam().await?;
+//!
+//! let mut env = moto.lambda_env(&admin);
+//! env.push(("bucket_name".into(), "state".into()));
+//! let poll_feed = LambdaFunction::start(binary_path("poll_feed")?, "poll_feed", env).await?;
+//! let mark = poll_feed.log_mark();
+//! let summary = poll_feed.invoke(serde_json::json!({}), Duration::from_secs(30)).await?;
+//! assert_eq!(summary["caught_up"], true);
+//! assert!(poll_feed.logs_since(mark).iter().any(|line| line.json().is_some()));
+//! # Ok(())
+//! # }
+//! ```
 
 mod lambda;
 mod logs;
