@@ -1,6 +1,7 @@
 //! Child processes that cannot outlive the harness. The children run in their own process group
 //! so a kill reaches anything they started; that also shields them from the terminal's Ctrl-C,
 //! so on Linux they are additionally told to die with the thread that spawned them.
+//! (The harness is Unix-only, like the Lambda runtime it emulates.)
 
 use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
@@ -14,7 +15,6 @@ use crate::logs::{Capture, LogBook, Stream};
 /// that safe here; spawning from a short-lived `spawn_blocking` thread would not be.
 pub(crate) fn isolate(cmd: &mut Command) {
     cmd.kill_on_drop(true);
-    #[cfg(unix)]
     cmd.process_group(0);
     #[cfg(target_os = "linux")]
     {
@@ -36,15 +36,12 @@ pub(crate) fn isolate(cmd: &mut Command) {
 /// Only call while the leader has not been reaped (its `wait` has not completed): until then
 /// its pid, and so the group id, cannot be reused by an unrelated process.
 pub(crate) fn kill_group(leader: u32) {
-    #[cfg(unix)]
     if let Ok(pgid) = libc::pid_t::try_from(leader) {
         // SAFETY: killpg has no memory-safety preconditions; a stale group only yields ESRCH.
         unsafe {
             libc::killpg(pgid, libc::SIGKILL);
         }
     }
-    #[cfg(not(unix))]
-    let _ = leader;
 }
 
 /// Starts capturing the child's stdout and stderr into `logs`. The pipes are read without
