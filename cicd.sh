@@ -31,6 +31,10 @@ ARTIFACTS_BUCKET="${ARTIFACTS_BUCKET:-}"
 AUTO_APPROVE="${AUTO_APPROVE:-0}"
 SKIP_TESTS="${SKIP_TESTS:-0}"
 TF_VAR_FILE="${TF_VAR_FILE:-}"
+# A TF_CLI_CONFIG_FILE pointing at nothing only produces a warning on every terraform call.
+if [[ -n "${TF_CLI_CONFIG_FILE:-}" && ! -f "$TF_CLI_CONFIG_FILE" ]]; then
+  unset TF_CLI_CONFIG_FILE
+fi
 
 usage() {
   sed -n '2,/^set -euo pipefail$/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
