@@ -5,7 +5,7 @@
 #   2. terraform fmt -check -recursive                        (needs a terraform binary)
 #   3. terraform init -backend=false && terraform validate    (needs the hashicorp/aws provider:
 #      when init cannot download it, validate is SKIPPED with a loud message)
-#   4. every .tf file parses with python-hcl2
+#   4. every .tf file (and terraform.tfvars.example) parses with python-hcl2
 #   5. checkov over terraform/: every check passes or is skipped inline with a reason
 #   6. shellcheck of cicd.sh and scripts/*.sh                 (when shellcheck is installed)
 #
@@ -126,7 +126,7 @@ check_terraform() {
 
 # --- 4. python-hcl2 parse ------------------------------------------------------------------------------
 check_hcl_parse() {
-  section "python-hcl2 parses every .tf file"
+  section "python-hcl2 parses every .tf file and terraform.tfvars.example"
   if "$VENV/bin/python" - "$TF_DIR" <<'PY'; then
 import pathlib, sys
 import hcl2
@@ -143,6 +143,15 @@ for path in files:
     except Exception as exc:  # noqa: BLE001 - report every file, then fail
         bad += 1
         print(f"  {path.relative_to(root.parent)}: {type(exc).__name__}: {exc}", file=sys.stderr)
+example = root.parent / "terraform.tfvars.example"
+if example.exists():
+    files.append(example)
+    try:
+        with example.open() as fh:
+            hcl2.load(fh)
+    except Exception as exc:  # noqa: BLE001
+        bad += 1
+        print(f"  terraform.tfvars.example: {type(exc).__name__}: {exc}", file=sys.stderr)
 print(f"ok: {len(files) - bad}/{len(files)} files parse")
 sys.exit(1 if bad else 0)
 PY
