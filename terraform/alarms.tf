@@ -81,3 +81,10 @@ resource "aws_cloudwatch_metric_alarm" "event_queue_oldest_message_age" {
   alarm_actions   = local.alarm_actions
   ok_actions      = local.alarm_actions
 }
+
+check "alarm_emails_need_the_topic" {
+  assert {
+    condition     = var.create_alarm_topic || length(var.alarm_email_addresses) == 0
+    error_message = "alarm_email_addresses are only subscribed when create_alarm_topic = true; they are ignored now."
+  }
+}

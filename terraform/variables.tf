@@ -45,6 +45,12 @@ variable "dmm_api_key" {
   default     = null
   sensitive   = true
   description = "Data Mesh Manager API key. When set, Terraform writes it into the secret (and so into the Terraform state). Leave null to set the secret value out of band (aws secretsmanager put-secret-value), which keeps the key out of the state."
+
+  validation {
+    # try(): length(null) is an error, and null (set out of band) is fine.
+    condition     = try(length(trimspace(var.dmm_api_key)) > 0, true)
+    error_message = "dmm_api_key must be null (set the secret out of band) or a non-empty key."
+  }
 }
 
 variable "secrets_manager_prefix" {
