@@ -223,7 +223,7 @@ fn check_poll_feed_environment_is_exactly_what_the_binary_reads(module: &Module)
         "poll_feed environment variables",
         "config::POLL_FEED_VARIABLES",
         &set(POLL_FEED_VARIABLES),
-        &environment_variables(&module, "poll_feed"),
+        &environment_variables(module, "poll_feed"),
     );
 }
 
@@ -232,7 +232,7 @@ fn check_manage_iam_policies_environment_is_exactly_what_the_binary_reads(module
         "manage_iam_policies environment variables",
         "config::MANAGE_IAM_POLICIES_VARIABLES",
         &set(MANAGE_IAM_POLICIES_VARIABLES),
-        &environment_variables(&module, "manage_iam_policies"),
+        &environment_variables(module, "manage_iam_policies"),
     );
 }
 
@@ -502,7 +502,7 @@ fn assert_iam_scoped(module: &Module, s: &Statement) {
 }
 
 fn check_poll_feed_role_allows_exactly_what_the_binary_calls(module: &Module) {
-    let (role, statements) = role_statements(&module, "poll_feed");
+    let (role, statements) = role_statements(module, "poll_feed");
     let mut expected = set(POLL_FEED_ACTIONS);
     expected.extend(set(LAMBDA_LOGGING_ACTIONS));
     assert_same(
@@ -511,13 +511,13 @@ fn check_poll_feed_role_allows_exactly_what_the_binary_calls(module: &Module) {
         &expected,
         &allowed_actions(&statements),
     );
-    assert_scoped(&module, "poll_feed", &statements);
+    assert_scoped(module, "poll_feed", &statements);
 }
 
 fn check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
     module: &Module,
 ) {
-    let (role, statements) = role_statements(&module, "manage_iam_policies");
+    let (role, statements) = role_statements(module, "manage_iam_policies");
     let mut expected = set(MANAGE_IAM_POLICIES_ACTIONS);
     expected.extend(set(MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS));
     expected.extend(set(LAMBDA_LOGGING_ACTIONS));
@@ -527,11 +527,11 @@ fn check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger
         &expected,
         &allowed_actions(&statements),
     );
-    assert_scoped(&module, "manage_iam_policies", &statements);
+    assert_scoped(module, "manage_iam_policies", &statements);
 }
 
 fn check_manage_iam_policies_can_never_write_to_the_integrations_own_roles(module: &Module) {
-    let (_, statements) = role_statements(&module, "manage_iam_policies");
+    let (_, statements) = role_statements(module, "manage_iam_policies");
     let iam_actions: Vec<&str> = MANAGE_IAM_POLICIES_ACTIONS
         .iter()
         .copied()
@@ -553,7 +553,7 @@ fn check_manage_iam_policies_can_never_write_to_the_integrations_own_roles(modul
     let mut names = Vec::new();
     leaves(module.local("protected_role_names"), &mut names);
     for function in ["poll_feed", "manage_iam_policies"] {
-        let role = role_of(&module, function);
+        let role = role_of(module, function);
         let role_name = attr(module.get("resource", "aws_iam_role", &role).body(), "name")
             .expect("role without name");
         let role_name = format!("ref:{}", reference_str(role_name));
