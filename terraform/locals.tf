@@ -1,0 +1,72 @@
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+
+  # --- Names (the Python reference's `<prefix>__<function>` scheme) ---
+  poll_feed_function_name           = "${var.name_prefix}__poll_feed"
+  manage_iam_policies_function_name = "${var.name_prefix}__manage_iam_policies"
+  poll_feed_role_name               = "${var.name_prefix}__poll_feed"
+  manage_iam_policies_role_name     = "${var.name_prefix}__manage_iam_policies"
+  dmm_api_key_secret_name           = "${var.secrets_manager_prefix}api_key"
+  dead_letter_queue_name            = "${trimsuffix(var.event_queue_name, ".fifo")}-dlq.fifo"
+
+  # --- State bucket: created here or an existing one ---
+  bucket_name = var.create_bucket ? aws_s3_bucket.state[0].id : data.aws_s3_bucket.state[0].id
+  bucket_arn  = var.create_bucket ? aws_s3_bucket.state[0].arn : data.aws_s3_bucket.state[0].arn
+  # Whether versioning, encryption, public access block, lifecycle and the bucket policy are
+  # managed here.
+  configure_bucket = var.create_bucket || var.manage_existing_bucket_configuration
+  # manage_iam_policies' grant ledger: grants/<agreement-id>.json (SPEC 3.7).
+  ledger_prefix = "grants/"
+
+  # --- Schedule: the interval in seconds when the expression is rate(...), null for cron(...) ---
+  schedule_rate = try(regex("^rate\\((\\d+) (minute|hour|day)s?\\)$", var.poll_feed_schedule_expression), null)
+  schedule_interval_seconds = local.schedule_rate == null ? null : (
+    tonumber(local.schedule_rate[0]) * { minute = 60, hour = 3600, day = 86400 }[local.schedule_rate[1]]
+  )
+
+  # AWS: the visibility timeout of a queue that triggers a function is at least six times the
+  # function's timeout, so a batch that is being retried is never handed out twice.
+  queue_visibility_timeout_seconds = 6 * var.manage_iam_policies_timeout_seconds
+
+  # --- IAM scope of manage_iam_policies ---
+  role_arn_prefix = "arn:${local.partition}:iam::${local.account_id}:role"
+  # Roles the integration may write to: the path prefix, and the name pattern when one is set.
+  # A name is the last path segment, so with a pattern both `<prefix><pattern>` (directly under
+  # the prefix) and `<prefix>*/<pattern>` (deeper paths) are needed.
+  managed_role_arns = var.managed_role_name_pattern == "*" ? [
+    "${local.role_arn_prefix}${var.managed_role_path_prefix}*",
+    ] : [
+    "${local.role_arn_prefix}${var.managed_role_path_prefix}${var.managed_role_name_pattern}",
+    "${local.role_arn_prefix}${var.managed_role_path_prefix}*/${var.managed_role_name_pattern}",
+  ]
+  # Never written to, whatever the allowlist says: the integration's own roles (and any the
+  # operator adds), plus AWS service-linked and AWS-reserved roles.
+  protected_role_names = distinct(concat(
+    [local.poll_feed_role_name, local.manage_iam_policies_role_name],
+    var.protected_role_names,
+  ))
+  protected_role_arns = concat(
+    flatten([for name in local.protected_role_names : [
+      "${local.role_arn_prefix}/${name}",
+      "${local.role_arn_prefix}/*/${name}",
+    ]]),
+    [
+      "${local.role_arn_prefix}/aws-service-role/*",
+      "${local.role_arn_prefix}/aws-reserved/*",
+    ],
+  )
+
+  # --- Lambda code: local zips (uploaded by Terraform) or artifacts cicd.sh put into S3 ---
+  use_s3_artifacts = var.artifacts_bucket_name != null
+  artifacts_dir    = coalesce(var.artifacts_dir, "${path.module}/../target/lambda")
+  artifacts = {
+    for function in ["poll_feed", "manage_iam_policies"] : function => {
+      s3_key   = "${function}/src/${var.versions[function]}/lambda.zip"
+      zip_path = "${local.artifacts_dir}/${function}/bootstrap.zip"
+    }
+  }
+
+  # --- Alarm actions ---
+  alarm_actions = concat(aws_sns_topic.alarms[*].arn, var.alarm_actions)
+}

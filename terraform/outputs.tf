@@ -1,0 +1,39 @@
+output "event_queue_url" {
+  description = "URL of the SQS FIFO event queue."
+  value       = aws_sqs_queue.events.url
+}
+
+output "dead_letter_queue_url" {
+  description = "URL of the FIFO dead-letter queue (redrive it to the event queue after fixing the cause)."
+  value       = aws_sqs_queue.events_dlq.url
+}
+
+output "bucket_name" {
+  description = "State bucket (checkpoint and grant ledger)."
+  value       = local.bucket_name
+}
+
+output "poll_feed_function_name" {
+  description = "Name of the poll_feed Lambda function."
+  value       = aws_lambda_function.poll_feed.function_name
+}
+
+output "manage_iam_policies_function_name" {
+  description = "Name of the manage_iam_policies Lambda function."
+  value       = aws_lambda_function.manage_iam_policies.function_name
+}
+
+output "manage_iam_policies_role_arn" {
+  description = "Execution role of manage_iam_policies (the principal management roles in other accounts will trust)."
+  value       = aws_iam_role.manage_iam_policies.arn
+}
+
+output "dmm_api_key_secret_name" {
+  description = "Secrets Manager secret holding the Data Mesh Manager API key."
+  value       = aws_secretsmanager_secret.dmm_api_key.name
+}
+
+output "alarm_topic_arn" {
+  description = "ARN of the created alarm topic, or null."
+  value       = one(aws_sns_topic.alarms[*].arn)
+}

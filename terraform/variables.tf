@@ -1,0 +1,426 @@
+# Every variable an operator may set. The root terraform.tfvars.example lists them with comments.
+# Names shared with the Python reference integration (bucket_name, secrets_manager_prefix,
+# event_queue_name, versions) keep their meaning, so an existing tfvars file keeps working.
+
+# --- General ---------------------------------------------------------------------------------
+
+variable "aws_region" {
+  type        = string
+  default     = null
+  description = "AWS region to deploy to. Null takes it from the environment (AWS_REGION, profile). Credentials never go here: the provider uses the standard credential chain."
+}
+
+variable "name_prefix" {
+  type        = string
+  default     = "DMM_integration"
+  description = "Prefix of every named resource (functions, roles, schedule, alarms), joined with `__` as in the Python reference (e.g. DMM_integration__poll_feed)."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,24}$", var.name_prefix))
+    error_message = "name_prefix must be 1-24 characters of letters, digits, `_` or `-` (it becomes part of IAM role and Lambda function names)."
+  }
+}
+
+variable "tags" {
+  type        = map(string)
+  default     = {}
+  description = "Tags added to every resource (provider default_tags)."
+}
+
+# --- Data Mesh Manager -----------------------------------------------------------------------
+
+variable "dmm_base_url" {
+  type        = string
+  default     = "https://api.datamesh-manager.com"
+  description = "Base URL of the Data Mesh Manager API, without `/api` (env `dmm_base_url`)."
+
+  validation {
+    condition     = can(regex("^https?://[^/\\s]+(/[^\\s]*)?$", var.dmm_base_url))
+    error_message = "dmm_base_url must be an http(s) URL such as https://api.datamesh-manager.com."
+  }
+}
+
+variable "dmm_api_key" {
+  type        = string
+  default     = null
+  sensitive   = true
+  description = "Data Mesh Manager API key. When set, Terraform writes it into the secret (and so into the Terraform state). Leave null to set the secret value out of band (aws secretsmanager put-secret-value), which keeps the key out of the state."
+
+  validation {
+    # try(): length(null) is an error, and null (set out of band) is fine.
+    condition     = try(length(trimspace(var.dmm_api_key)) > 0, true)
+    error_message = "dmm_api_key must be null (set the secret out of band) or a non-empty key."
+  }
+}
+
+variable "secrets_manager_prefix" {
+  type        = string
+  default     = "dmm_integration__"
+  description = "Prefix of the Secrets Manager secret name; the secret is `<prefix>api_key` as in the Python reference."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9/_+=.@-]{0,400}$", var.secrets_manager_prefix))
+    error_message = "secrets_manager_prefix may contain only letters, digits and /_+=.@- ."
+  }
+}
+
+variable "secret_recovery_window_in_days" {
+  type        = number
+  default     = 7
+  description = "Days a deleted secret can still be restored (0 deletes it at once, 7-30 otherwise)."
+
+  validation {
+    condition     = var.secret_recovery_window_in_days == 0 || (var.secret_recovery_window_in_days >= 7 && var.secret_recovery_window_in_days <= 30)
+    error_message = "secret_recovery_window_in_days must be 0 or between 7 and 30."
+  }
+}
+
+variable "dmm_request_timeout_ms" {
+  type        = number
+  default     = 10000
+  description = "Timeout of one Data Mesh Manager HTTP request in milliseconds, both functions (env `dmm_request_timeout_ms`)."
+
+  validation {
+    condition     = var.dmm_request_timeout_ms >= 100 && floor(var.dmm_request_timeout_ms) == var.dmm_request_timeout_ms
+    error_message = "dmm_request_timeout_ms must be a whole number of at least 100."
+  }
+}
+
+# --- State bucket ----------------------------------------------------------------------------
+
+variable "bucket_name" {
+  type        = string
+  default     = "dmm-integration"
+  description = "S3 bucket for the poll_feed checkpoint and the grant ledger (env `bucket_name`). Bucket names are global: pick one unique to your account."
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket_name))
+    error_message = "bucket_name must be a valid S3 bucket name (3-63 lowercase letters, digits, `.` or `-`)."
+  }
+}
+
+variable "create_bucket" {
+  type        = bool
+  default     = true
+  description = "Create the state bucket. Set false to use an existing bucket named bucket_name (as the Python reference did)."
+}
+
+variable "manage_existing_bucket_configuration" {
+  type        = bool
+  default     = false
+  description = "Only with create_bucket = false: also enforce versioning, encryption, public access block, ACLs off, lifecycle and the TLS-only bucket policy on the existing bucket. The bucket policy REPLACES any policy the bucket has. A bucket created by this configuration is always configured."
+}
+
+variable "bucket_force_destroy" {
+  type        = bool
+  default     = false
+  description = "Let `terraform destroy` delete the created state bucket with its contents (checkpoint, grant ledger). Keep false in production: the ledger is what revokes grants of deleted agreements."
+}
+
+variable "bucket_noncurrent_version_expiration_days" {
+  type        = number
+  default     = 90
+  description = "Days old versions of the checkpoint and ledger objects are kept (versioning protects against a bad write)."
+
+  validation {
+    condition     = var.bucket_noncurrent_version_expiration_days >= 1
+    error_message = "bucket_noncurrent_version_expiration_days must be at least 1."
+  }
+}
+
+variable "last_event_id_object_name" {
+  type        = string
+  default     = "poll_feed/last_event_id"
+  description = "Key of the checkpoint object in the state bucket (env `last_event_id_object_name`). Keep the key an existing Python deployment uses to continue where it stopped."
+
+  validation {
+    condition     = length(var.last_event_id_object_name) > 0 && !startswith(var.last_event_id_object_name, "/") && !startswith(var.last_event_id_object_name, "grants/") && !strcontains(var.last_event_id_object_name, "*") && !strcontains(var.last_event_id_object_name, "?")
+    error_message = "last_event_id_object_name must be a plain object key: not empty, no leading `/`, no `*` or `?`, and not under the ledger prefix `grants/`."
+  }
+}
+
+# --- Lambda artifacts ------------------------------------------------------------------------
+
+variable "versions" {
+  type = object({
+    poll_feed           = string
+    manage_iam_policies = string
+  })
+  description = "Version of each function's artifact. cicd.sh sets both to its version argument. With artifacts_bucket_name, the code is read from `s3://<artifacts_bucket_name>/<function>/src/<version>/lambda.zip` (the Python reference's layout)."
+
+  validation {
+    condition     = alltrue([for v in values(var.versions) : can(regex("^[A-Za-z0-9._+-]{1,64}$", v))])
+    error_message = "Each version must be 1-64 characters of letters, digits, `.`, `_`, `+` or `-`."
+  }
+}
+
+variable "artifacts_bucket_name" {
+  type        = string
+  default     = null
+  description = "Existing S3 bucket cicd.sh uploads the zips to. Null: Terraform uploads the local zips from artifacts_dir with the functions."
+}
+
+variable "artifacts_dir" {
+  type        = string
+  default     = null
+  description = "Directory holding `<function>/bootstrap.zip` as written by `cargo lambda build --output-format zip`. Null: `../target/lambda` relative to this directory. Ignored with artifacts_bucket_name."
+}
+
+variable "lambda_architecture" {
+  type        = string
+  default     = "arm64"
+  description = "Instruction set of both functions; must match the build (cicd.sh builds arm64 unless LAMBDA_ARCH=x86_64)."
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be arm64 or x86_64."
+  }
+}
+
+variable "log_level" {
+  type        = string
+  default     = "info"
+  description = "Log filter of both functions: error, warn, info, debug or a tracing directive (env `log_level`)."
+
+  validation {
+    condition     = length(trimspace(var.log_level)) > 0
+    error_message = "log_level must not be empty."
+  }
+}
+
+variable "log_retention_in_days" {
+  type        = number
+  default     = 365
+  description = "Retention of the functions' CloudWatch log groups. The logs are the audit trail of every grant and revocation."
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
+    error_message = "log_retention_in_days must be one of the values CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+variable "log_kms_key_arn" {
+  type        = string
+  default     = null
+  description = "Optional customer managed KMS key for the log groups (its key policy must allow logs.<region>.amazonaws.com). Null: CloudWatch Logs' own encryption."
+}
+
+# --- poll_feed -------------------------------------------------------------------------------
+
+variable "poll_feed_schedule_expression" {
+  type        = string
+  default     = "rate(1 minute)"
+  description = "EventBridge schedule of poll_feed. poll_feed_timeout_seconds must stay below its interval."
+
+  validation {
+    condition     = can(regex("^(rate\\(\\d+ (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.poll_feed_schedule_expression))
+    error_message = "poll_feed_schedule_expression must be an EventBridge rate(...) or cron(...) expression."
+  }
+}
+
+variable "poll_feed_timeout_seconds" {
+  type        = number
+  default     = 50
+  description = "Timeout of poll_feed; below the schedule interval so two runs never overlap (reserved concurrency is 1 as well)."
+
+  validation {
+    condition     = var.poll_feed_timeout_seconds >= 10 && var.poll_feed_timeout_seconds <= 900
+    error_message = "poll_feed_timeout_seconds must be between 10 and 900."
+  }
+}
+
+variable "poll_feed_memory_size" {
+  type        = number
+  default     = 256
+  description = "Memory of poll_feed in MB (CPU scales with it)."
+
+  validation {
+    condition     = var.poll_feed_memory_size >= 128 && var.poll_feed_memory_size <= 10240
+    error_message = "poll_feed_memory_size must be between 128 and 10240."
+  }
+}
+
+variable "forward_all_events" {
+  type        = bool
+  default     = false
+  description = "Forward every event type to the queue, not only the agreement events manage_iam_policies acts on (env `forward_all_events`)."
+}
+
+variable "deadline_margin_ms" {
+  type        = number
+  default     = 10000
+  description = "poll_feed starts no new page once less than this many milliseconds of its timeout are left (env `deadline_margin_ms`)."
+
+  validation {
+    condition     = var.deadline_margin_ms >= 0 && floor(var.deadline_margin_ms) == var.deadline_margin_ms
+    error_message = "deadline_margin_ms must be a non-negative whole number."
+  }
+}
+
+# --- manage_iam_policies ---------------------------------------------------------------------
+
+variable "manage_iam_policies_timeout_seconds" {
+  type        = number
+  default     = 60
+  description = "Timeout of manage_iam_policies. The queue's visibility timeout is six times this."
+
+  validation {
+    condition     = var.manage_iam_policies_timeout_seconds >= 10 && var.manage_iam_policies_timeout_seconds <= 900
+    error_message = "manage_iam_policies_timeout_seconds must be between 10 and 900."
+  }
+}
+
+variable "manage_iam_policies_memory_size" {
+  type        = number
+  default     = 256
+  description = "Memory of manage_iam_policies in MB."
+
+  validation {
+    condition     = var.manage_iam_policies_memory_size >= 128 && var.manage_iam_policies_memory_size <= 10240
+    error_message = "manage_iam_policies_memory_size must be between 128 and 10240."
+  }
+}
+
+variable "manage_iam_policies_reserved_concurrency" {
+  type        = number
+  default     = null
+  description = "Optional reserved concurrency of manage_iam_policies; at least event_maximum_concurrency when set. Null: no reservation, the event source mapping's maximum concurrency caps it."
+}
+
+variable "managed_role_path_prefix" {
+  type        = string
+  default     = "/"
+  description = "The integration writes inline policies only to roles whose path starts with this (env `managed_role_path_prefix`); its IAM permissions are scoped to the same ARNs. Example: /data-consumers/."
+
+  validation {
+    condition     = startswith(var.managed_role_path_prefix, "/") && endswith(var.managed_role_path_prefix, "/") && can(regex("^/[!-~]*$", var.managed_role_path_prefix)) && !strcontains(var.managed_role_path_prefix, "*") && !strcontains(var.managed_role_path_prefix, "?") && length(var.managed_role_path_prefix) <= 512
+    error_message = "managed_role_path_prefix must be an IAM path: start and end with `/`, printable ASCII, no `*` or `?`."
+  }
+}
+
+variable "managed_role_name_pattern" {
+  type        = string
+  default     = "*"
+  description = "The integration writes only to roles whose name matches this pattern (`*` wildcards; env `managed_role_name_pattern`); its IAM permissions are scoped the same way. Example: dp-*."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9+=,.@_*-]{1,64}$", var.managed_role_name_pattern))
+    error_message = "managed_role_name_pattern must be 1-64 characters of role-name characters (letters, digits, +=,.@_-) and `*`."
+  }
+}
+
+variable "protected_role_names" {
+  type        = list(string)
+  default     = []
+  description = "Further role names the integration must never write to (e.g. your deployment role). The integration's own roles are always protected (env `protected_role_names`) and denied in IAM."
+
+  validation {
+    condition     = alltrue([for n in var.protected_role_names : can(regex("^[A-Za-z0-9+=,.@_-]{1,64}$", n))])
+    error_message = "protected_role_names must be IAM role names (1-64 characters of letters, digits, +=,.@_-)."
+  }
+}
+
+# --- Queue -----------------------------------------------------------------------------------
+
+variable "event_queue_name" {
+  type        = string
+  default     = "dmm-events.fifo"
+  description = "Name of the SQS FIFO queue poll_feed forwards events to. Must end with `.fifo`; the dead-letter queue is `<name without .fifo>-dlq.fifo`."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,71}\\.fifo$", var.event_queue_name))
+    error_message = "event_queue_name must end with .fifo and have at most 71 letters, digits, `_` or `-` before it (the dead-letter queue name adds `-dlq`)."
+  }
+}
+
+variable "event_queue_message_retention_seconds" {
+  type        = number
+  default     = 1209600
+  description = "How long an unprocessed event stays in the queue (and in the dead-letter queue). Default: the maximum, 14 days."
+
+  validation {
+    condition     = var.event_queue_message_retention_seconds >= 60 && var.event_queue_message_retention_seconds <= 1209600
+    error_message = "event_queue_message_retention_seconds must be between 60 and 1209600."
+  }
+}
+
+variable "event_queue_max_receive_count" {
+  type        = number
+  default     = 5
+  description = "Receives of one message (transient failures) before SQS moves it to the dead-letter queue."
+
+  validation {
+    condition     = var.event_queue_max_receive_count >= 1 && var.event_queue_max_receive_count <= 1000
+    error_message = "event_queue_max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "event_batch_size" {
+  type        = number
+  default     = 10
+  description = "Messages per manage_iam_policies invocation (FIFO queues allow 1-10)."
+
+  validation {
+    condition     = var.event_batch_size >= 1 && var.event_batch_size <= 10
+    error_message = "event_batch_size must be between 1 and 10 for a FIFO queue."
+  }
+}
+
+variable "event_maximum_concurrency" {
+  type        = number
+  default     = 5
+  description = "Maximum concurrent manage_iam_policies invocations the SQS trigger starts (2-1000). Keeps IAM and Data Mesh Manager API rates bounded."
+
+  validation {
+    condition     = var.event_maximum_concurrency >= 2 && var.event_maximum_concurrency <= 1000
+    error_message = "event_maximum_concurrency must be between 2 and 1000."
+  }
+}
+
+# --- Alarms ----------------------------------------------------------------------------------
+
+variable "create_alarm_topic" {
+  type        = bool
+  default     = false
+  description = "Create an SNS topic the alarms notify (subscribe alarm_email_addresses to it)."
+}
+
+variable "alarm_email_addresses" {
+  type        = list(string)
+  default     = []
+  description = "E-mail addresses subscribed to the created alarm topic (each must confirm the subscription)."
+}
+
+variable "alarm_topic_kms_key_id" {
+  type        = string
+  default     = null
+  description = "Optional customer managed KMS key for the created alarm topic; its key policy must allow cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey*. The AWS managed aws/sns key cannot be used: CloudWatch could not publish."
+}
+
+variable "alarm_actions" {
+  type        = list(string)
+  default     = []
+  description = "ARNs of existing SNS topics (or other alarm actions) notified on alarm and on recovery, in addition to the created topic."
+}
+
+variable "oldest_message_age_alarm_seconds" {
+  type        = number
+  default     = 900
+  description = "Alarm when the oldest message in the event queue is older than this (processing is stuck)."
+
+  validation {
+    condition     = var.oldest_message_age_alarm_seconds >= 60
+    error_message = "oldest_message_age_alarm_seconds must be at least 60."
+  }
+}
+
+variable "poll_feed_error_alarm_evaluation_periods" {
+  type        = number
+  default     = 3
+  description = "Alarm when poll_feed failed in this many consecutive 5-minute periods (a single failed poll is retried by the next one)."
+
+  validation {
+    condition     = var.poll_feed_error_alarm_evaluation_periods >= 1 && var.poll_feed_error_alarm_evaluation_periods <= 288
+    error_message = "poll_feed_error_alarm_evaluation_periods must be between 1 and 288."
+  }
+}
