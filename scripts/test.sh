@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting and lints, the unit tests, the integration tests
+# against the local stack (moto server as AWS, the DMM simulator, both Lambda binaries through the
+# Lambda Runtime API), and the static checks of terraform/.
+#
+# Usage: scripts/test.sh
+# Environment:
+#   CARGO_TARGET_DIR  where cargo builds; defaults to a cache outside the clone
+#                     (~/.cache/dmm-integration-aws/target) so a second run, or CI on the same
+#                     machine, does not rebuild the AWS SDK from scratch.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dmm-integration-aws/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "local tools (moto server, cargo-lambda)"
+scripts/setup.sh
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build the Lambda binaries the integration tests run"
+cargo build --workspace --bins --locked
+
+step "unit and integration tests"
+cargo test --workspace --locked
+
+step "terraform static checks"
+scripts/check-terraform.sh
