@@ -35,6 +35,10 @@ pub const MANAGED_ROLE_NAME_PATTERN: &str = "managed_role_name_pattern";
 /// Comma-separated role names the integration must never write to (its own roles).
 pub const PROTECTED_ROLE_NAMES: &str = "protected_role_names";
 
+/// Accounts other than its own the integration manages, as JSON:
+/// `{"<account id>": {"role_arn": "<management role ARN>", "external_id": "<external id>"}}`.
+pub const MANAGED_ACCOUNTS: &str = "managed_accounts";
+
 /// The default checkpoint key, as in the reference integration.
 pub const DEFAULT_LAST_EVENT_ID_OBJECT_NAME: &str = "poll_feed/last_event_id";
 
@@ -59,6 +63,7 @@ pub const MANAGE_IAM_POLICIES_VARIABLES: &[&str] = &[
     MANAGED_ROLE_PATH_PREFIX,
     MANAGED_ROLE_NAME_PATTERN,
     PROTECTED_ROLE_NAMES,
+    MANAGED_ACCOUNTS,
     DMM_REQUEST_TIMEOUT_MS,
     LOG_LEVEL,
 ];

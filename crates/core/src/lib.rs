@@ -13,4 +13,5 @@ pub mod feed;
 pub mod handlers;
 pub mod permissions;
 pub mod policy;
+pub mod reconcile;
 pub mod telemetry;

@@ -26,6 +26,13 @@ pub const MANAGE_IAM_POLICIES_ACTIONS: &[&str] = &[
     "iam:GetRolePolicy",
     "iam:PutRolePolicy",
     "iam:DeleteRolePolicy",
+    // Cross-account (SPEC §5): the hub assumes each managed account's management role, and in
+    // the provider account creates, updates and deletes the per-agreement access role.
+    "sts:AssumeRole",
+    "iam:CreateRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:TagRole",
+    "iam:DeleteRole",
 ];
 
 /// Actions the Lambda service performs with `manage_iam_policies`' role to feed it from SQS

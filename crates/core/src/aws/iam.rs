@@ -45,7 +45,10 @@ impl IamError {
 pub trait RolePolicies {
     /// `None` when the role does not exist.
     fn role(&self, name: &str) -> impl Future<Output = Result<Option<RoleInfo>, IamError>> + Send;
-    fn policy_names(&self, role: &str) -> impl Future<Output = Result<Vec<String>, IamError>> + Send;
+    fn policy_names(
+        &self,
+        role: &str,
+    ) -> impl Future<Output = Result<Vec<String>, IamError>> + Send;
     /// The document as IAM returns it (URL-encoded JSON), `None` when absent.
     fn policy(
         &self,
@@ -59,7 +62,11 @@ pub trait RolePolicies {
         document: &str,
     ) -> impl Future<Output = Result<(), IamError>> + Send;
     /// Deleting a policy that is already gone succeeds.
-    fn delete_policy(&self, role: &str, name: &str) -> impl Future<Output = Result<(), IamError>> + Send;
+    fn delete_policy(
+        &self,
+        role: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
 }
 
 const REFUSED_CODES: &[&str] = &[

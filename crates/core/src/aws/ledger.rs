@@ -14,7 +14,7 @@ use super::describe;
 pub const LEDGER_PREFIX: &str = "grants/";
 
 /// One inline policy the integration wrote for an agreement.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantRecord {
     pub role_name: String,
@@ -40,7 +40,10 @@ pub struct LedgerError {
 }
 
 pub trait GrantLedger {
-    fn get(&self, agreement_id: &str) -> impl Future<Output = Result<Option<LedgerEntry>, LedgerError>> + Send;
+    fn get(
+        &self,
+        agreement_id: &str,
+    ) -> impl Future<Output = Result<Option<LedgerEntry>, LedgerError>> + Send;
     fn put(&self, entry: &LedgerEntry) -> impl Future<Output = Result<(), LedgerError>> + Send;
     fn delete(&self, agreement_id: &str) -> impl Future<Output = Result<(), LedgerError>> + Send;
 }
@@ -87,7 +90,14 @@ impl GrantLedger for S3Ledger {
             key: key.clone(),
             reason,
         };
-        let output = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
             Ok(output) => output,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(error(describe(&e))),
@@ -152,7 +162,10 @@ mod tests {
         assert_eq!(ledger_key("agr-1_x.y"), "grants/agr-1_x.y.json");
         for hostile in ["../secrets", "a/b", "..", "ü", "", &"x".repeat(201)] {
             let key = ledger_key(hostile);
-            assert!(key.starts_with("grants/sha256-") && !key.contains(".."), "{key}");
+            assert!(
+                key.starts_with("grants/sha256-") && !key.contains(".."),
+                "{key}"
+            );
         }
         assert_ne!(ledger_key("a/b"), ledger_key("a/c"));
     }

@@ -275,6 +275,14 @@ fn custom_str<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// The `custom` map as JSON (an empty object when absent), for readers that check value types.
+fn custom_object(doc: &Map<String, Value>) -> Value {
+    match doc.get("custom") {
+        Some(custom @ Value::Object(_)) => custom.clone(),
+        _ => Value::Object(Map::new()),
+    }
+}
+
 impl DataProduct {
     pub fn from_value(value: Value) -> Result<Self, ModelError> {
         match value {
@@ -291,6 +299,10 @@ impl DataProduct {
 
     pub fn custom(&self, key: &str) -> Option<&str> {
         custom_str(&self.doc, key)
+    }
+
+    pub fn custom_fields(&self) -> Value {
+        custom_object(&self.doc)
     }
 
     /// The output port with this id, as DMM sent it.
@@ -313,6 +325,10 @@ impl Team {
 
     pub fn custom(&self, key: &str) -> Option<&str> {
         custom_str(&self.doc, key)
+    }
+
+    pub fn custom_fields(&self) -> Value {
+        custom_object(&self.doc)
     }
 }
 

@@ -90,3 +90,4 @@ impl LazyDmm {
             .await
     }
 }
+pub mod manage_iam_policies;

@@ -66,15 +66,9 @@ pub struct PollFeed {
 
 impl PollFeed {
     pub fn new(config: PollFeedConfig, sdk: &SdkConfig) -> Self {
-        let dmm = LazyDmm::new(
-            config.dmm.clone(),
-            aws_sdk_secretsmanager::Client::new(sdk),
-        );
-        let checkpoint = S3Checkpoint::new(
-            s3_client(sdk),
-            &config.bucket_name,
-            &config.checkpoint_key,
-        );
+        let dmm = LazyDmm::new(config.dmm.clone(), aws_sdk_secretsmanager::Client::new(sdk));
+        let checkpoint =
+            S3Checkpoint::new(s3_client(sdk), &config.bucket_name, &config.checkpoint_key);
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
         Self {
             config,

@@ -123,8 +123,10 @@ mod tests {
     use serde_json::json;
 
     fn agreement(tags: Value, custom: Value) -> Agreement {
-        Agreement::from_value(json!({"id": "a1", "info": {"active": true}, "tags": tags, "custom": custom}))
-            .unwrap()
+        Agreement::from_value(
+            json!({"id": "a1", "info": {"active": true}, "tags": tags, "custom": custom}),
+        )
+        .unwrap()
     }
 
     fn active() -> Status {
@@ -138,13 +140,21 @@ mod tests {
     #[test]
     fn active_keeps_user_tags_and_fields_and_replaces_own() {
         let a = agreement(
-            json!(["business-critical", "aws-integration-error", "aws-integration"]),
+            json!([
+                "business-critical",
+                "aws-integration-error",
+                "aws-integration"
+            ]),
             json!({"owner": "x", "aws-integration-error": "old cause", "aws-external-id": "stale"}),
         );
         let updated = with_status(&a, &active()).unwrap().to_value();
         assert_eq!(
             updated["tags"],
-            json!(["business-critical", "aws-integration", "aws-integration-active"])
+            json!([
+                "business-critical",
+                "aws-integration",
+                "aws-integration-active"
+            ])
         );
         assert_eq!(
             updated["custom"],
@@ -163,24 +173,37 @@ mod tests {
     #[test]
     fn error_and_inactive_remove_grant_fields() {
         let a = with_status(&agreement(json!([]), json!({"k": "v"})), &active()).unwrap();
-        let err = with_status(&a, &Status::Error { message: "role `r` does not exist".into() })
-            .unwrap()
-            .to_value();
-        assert_eq!(err["tags"], json!(["aws-integration", "aws-integration-error"]));
+        let err = with_status(
+            &a,
+            &Status::Error {
+                message: "role `r` does not exist".into(),
+            },
+        )
+        .unwrap()
+        .to_value();
+        assert_eq!(
+            err["tags"],
+            json!(["aws-integration", "aws-integration-error"])
+        );
         assert_eq!(
             err["custom"],
             json!({"k": "v", "aws-integration-error": "role `r` does not exist"})
         );
         let inactive = with_status(&a, &Status::Inactive).unwrap().to_value();
         assert_eq!(inactive["custom"], json!({"k": "v"}));
-        assert_eq!(inactive["tags"], json!(["aws-integration", "aws-integration-inactive"]));
+        assert_eq!(
+            inactive["tags"],
+            json!(["aws-integration", "aws-integration-inactive"])
+        );
     }
 
     #[test]
     fn long_errors_are_shortened() {
         let a = agreement(json!([]), json!({}));
         let message = "é".repeat(5000);
-        let updated = with_status(&a, &Status::Error { message }).unwrap().to_value();
+        let updated = with_status(&a, &Status::Error { message })
+            .unwrap()
+            .to_value();
         let written = updated["custom"][FIELD_ERROR].as_str().unwrap();
         assert_eq!(written.chars().count(), MAX_ERROR_LEN + 1);
     }

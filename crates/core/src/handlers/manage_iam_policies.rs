@@ -1,0 +1,450 @@
+//! manage_iam_policies: converges IAM for each agreement event delivered by the SQS FIFO queue.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{ConnectError, DmmSettings, LazyDmm};
+use crate::aws::iam::{IamRoles, RolePolicies};
+use crate::aws::ledger::{GrantLedger, S3Ledger};
+use crate::aws::s3_client;
+use crate::config::{self, ConfigError, Env};
+use crate::dmm::{Agreement, AgreementApi, DmmClient, FeedEvent};
+use crate::feed::event_types;
+use crate::policy::{
+    Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleGuard,
+};
+use crate::reconcile::converge::{Converger, Granted};
+use crate::reconcile::directory::BatchDirectory;
+use crate::reconcile::plan::{Desired, Scope, plan};
+use crate::reconcile::status::{Status, with_status};
+use crate::reconcile::{ReconcileError, Retry};
+
+/// manage_iam_policies' settings (SPEC §3.5).
+#[derive(Debug, Clone)]
+pub struct ManageIamPoliciesConfig {
+    pub dmm: DmmSettings,
+    pub bucket_name: String,
+    pub guard: RoleGuard,
+}
+
+impl ManageIamPoliciesConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let protected: Vec<String> = env
+            .optional(config::PROTECTED_ROLE_NAMES)
+            .map(|names| {
+                names
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let path_prefix = env
+            .optional(config::MANAGED_ROLE_PATH_PREFIX)
+            .unwrap_or_else(|| DEFAULT_ROLE_PATH_PREFIX.to_owned());
+        let name_pattern = env
+            .optional(config::MANAGED_ROLE_NAME_PATTERN)
+            .unwrap_or_else(|| DEFAULT_ROLE_NAME_PATTERN.to_owned());
+        let guard = RoleGuard::new(&path_prefix, &name_pattern, protected).map_err(|e| {
+            ConfigError::Invalid {
+                name: config::MANAGED_ROLE_PATH_PREFIX,
+                reason: format!(
+                    "{e} (with {} = `{name_pattern}`, {} set as given)",
+                    config::MANAGED_ROLE_NAME_PATTERN,
+                    config::PROTECTED_ROLE_NAMES
+                ),
+            }
+        })?;
+        Ok(Self {
+            dmm: DmmSettings::from_env(env)?,
+            bucket_name: env.required(config::BUCKET_NAME)?,
+            guard,
+        })
+    }
+}
+
+/// The Lambda's answer to SQS (`ReportBatchItemFailures`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResponse {
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemFailure {
+    pub item_identifier: String,
+}
+
+/// How one message ended, for the log line and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// Not a CloudEvent with an id; it can never succeed, so it is acknowledged.
+    Unreadable(String),
+    /// An event type the integration does not act on.
+    Ignored,
+    Granted {
+        iam_writes: usize,
+        status_written: bool,
+    },
+    Revoked {
+        iam_writes: usize,
+        status_written: bool,
+    },
+    /// A permanent problem, reported in DMM.
+    Failed { status_written: bool },
+}
+
+impl Outcome {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Unreadable(_) => "unreadable",
+            Self::Ignored => "ignored",
+            Self::Granted { iam_writes: 0, .. } => "unchanged",
+            Self::Granted { .. } => "granted",
+            Self::Revoked { .. } => "revoked",
+            Self::Failed { .. } => "error_status",
+        }
+    }
+}
+
+/// Everything manage_iam_policies keeps across warm invocations.
+#[derive(Debug)]
+pub struct ManageIamPolicies {
+    config: ManageIamPoliciesConfig,
+    context: Context,
+    dmm: LazyDmm,
+    iam: IamRoles,
+    ledger: S3Ledger,
+}
+
+/// The account id in a Lambda function ARN (`arn:aws:lambda:region:account:function:name`).
+fn account_of(function_arn: &str) -> Option<String> {
+    let account = function_arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.to_owned())
+}
+
+impl ManageIamPolicies {
+    pub fn new(config: ManageIamPoliciesConfig, sdk: &SdkConfig) -> Self {
+        let partition = sdk
+            .region()
+            .and_then(|r| Partition::from_region(r.as_ref()).ok())
+            .unwrap_or(Partition::Aws);
+        Self {
+            context: Context::new(partition),
+            dmm: LazyDmm::new(config.dmm.clone(), aws_sdk_secretsmanager::Client::new(sdk)),
+            iam: IamRoles::new(aws_sdk_iam::Client::new(sdk)),
+            ledger: S3Ledger::new(s3_client(sdk), &config.bucket_name),
+            config,
+        }
+    }
+
+    /// One SQS batch. Groups (one per agreement) run concurrently, the records of a group in
+    /// order; after a record fails, it and every later record of its group are reported as
+    /// failures, so SQS redelivers them in the original order.
+    pub async fn handle(
+        &self,
+        event: SqsEvent,
+        function_arn: &str,
+    ) -> Result<BatchResponse, ConnectError> {
+        let dmm = self.dmm.client().await?;
+        let directory = BatchDirectory::new(dmm);
+        let scope = Scope {
+            context: self.context,
+            account: account_of(function_arn),
+        };
+        let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (position, record) in event.records.iter().enumerate() {
+            let group = record
+                .attributes
+                .get("MessageGroupId")
+                .cloned()
+                .unwrap_or_else(|| format!("record-{position}"));
+            let slot = *index.entry(group.clone()).or_insert_with(|| {
+                groups.push((group, Vec::new()));
+                groups.len() - 1
+            });
+            groups[slot].1.push(record);
+        }
+        let results = futures::future::join_all(
+            groups
+                .iter()
+                .map(|(_, records)| self.handle_group(records, dmm, &directory, &scope)),
+        )
+        .await;
+        Ok(BatchResponse {
+            batch_item_failures: results.into_iter().flatten().collect(),
+        })
+    }
+
+    async fn handle_group(
+        &self,
+        records: &[&SqsMessage],
+        dmm: &DmmClient,
+        directory: &BatchDirectory<'_>,
+        scope: &Scope,
+    ) -> Vec<ItemFailure> {
+        let mut failures = Vec::new();
+        for record in records {
+            let message_id = record.message_id.clone().unwrap_or_default();
+            if !failures.is_empty() {
+                failures.push(ItemFailure {
+                    item_identifier: message_id,
+                });
+                continue;
+            }
+            let started = Instant::now();
+            let body = record.body.as_deref().unwrap_or_default();
+            match self.handle_message(body, dmm, directory, scope).await {
+                Ok((event, outcome)) => log_outcome(&message_id, event.as_ref(), &outcome, started),
+                Err((event, error)) => {
+                    tracing::error!(
+                        message_id,
+                        event_id = event.as_ref().map(|e| e.id()),
+                        agreement_id = event.as_ref().and_then(|e| e.resource_id()),
+                        outcome = "retry",
+                        error = %error,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        "will be retried by SQS"
+                    );
+                    failures.push(ItemFailure {
+                        item_identifier: message_id,
+                    });
+                }
+            }
+        }
+        failures
+    }
+
+    async fn handle_message(
+        &self,
+        body: &str,
+        dmm: &DmmClient,
+        directory: &BatchDirectory<'_>,
+        scope: &Scope,
+    ) -> Result<(Option<FeedEvent>, Outcome), (Option<FeedEvent>, Retry)> {
+        let event = match RawValue::from_string(body.to_owned())
+            .map_err(|e| e.to_string())
+            .and_then(|raw| FeedEvent::parse(raw, 0).map_err(|e| e.to_string()))
+        {
+            Ok(event) => event,
+            Err(reason) => return Ok((None, Outcome::Unreadable(reason))),
+        };
+        let acted_on = event.event_type().is_some_and(event_types::is_acted_on);
+        let Some(agreement_id) = event.resource_id().filter(|_| acted_on) else {
+            return Ok((Some(event), Outcome::Ignored));
+        };
+        let api = if event
+            .event_type()
+            .is_some_and(event_types::is_deprecated_agreement_event)
+        {
+            AgreementApi::DataUsageAgreements
+        } else {
+            AgreementApi::Access
+        };
+        let result = self
+            .reconcile(agreement_id, api, dmm, directory, scope)
+            .await;
+        match result {
+            Ok(outcome) => Ok((Some(event), outcome)),
+            Err(retry) => Err((Some(event), retry)),
+        }
+    }
+
+    /// Converges one agreement and writes its status back to DMM.
+    async fn reconcile(
+        &self,
+        agreement_id: &str,
+        api: AgreementApi,
+        dmm: &DmmClient,
+        directory: &BatchDirectory<'_>,
+        scope: &Scope,
+    ) -> Result<Outcome, Retry> {
+        let converger = Converger {
+            iam: &self.iam,
+            ledger: &self.ledger,
+            guard: &self.config.guard,
+        };
+        let Some(agreement) = dmm.get_agreement(api, agreement_id).await? else {
+            // Deleted in DMM: the ledger is the only record of what to revoke.
+            return match converger.revoke(agreement_id, None).await {
+                Ok(iam_writes) => Ok(Outcome::Revoked {
+                    iam_writes,
+                    status_written: false,
+                }),
+                Err(ReconcileError::Retry(e)) => Err(e),
+                Err(ReconcileError::Permanent(e)) => {
+                    tracing::warn!(agreement_id, error = %e, "could not revoke a deleted agreement");
+                    Ok(Outcome::Failed {
+                        status_written: false,
+                    })
+                }
+            };
+        };
+        let converged = match converge(&converger, &agreement, directory, scope).await {
+            Ok(converged) => converged,
+            Err(ReconcileError::Retry(e)) => return Err(e),
+            Err(ReconcileError::Permanent(e)) => {
+                let cause = e.to_string();
+                self.fail_closed(&converger, agreement.id(), &cause).await?;
+                Converged::Failed(cause)
+            }
+        };
+        let status = match &converged {
+            Converged::Granted(granted) => Status::Active {
+                role_arn: granted.role_arn.clone(),
+                policy_name: granted.policy_name.clone(),
+                access_role: None,
+            },
+            Converged::Revoked(_) => Status::Inactive,
+            Converged::Failed(message) => Status::Error {
+                message: message.clone(),
+            },
+        };
+        let status_written = match with_status(&agreement, &status) {
+            Some(updated) => {
+                dmm.put_agreement(api, &updated).await?;
+                true
+            }
+            None => false,
+        };
+        Ok(match converged {
+            Converged::Granted(granted) => Outcome::Granted {
+                iam_writes: granted.iam_writes,
+                status_written,
+            },
+            Converged::Revoked(iam_writes) => Outcome::Revoked {
+                iam_writes,
+                status_written,
+            },
+            Converged::Failed(_) => Outcome::Failed { status_written },
+        })
+    }
+
+    /// A permanent problem: whatever the agreement had is revoked (no access is better than
+    /// access nobody can explain), and the cause becomes the agreement's error status.
+    async fn fail_closed<I, L>(
+        &self,
+        converger: &Converger<'_, I, L>,
+        agreement_id: &str,
+        cause: &str,
+    ) -> Result<(), Retry>
+    where
+        I: RolePolicies,
+        L: GrantLedger,
+    {
+        tracing::warn!(
+            agreement_id,
+            cause,
+            "agreement cannot be granted; revoking and reporting"
+        );
+        match converger.revoke(agreement_id, None).await {
+            Ok(_) => Ok(()),
+            Err(ReconcileError::Permanent(e)) => {
+                tracing::warn!(agreement_id, error = %e, "revoking after a permanent error failed");
+                Ok(())
+            }
+            Err(ReconcileError::Retry(e)) => Err(e),
+        }
+    }
+}
+
+/// Where converging one agreement ended.
+enum Converged {
+    Granted(Granted),
+    /// IAM writes made.
+    Revoked(usize),
+    /// A permanent problem, with the cause shown in DMM.
+    Failed(String),
+}
+
+async fn converge<I: RolePolicies, L: GrantLedger>(
+    converger: &Converger<'_, I, L>,
+    agreement: &Agreement,
+    directory: &BatchDirectory<'_>,
+    scope: &Scope,
+) -> Result<Converged, ReconcileError> {
+    match plan(agreement, directory, scope).await? {
+        Desired::Grant(grant) => converger
+            .grant(agreement.id(), &grant)
+            .await
+            .map(Converged::Granted),
+        Desired::NoGrant { consumer } => converger
+            .revoke(agreement.id(), consumer.as_ref())
+            .await
+            .map(Converged::Revoked),
+    }
+}
+
+fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, started: Instant) {
+    let event_id = event.map(FeedEvent::id);
+    let agreement_id = event.and_then(FeedEvent::resource_id);
+    let event_type = event.and_then(FeedEvent::event_type);
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (iam_writes, status_written) = match outcome {
+        Outcome::Granted {
+            iam_writes,
+            status_written,
+        }
+        | Outcome::Revoked {
+            iam_writes,
+            status_written,
+        } => (*iam_writes, *status_written),
+        Outcome::Failed { status_written } => (0, *status_written),
+        Outcome::Unreadable(_) | Outcome::Ignored => (0, false),
+    };
+    match outcome {
+        Outcome::Unreadable(reason) => tracing::warn!(
+            message_id,
+            outcome = outcome.name(),
+            reason,
+            "message is not a DMM CloudEvent; acknowledged"
+        ),
+        Outcome::Failed { .. } => tracing::warn!(
+            message_id,
+            event_id,
+            event_type,
+            agreement_id,
+            outcome = outcome.name(),
+            status_written,
+            duration_ms,
+            "agreement has an error status"
+        ),
+        _ => tracing::info!(
+            message_id,
+            event_id,
+            event_type,
+            agreement_id,
+            outcome = outcome.name(),
+            iam_writes,
+            status_written,
+            duration_ms,
+            "message handled"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_comes_from_the_function_arn() {
+        assert_eq!(
+            account_of("arn:aws:lambda:eu-central-1:123456789012:function:f").as_deref(),
+            Some("123456789012")
+        );
+        assert_eq!(
+            account_of("arn:aws:lambda:eu-central-1:12345:function:f"),
+            None
+        );
+        assert_eq!(account_of("garbage"), None);
+    }
+}

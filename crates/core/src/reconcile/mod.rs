@@ -1,0 +1,110 @@
+//! Converging AWS to an agreement's current state in DMM (level-triggered).
+//!
+//! An event only says *which* agreement to look at. The reconciler re-reads the agreement and
+//! the data products it names, decides the desired grant ([`plan`]), makes IAM and the grant
+//! ledger match it ([`converge`]), and writes the outcome back to DMM ([`status`]). Running it
+//! twice, or for events that arrive duplicated or out of order, ends in the same state.
+
+pub mod converge;
+pub mod directory;
+pub mod plan;
+pub mod status;
+
+use crate::aws::iam::IamError;
+use crate::aws::ledger::LedgerError;
+use crate::dmm::{DmmError, ModelError};
+use crate::policy::PolicyError;
+
+/// A problem with the agreement's data or the AWS objects it names. Retrying cannot help: the
+/// agreement gets the error status in DMM, and the message is acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum Permanent {
+    #[error("the agreement document is unusable: {0}")]
+    Agreement(#[from] ModelError),
+    #[error("the provider data product `{0}` does not exist in Data Mesh Manager")]
+    ProviderNotFound(String),
+    #[error("the output port `{port}` does not exist on data product `{product}`")]
+    PortNotFound { product: String, port: String },
+    #[error("provider data product `{product}`, output port `{port}`: {source}")]
+    Provider {
+        product: String,
+        port: String,
+        source: PolicyError,
+    },
+    #[error("the consumer {kind} `{id}` does not exist in Data Mesh Manager")]
+    ConsumerNotFound { kind: &'static str, id: String },
+    #[error(
+        "the consumer is the user `{0}`; only data products and teams can hold an AWS role \
+         (set `aws-role-name` or `aws-role-arn` on a consumer data product or team)"
+    )]
+    UserConsumer(String),
+    #[error("consumer {kind} `{id}`: {source}")]
+    Consumer {
+        kind: &'static str,
+        id: String,
+        source: PolicyError,
+    },
+    #[error("the consumer role `{0}` does not exist in IAM")]
+    RoleNotFound(String),
+    #[error(
+        "the consumer role `{role}` is in account {account}, which this integration does not \
+         manage"
+    )]
+    UnmanagedAccount { role: String, account: String },
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Iam(IamError),
+}
+
+/// A fault outside the agreement (DMM or AWS unavailable, throttling, a configuration problem
+/// that affects every agreement): the message is retried by SQS and, after `maxReceiveCount`,
+/// parked in the dead-letter queue, where an operator can redrive it once the cause is fixed.
+#[derive(Debug, thiserror::Error)]
+pub enum Retry {
+    #[error(transparent)]
+    Dmm(#[from] DmmError),
+    #[error(transparent)]
+    Iam(IamError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Why converging one agreement did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Permanent(#[from] Permanent),
+    #[error(transparent)]
+    Retry(#[from] Retry),
+}
+
+impl From<IamError> for ReconcileError {
+    fn from(e: IamError) -> Self {
+        if e.is_transient() {
+            Self::Retry(Retry::Iam(e))
+        } else {
+            Self::Permanent(Permanent::Iam(e))
+        }
+    }
+}
+
+impl From<DmmError> for ReconcileError {
+    fn from(e: DmmError) -> Self {
+        Self::Retry(Retry::Dmm(e))
+    }
+}
+
+impl From<LedgerError> for ReconcileError {
+    fn from(e: LedgerError) -> Self {
+        Self::Retry(Retry::Ledger(e))
+    }
+}
+
+impl From<PolicyError> for ReconcileError {
+    fn from(e: PolicyError) -> Self {
+        Self::Permanent(Permanent::Policy(e))
+    }
+}
