@@ -33,12 +33,14 @@
 //! # }
 //! ```
 
+mod event_source;
 mod lambda;
 mod logs;
 mod moto;
 mod paths;
 mod process;
 
+pub use event_source::{Delivery, DrainReport, EventSourceError, SqsEventSource};
 pub use lambda::{InvokeError, LambdaFunction, Metrics, SpawnError, TimeoutPhase};
 pub use logs::{LogLine, LogMark, Stream};
 pub use moto::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Moto, MotoError, s3_client};

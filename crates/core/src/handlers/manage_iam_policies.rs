@@ -106,7 +106,9 @@ impl Outcome {
         match self {
             Self::Unreadable(_) => "unreadable",
             Self::Ignored => "ignored",
-            Self::Granted { iam_writes: 0, .. } => "unchanged",
+            Self::Granted { iam_writes: 0, .. } | Self::Revoked { iam_writes: 0, .. } => {
+                "unchanged"
+            }
             Self::Granted { .. } => "granted",
             Self::Revoked { .. } => "revoked",
             Self::Failed { .. } => "error_status",

@@ -1,0 +1,206 @@
+//! Lambda's SQS event source mapping, emulated against the moto queue: receive a batch, invoke
+//! the function with the event Lambda would build, delete what succeeded, and make reported
+//! failures visible again. With this, tests and the demo run feed → SQS → function as deployed.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use serde_json::{Map, Value, json};
+
+use crate::LambdaFunction;
+
+/// A step of the event source mapping that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EventSourceError {
+    #[error("SQS {action} failed: {reason}")]
+    Sqs {
+        action: &'static str,
+        reason: String,
+    },
+    #[error("the function's answer is not a batch response: {0}")]
+    Response(Value),
+}
+
+/// One delivered batch.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Message ids in delivery order.
+    pub message_ids: Vec<String>,
+    /// Message ids the function reported as failed (all of them when the invocation failed).
+    pub failed: Vec<String>,
+    /// The invocation's error, when the function itself failed.
+    pub invoke_error: Option<String>,
+}
+
+/// Totals of [`SqsEventSource::drain`].
+#[derive(Debug, Clone, Default)]
+pub struct DrainReport {
+    pub batches: usize,
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+/// Feeds one FIFO queue into one function, like an event source mapping with
+/// `ReportBatchItemFailures` and batch size 10.
+pub struct SqsEventSource {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    queue_arn: String,
+    region: String,
+}
+
+fn sqs_error(action: &'static str, err: impl std::fmt::Debug) -> EventSourceError {
+    EventSourceError::Sqs {
+        action,
+        reason: format!("{err:?}"),
+    }
+}
+
+impl SqsEventSource {
+    pub async fn new(
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+    ) -> Result<Self, EventSourceError> {
+        let queue_url = queue_url.into();
+        let attributes = client
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| sqs_error("GetQueueAttributes", e))?;
+        let queue_arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        let region = queue_arn
+            .split(':')
+            .nth(3)
+            .unwrap_or("us-east-1")
+            .to_owned();
+        Ok(Self {
+            client,
+            queue_url,
+            queue_arn,
+            region,
+        })
+    }
+
+    /// Receives one batch (up to ten messages) and delivers it; `None` when the queue is empty.
+    pub async fn deliver_once(
+        &self,
+        function: &LambdaFunction,
+        timeout: Duration,
+    ) -> Result<Option<Delivery>, EventSourceError> {
+        let received = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(|e| sqs_error("ReceiveMessage", e))?;
+        let messages = received.messages();
+        if messages.is_empty() {
+            return Ok(None);
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: Map<String, Value> = m
+                    .attributes()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
+                    .collect();
+                json!({
+                    "messageId": m.message_id(),
+                    "receiptHandle": m.receipt_handle(),
+                    "body": m.body(),
+                    "attributes": attributes,
+                    "messageAttributes": {},
+                    "md5OfBody": m.md5_of_body(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.queue_arn,
+                    "awsRegion": self.region,
+                })
+            })
+            .collect();
+        let message_ids: Vec<String> = messages
+            .iter()
+            .map(|m| m.message_id().unwrap_or_default().to_owned())
+            .collect();
+        let (failed, invoke_error) = match function
+            .invoke(json!({ "Records": records }), timeout)
+            .await
+        {
+            Ok(response) => (failed_ids(&response)?, None),
+            Err(e) => (message_ids.clone(), Some(e.to_string())),
+        };
+        for message in messages {
+            let id = message.message_id().unwrap_or_default();
+            let handle = message.receipt_handle().unwrap_or_default();
+            if failed.iter().any(|f| f == id) {
+                // Lambda leaves a failed message invisible until its visibility timeout ends;
+                // here it comes back at once so a test does not wait for the timeout.
+                self.client
+                    .change_message_visibility()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .map_err(|e| sqs_error("ChangeMessageVisibility", e))?;
+            } else {
+                self.client
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| sqs_error("DeleteMessage", e))?;
+            }
+        }
+        Ok(Some(Delivery {
+            message_ids,
+            failed,
+            invoke_error,
+        }))
+    }
+
+    /// Delivers until the queue is empty or `max_batches` batches were delivered.
+    pub async fn drain(
+        &self,
+        function: &LambdaFunction,
+        timeout: Duration,
+        max_batches: usize,
+    ) -> Result<DrainReport, EventSourceError> {
+        let mut report = DrainReport::default();
+        while report.batches < max_batches {
+            let Some(delivery) = self.deliver_once(function, timeout).await? else {
+                break;
+            };
+            report.batches += 1;
+            report.delivered += delivery.message_ids.len();
+            report.failed += delivery.failed.len();
+        }
+        Ok(report)
+    }
+}
+
+fn failed_ids(response: &Value) -> Result<Vec<String>, EventSourceError> {
+    response
+        .get("batchItemFailures")
+        .and_then(Value::as_array)
+        .map(|failures| {
+            failures
+                .iter()
+                .filter_map(|f| f.get("itemIdentifier").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .ok_or_else(|| EventSourceError::Response(response.clone()))
+}
