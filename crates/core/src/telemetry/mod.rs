@@ -25,3 +25,5 @@ pub fn init(level: Option<&str>) {
         tracing::warn!(log_level = requested, %reason, "invalid log_level, using info");
     }
 }
+
+pub mod metrics;
