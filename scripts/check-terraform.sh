@@ -4,7 +4,10 @@
 #   1. every checkov skip carries a justification (and no skip hides outside the resource it covers)
 #   2. terraform fmt -check -recursive                        (needs a terraform binary)
 #   3. terraform init -backend=false && terraform validate    (needs the hashicorp/aws provider:
-#      when init cannot download it, validate is SKIPPED with a loud message)
+#      when init cannot download it, validate is SKIPPED with a loud message), for terraform/,
+#      every module under terraform/modules/ and every example under terraform/modules/*/examples/;
+#      then `terraform test` (offline: tests/*.tftest.hcl render the policy documents with the
+#      real provider and no AWS access) where a configuration has tests (Terraform >= 1.7)
 #   4. every .tf file (and terraform.tfvars.example) parses with python-hcl2
 #   5. checkov over terraform/: every check passes or is skipped inline with a reason
 #   6. shellcheck of cicd.sh and scripts/*.sh                 (when shellcheck is installed)
@@ -16,6 +19,10 @@
 #   TERRAFORM_BIN          terraform binary (default: `terraform` on PATH)
 #   CHECKS_VENV            virtualenv directory (default: <repo>/.venv-checks)
 #   REQUIRE_TERRAFORM=1    fail instead of skipping when terraform is missing or validate cannot run
+#   TF_PROVIDER_MIRROR     directory laid out as a provider filesystem mirror
+#                          (<dir>/registry.terraform.io/hashicorp/aws/<version>/<os_arch>/...): init
+#                          installs hashicorp/* from there instead of the registry, so validate and
+#                          the terraform tests run without network access
 #
 # Exits non-zero on any failure.
 set -euo pipefail
@@ -100,28 +107,91 @@ check_terraform() {
     fail "terraform fmt: run 'terraform -chdir=terraform fmt -recursive'"
   fi
 
-  section "terraform init -backend=false && terraform validate"
-  local work log
+  if [[ -n "${TF_PROVIDER_MIRROR:-}" ]]; then
+    if [[ ! -d "$TF_PROVIDER_MIRROR" ]]; then
+      fail "TF_PROVIDER_MIRROR=$TF_PROVIDER_MIRROR is not a directory"
+      return 0
+    fi
+    TF_CLI_CONFIG_FILE="$(mktemp)"
+    export TF_CLI_CONFIG_FILE
+    cat >"$TF_CLI_CONFIG_FILE" <<MIRROR
+provider_installation {
+  filesystem_mirror {
+    path    = "$TF_PROVIDER_MIRROR"
+    include = ["registry.terraform.io/hashicorp/*"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/hashicorp/*"]
+  }
+}
+MIRROR
+  fi
+
+  # terraform test with override_data needs Terraform 1.7.
+  local can_test=0 version
+  version="$("$TERRAFORM_BIN" version -json 2>/dev/null | sed -n 's/.*"terraform_version": *"\([0-9.]*\)".*/\1/p')"
+  if [[ -n "$version" && "$(printf '%s\n' 1.7.0 "$version" | sort -V | head -n1)" == 1.7.0 ]]; then
+    can_test=1
+  fi
+
+  local work config name configs=(".")
   work="$(mktemp -d)"
-  # A copy, so init leaves no .terraform/ or lock file in the repository.
+  # A copy, so init leaves no .terraform/ or lock file in the repository; the whole tree, so
+  # relative module sources (examples -> ../..) resolve.
   cp -r "$TF_DIR" "$work/terraform"
-  rm -rf "$work/terraform/.terraform"
-  log="$work/init.log"
-  if TF_IN_AUTOMATION=1 timeout 300 "$TERRAFORM_BIN" -chdir="$work/terraform" init \
+  find "$work/terraform" -name .terraform -type d -prune -exec rm -rf {} +
+  for config in "$TF_DIR"/modules/*/ "$TF_DIR"/modules/*/examples/*/; do
+    if [[ -d "$config" ]] && compgen -G "$config*.tf" >/dev/null; then
+      configs+=("${config#"$TF_DIR"/}")
+    fi
+  done
+  for config in "${configs[@]}"; do
+    name="terraform/${config%/}"
+    validate_config "$work/terraform/$config" "${name%/.}" "$can_test" || break
+  done
+  rm -rf "$work"
+  if [[ -n "${TF_PROVIDER_MIRROR:-}" ]]; then
+    rm -f "$TF_CLI_CONFIG_FILE"
+  fi
+}
+
+# init + validate (+ test) of one configuration. Returns 1 when the provider cannot be
+# installed: reported once as SKIPPED, the other configurations would fail the same way.
+validate_config() {
+  local dir="$1" name="$2" can_test="$3" log
+  section "$name: terraform init -backend=false && terraform validate"
+  log="$(mktemp)"
+  if TF_IN_AUTOMATION=1 timeout 300 "$TERRAFORM_BIN" -chdir="$dir" init \
     -backend=false -input=false -no-color >"$log" 2>&1; then
-    if TF_IN_AUTOMATION=1 "$TERRAFORM_BIN" -chdir="$work/terraform" validate -no-color; then
+    rm -f "$log"
+    if TF_IN_AUTOMATION=1 "$TERRAFORM_BIN" -chdir="$dir" validate -no-color; then
       echo "ok: valid"
     else
-      fail "terraform validate"
+      fail "terraform validate ($name)"
     fi
   elif grep -Eq 'could not connect to registry|Failed to query available provider packages|Failed to install provider|no such host|i/o timeout|connection refused' "$log"; then
     sed 's/^/    /' "$log" >&2
-    skip "terraform validate: 'terraform init' could not download the hashicorp/aws provider (no registry access). fmt and the HCL parse still ran; set up a provider mirror (TF_CLI_CONFIG_FILE / TF_PLUGIN_CACHE_DIR) to validate."
+    rm -f "$log"
+    skip "terraform validate and terraform test: 'terraform init' could not download the hashicorp/aws provider (no registry access). fmt and the HCL parse still ran; set TF_PROVIDER_MIRROR (or TF_CLI_CONFIG_FILE / TF_PLUGIN_CACHE_DIR) to validate."
+    return 1
   else
     sed 's/^/    /' "$log" >&2
-    fail "terraform init failed for a reason other than provider download (see above)"
+    rm -f "$log"
+    fail "terraform init ($name) failed for a reason other than provider download (see above)"
+    return 0
   fi
-  rm -rf "$work"
+
+  compgen -G "$dir/tests/*.tftest.hcl" >/dev/null || return 0
+  if [[ "$can_test" != 1 ]]; then
+    skip "terraform test ($name): needs Terraform >= 1.7"
+    return 0
+  fi
+  section "$name: terraform test (offline)"
+  if TF_IN_AUTOMATION=1 "$TERRAFORM_BIN" -chdir="$dir" test -no-color; then
+    echo "ok: tests pass"
+  else
+    fail "terraform test ($name)"
+  fi
 }
 
 # --- 4. python-hcl2 parse ------------------------------------------------------------------------------

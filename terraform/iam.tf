@@ -152,9 +152,12 @@ resource "aws_iam_role_policy" "manage_iam_policies" {
   policy = data.aws_iam_policy_document.manage_iam_policies.json
 }
 
-# IAM writes only on the managed-role allowlist (path prefix + name pattern), never with
-# Resource "*", and an explicit Deny on the integration's own roles and AWS-reserved roles that
-# wins over any Allow (also over one a later, broader policy might add).
+# IAM writes only on the managed-role allowlist (path prefix + name pattern) and on the
+# integration's own cross-account access roles, never with Resource "*", and an explicit Deny on
+# the integration's own roles and AWS-reserved roles that wins over any Allow (also over one a
+# later, broader policy might add). The access-role statements are needed when this account is
+# the provider account of a cross-account agreement; modules/managed-account gives the
+# management role in every other account the same statements (ADR 014).
 data "aws_iam_policy_document" "manage_iam_policies_iam" {
   statement {
     sid    = "ManageInlinePoliciesOfAllowlistedRoles"
@@ -169,6 +172,60 @@ data "aws_iam_policy_document" "manage_iam_policies_iam" {
     resources = local.managed_role_arns
   }
 
+  # Reads are not tag-conditioned: a missing access role must answer NoSuchEntity, not
+  # AccessDenied (a missing role has no tags to match).
+  statement {
+    sid    = "ReadAccessRoles"
+    effect = "Allow"
+    actions = [
+      "iam:GetRole",
+      "iam:ListRolePolicies",
+      "iam:GetRolePolicy",
+    ]
+    resources = local.access_role_arns
+  }
+
+  # CreateRole with Tags is also authorised as TagRole. Both only with the managed-by tag in the
+  # request and no tag keys but the integration's own (so it cannot set tags other policies
+  # might use for access decisions).
+  statement {
+    sid       = "CreateAccessRoles"
+    effect    = "Allow"
+    actions   = ["iam:CreateRole", "iam:TagRole"]
+    resources = local.access_role_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.managed_by_tag_key}"
+      values   = [local.managed_by_tag_value]
+    }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = local.access_role_tag_keys
+    }
+  }
+
+  # Changing or deleting an access role only when it carries the managed-by tag: a role of the
+  # same name the integration did not create is never touched.
+  statement {
+    sid    = "ManageOwnAccessRoles"
+    effect = "Allow"
+    actions = [
+      "iam:UpdateAssumeRolePolicy",
+      "iam:PutRolePolicy",
+      "iam:DeleteRolePolicy",
+      "iam:DeleteRole",
+    ]
+    resources = local.access_role_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:ResourceTag/${local.managed_by_tag_key}"
+      values   = [local.managed_by_tag_value]
+    }
+  }
+
   statement {
     sid       = "NeverTouchProtectedRoles"
     effect    = "Deny"
@@ -181,4 +238,29 @@ resource "aws_iam_role_policy" "manage_iam_policies_iam" {
   name   = "manage-iam-policies-iam"
   role   = aws_iam_role.manage_iam_policies.id
   policy = data.aws_iam_policy_document.manage_iam_policies_iam.json
+}
+
+# --- manage_iam_policies, cross-account: sts:AssumeRole on exactly the configured management roles --
+# No statement (and no role policy, as IAM rejects a policy without statements) when
+# var.managed_accounts is empty.
+
+data "aws_iam_policy_document" "manage_iam_policies_assume_management_roles" {
+  dynamic "statement" {
+    for_each = length(local.management_role_arns) > 0 ? ["managed accounts configured"] : []
+
+    content {
+      sid       = "AssumeManagementRolesOfManagedAccounts"
+      effect    = "Allow"
+      actions   = ["sts:AssumeRole"]
+      resources = local.management_role_arns
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "manage_iam_policies_assume_management_roles" {
+  count = length(local.management_role_arns) > 0 ? 1 : 0
+
+  name   = "manage-iam-policies-assume-management-roles"
+  role   = aws_iam_role.manage_iam_policies.id
+  policy = data.aws_iam_policy_document.manage_iam_policies_assume_management_roles.json
 }

@@ -11,7 +11,7 @@ resource "aws_cloudwatch_log_group" "manage_iam_policies" {
 resource "aws_lambda_function" "manage_iam_policies" {
   #checkov:skip=CKV_AWS_117:Must reach the Data Mesh Manager SaaS API on the internet; a VPC would add a NAT gateway and no protection (IAM and S3 are public AWS APIs).
   #checkov:skip=CKV_AWS_116:Invoked synchronously by the SQS event source mapping, where a function DLQ is never used; failed messages go to the queue's own FIFO dead-letter queue (redrive policy).
-  #checkov:skip=CKV_AWS_173:The environment holds names and URLs only, no secrets (the API key is in Secrets Manager); Lambda encrypts it with its service key.
+  #checkov:skip=CKV_AWS_173:The environment holds names, URLs and the managed accounts' external ids, no secrets (the API key is in Secrets Manager; an external id is a confused-deputy guard, not a credential); Lambda encrypts it with its service key.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile in the deploying account; artifacts are built and deployed by cicd.sh from the repository.
   #checkov:skip=CKV_AWS_50:The binary emits structured JSON logs, not X-Ray segments; Active tracing would only add xray:PutTraceSegments on "*" to the role.
   #checkov:skip=CKV_AWS_115:Concurrency is capped by the event source mapping's maximum_concurrency (event_maximum_concurrency); reserving it as well is optional (manage_iam_policies_reserved_concurrency) because a reservation takes capacity from the whole account.
@@ -40,6 +40,7 @@ resource "aws_lambda_function" "manage_iam_policies" {
       managed_role_path_prefix  = var.managed_role_path_prefix
       managed_role_name_pattern = var.managed_role_name_pattern
       protected_role_names      = join(",", local.protected_role_names)
+      managed_accounts          = jsonencode(var.managed_accounts)
       dmm_request_timeout_ms    = tostring(var.dmm_request_timeout_ms)
       log_level                 = var.log_level
     }
@@ -54,6 +55,7 @@ resource "aws_lambda_function" "manage_iam_policies" {
     aws_iam_role_policy.manage_iam_policies,
     aws_iam_role_policy.manage_iam_policies_iam,
     aws_iam_role_policy.manage_iam_policies_logging,
+    aws_iam_role_policy.manage_iam_policies_assume_management_roles,
   ]
 
   lifecycle {
@@ -64,6 +66,14 @@ resource "aws_lambda_function" "manage_iam_policies" {
     precondition {
       condition     = var.manage_iam_policies_reserved_concurrency == null || coalesce(var.manage_iam_policies_reserved_concurrency, 0) >= var.event_maximum_concurrency
       error_message = "manage_iam_policies_reserved_concurrency must be at least event_maximum_concurrency, or SQS messages are throttled into the dead-letter queue."
+    }
+    precondition {
+      condition     = !contains(local.managed_account_ids, local.account_id)
+      error_message = "managed_accounts lists this deployment's own account (${local.account_id}): remove it, the integration manages its own account with its function role."
+    }
+    precondition {
+      condition     = alltrue([for arn in local.management_role_arns : startswith(arn, "arn:${local.partition}:")])
+      error_message = "managed_accounts: every role_arn must be in this deployment's partition (arn:${local.partition}:...); STS cannot assume a role in another partition."
     }
     precondition {
       condition     = var.dmm_request_timeout_ms < var.manage_iam_policies_timeout_seconds * 1000

@@ -55,7 +55,41 @@ locals {
       "${local.role_arn_prefix}/aws-service-role/*",
       "${local.role_arn_prefix}/aws-reserved/*",
     ],
+    # Administrator roles of AWS Organizations, Control Tower and StackSets (the code refuses
+    # them too, crates/core/src/policy/role.rs).
+    flatten([for name in local.aws_administrator_role_names : [
+      "${local.role_arn_prefix}/${name}",
+      "${local.role_arn_prefix}/*/${name}",
+    ]]),
   )
+  aws_administrator_role_names = [
+    "OrganizationAccountAccessRole",
+    "AWSControlTowerExecution",
+    "AWSCloudFormationStackSetExecutionRole",
+  ]
+
+  # Cross-account access roles (SPEC 5) this account may hold when it is the provider account of
+  # an agreement: named `dmm-access-<id>`, or `dmm-acc-<readable id>-<hash>` for ids that cannot
+  # be used verbatim (crates/core/src/policy/name.rs), always directly under the managed path.
+  # They are not subject to managed_role_name_pattern: the names are the integration's own.
+  # (An ARN wildcard also matches `/`, so these also match roles on a path below
+  # `<prefix>dmm-access-…/`; the tag conditions in iam.tf are what keeps writes on roles the
+  # integration created.)
+  access_role_arns = [
+    "${local.role_arn_prefix}${var.managed_role_path_prefix}dmm-access-*",
+    "${local.role_arn_prefix}${var.managed_role_path_prefix}dmm-acc-*",
+  ]
+  # The tag the integration puts on every access role it creates; CreateRole/TagRole require it
+  # in the request, DeleteRole/UpdateAssumeRolePolicy/Put-/DeleteRolePolicy on the role.
+  managed_by_tag_key   = "managed-by"
+  managed_by_tag_value = "dmm-integration-aws"
+  # Every tag key the integration sets on an access role (nothing else may be set through it).
+  access_role_tag_keys = [local.managed_by_tag_key, "dmm-agreement-id"]
+
+  # --- Cross-account: the management roles in var.managed_accounts ---
+  # Role ARNs are not secret; only the external ids are why the variable is sensitive.
+  management_role_arns = sort(nonsensitive([for account in values(var.managed_accounts) : account.role_arn]))
+  managed_account_ids  = sort(nonsensitive(keys(var.managed_accounts)))
 
   # --- Lambda code: local zips (uploaded by Terraform) or artifacts cicd.sh put into S3 ---
   use_s3_artifacts = var.artifacts_bucket_name != null

@@ -37,3 +37,8 @@ output "alarm_topic_arn" {
   description = "ARN of the created alarm topic, or null."
   value       = one(aws_sns_topic.alarms[*].arn)
 }
+
+output "managed_account_ids" {
+  description = "Accounts (keys of managed_accounts) whose management role manage_iam_policies may assume."
+  value       = local.managed_account_ids
+}

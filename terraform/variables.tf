@@ -320,6 +320,40 @@ variable "protected_role_names" {
   }
 }
 
+variable "managed_accounts" {
+  type = map(object({
+    role_arn    = string
+    external_id = string
+  }))
+  default     = {}
+  sensitive   = true
+  description = <<-EOT
+    Other AWS accounts the integration manages (cross-account, SPEC 5), keyed by 12-digit account
+    id: the ARN of the management role created there by modules/managed-account (its output
+    role_arn) and the external id given to that module. Rendered as JSON into env
+    `managed_accounts`; manage_iam_policies may sts:AssumeRole exactly these roles. Empty: the
+    integration manages its own account only, and an agreement that needs another account gets an
+    error status naming it. Do not list this deployment's own account: it is managed with the
+    function's own role.
+    Sensitive: an external id is a confused-deputy guard, not a password (the trust policy names
+    the hub role exactly), but it should not be handed around, so it is kept out of plan output.
+    It is still stored in the Terraform state and readable in the function's configuration
+    (lambda:GetFunctionConfiguration).
+  EOT
+
+  validation {
+    condition = alltrue([
+      for account_id, account in var.managed_accounts :
+      can(regex("^[0-9]{12}$", account_id))
+      && can(regex("^arn:aws(-[a-z]+)*:iam::${account_id}:role/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}$", account.role_arn))
+      # (RE2 repeats at most 1000 times, hence length() for STS's 2-1224.)
+      && can(regex("^[A-Za-z0-9+=,.@:/_-]+$", account.external_id))
+      && length(account.external_id) >= 2 && length(account.external_id) <= 1224
+    ])
+    error_message = "managed_accounts: each key must be a 12-digit account id, its role_arn the ARN of a role in that same account (no wildcards), and its external_id 2-1224 characters of letters, digits and +=,.@:/_- (what STS accepts)."
+  }
+}
+
 # --- Queue -----------------------------------------------------------------------------------
 
 variable "event_queue_name" {

@@ -5,23 +5,41 @@
 //! * each function's role allows exactly the actions its binary calls (`permissions::*_ACTIONS`,
 //!   plus the SQS actions the event source mapping uses for manage_iam_policies, plus writing the
 //!   function's own log group, which the Lambda service does on the function's behalf);
-//! * those actions are scoped: no `Resource: "*"`, IAM writes only on the managed-role allowlist,
-//!   an explicit Deny on the integration's own roles, ListBucket only with an `s3:prefix` condition.
+//! * those actions are scoped: no `Resource: "*"`, IAM writes only on the managed-role allowlist
+//!   or on the integration's own access roles (`dmm-access-*`/`dmm-acc-*` under the managed path,
+//!   created only with and changed only with the `managed-by` tag), an explicit Deny on the
+//!   integration's own roles, ListBucket only with an `s3:prefix` condition, `sts:AssumeRole`
+//!   only on the management roles configured in `var.managed_accounts`;
+//! * the management role of `terraform/modules/managed-account` allows exactly the code's `iam:`
+//!   actions with the same scoping, denies itself, and trusts only the hub's role with
+//!   `sts:ExternalId`.
 //!
 //! The role's policies are found by following references from `aws_lambda_function.<name>.role`
 //! through every `aws_iam_role_policy` on that role to its `data.aws_iam_policy_document`
 //! (including `source_policy_documents`), so a statement added anywhere is seen here. Policies
 //! the test cannot read (managed policy attachments, inline JSON) are rejected.
+//!
+//! The check is static: a `dynamic "statement"` counts as present. That is right for
+//! `sts:AssumeRole`, the one action that is legitimately absent from the deployed policy: with
+//! an empty `managed_accounts` there is no role to assume, so its statement (and the role policy
+//! carrying it, as IAM rejects a policy without statements) is not rendered. The code still
+//! declares the action, so it is compared like every other action, and a separate rule checks
+//! that its statement and role policy are conditioned on there being management roles, and on
+//! nothing else. What the rendered documents look like is checked by `terraform test`
+//! (`terraform/tests/`, `terraform/modules/managed-account/tests/`, run by
+//! `scripts/check-terraform.sh` where the provider can be installed).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use dmm_aws_core::config::{
-    DEFAULT_LAST_EVENT_ID_OBJECT_NAME, MANAGE_IAM_POLICIES_VARIABLES, POLL_FEED_VARIABLES,
+    DEFAULT_LAST_EVENT_ID_OBJECT_NAME, MANAGE_IAM_POLICIES_VARIABLES, MANAGED_ACCOUNTS,
+    POLL_FEED_VARIABLES,
 };
 use dmm_aws_core::permissions::{
     MANAGE_IAM_POLICIES_ACTIONS, MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS, POLL_FEED_ACTIONS,
 };
+use dmm_aws_core::policy::{ACCESS_ROLE_NAME_PREFIX, MAPPED_ACCESS_ROLE_NAME_PREFIX};
 use hcl::expr::{TemplateExpr, TraversalOperator};
 use hcl::{Block, Body, Expression, ObjectKey};
 
@@ -29,14 +47,46 @@ use hcl::{Block, Body, Expression, ObjectKey};
 /// function's code never calls them.
 const LAMBDA_LOGGING_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
 
-/// The root module: every top-level block of every `terraform/*.tf` file.
+/// The tag every access role carries (`key = value`), required by the tag conditions on the
+/// access-role statements; the code sets it when it creates an access role. (Spelled out here
+/// until the code declares them as constants; then import those.)
+const MANAGED_BY_TAG_KEY: &str = "managed-by";
+const MANAGED_BY_TAG_VALUE: &str = "dmm-integration-aws";
+/// The only tag keys the integration may set on an access role.
+const ACCESS_ROLE_TAG_KEYS: &[&str] = &[MANAGED_BY_TAG_KEY, "dmm-agreement-id"];
+/// Only on access roles (`local.access_role_arns`), never on consumer roles.
+const ACCESS_ROLE_ONLY_ACTIONS: &[&str] = &[
+    "iam:CreateRole",
+    "iam:TagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:DeleteRole",
+];
+/// Allowed on access roles only with `aws:RequestTag/managed-by` (the role does not exist yet).
+const ACCESS_ROLE_CREATE_ACTIONS: &[&str] = &["iam:CreateRole", "iam:TagRole"];
+/// Allowed on access roles only with `iam:ResourceTag/managed-by`: every other write.
+const ACCESS_ROLE_WRITE_ACTIONS: &[&str] = &[
+    "iam:UpdateAssumeRolePolicy",
+    "iam:DeleteRole",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+];
+
+/// `local.role_arn_prefix` of the hub (`terraform/`) and of the managed-account module.
+const HUB_ROLE_ARN_PREFIX: &str = "arn:${local.partition}:iam::${local.account_id}:role";
+const MODULE_ROLE_ARN_PREFIX: &str = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role";
+
+/// A Terraform configuration: every top-level block of every `*.tf` file of one directory.
 struct Module {
+    /// For messages: `terraform/` or `terraform/modules/managed-account/`.
+    name: String,
     blocks: Vec<(String, Block)>,
 }
 
 fn terraform_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../terraform")
 }
+
+const MANAGED_ACCOUNT_MODULE: &str = "modules/managed-account";
 
 fn load() -> Module {
     load_edited(|_, text| text.to_owned())
@@ -45,7 +95,25 @@ fn load() -> Module {
 /// The module with `edit(file name, text)` applied to each file: lets the tests below prove that
 /// the checks catch drift.
 fn load_edited(edit: impl Fn(&str, &str) -> String) -> Module {
-    let dir = terraform_dir();
+    load_dir_edited("", edit)
+}
+
+fn load_managed_account() -> Module {
+    load_managed_account_edited(|_, text| text.to_owned())
+}
+
+fn load_managed_account_edited(edit: impl Fn(&str, &str) -> String) -> Module {
+    load_dir_edited(MANAGED_ACCOUNT_MODULE, edit)
+}
+
+/// `terraform/<sub>` (`sub` empty: `terraform/` itself; not recursive).
+fn load_dir_edited(sub: &str, edit: impl Fn(&str, &str) -> String) -> Module {
+    let name = if sub.is_empty() {
+        "terraform/".to_owned()
+    } else {
+        format!("terraform/{sub}/")
+    };
+    let dir = terraform_dir().join(sub);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -55,13 +123,12 @@ fn load_edited(edit: impl Fn(&str, &str) -> String) -> Module {
     assert!(!files.is_empty(), "no .tf files in {}", dir.display());
     let mut blocks = Vec::new();
     for path in files {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let text = edit(&name, &std::fs::read_to_string(&path).unwrap());
-        let body =
-            hcl::parse(&text).unwrap_or_else(|e| panic!("terraform/{name} does not parse: {e}"));
-        blocks.extend(body.into_blocks().map(|b| (name.clone(), b)));
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = edit(&file, &std::fs::read_to_string(&path).unwrap());
+        let body = hcl::parse(&text).unwrap_or_else(|e| panic!("{name}{file} does not parse: {e}"));
+        blocks.extend(body.into_blocks().map(|b| (file.clone(), b)));
     }
-    Module { blocks }
+    Module { name, blocks }
 }
 
 fn labels(block: &Block) -> Vec<&str> {
@@ -83,7 +150,7 @@ impl Module {
             .iter()
             .map(|(_, b)| b)
             .find(|b| b.identifier() == kind && labels(b) == [ty, name])
-            .unwrap_or_else(|| panic!("terraform/ has no {kind} \"{ty}\" \"{name}\""))
+            .unwrap_or_else(|| panic!("{} has no {kind} \"{ty}\" \"{name}\"", self.name))
     }
 
     fn variable(&self, name: &str) -> &Block {
@@ -91,7 +158,7 @@ impl Module {
             .iter()
             .map(|(_, b)| b)
             .find(|b| b.identifier() == "variable" && labels(b) == [name])
-            .unwrap_or_else(|| panic!("terraform/ has no variable \"{name}\""))
+            .unwrap_or_else(|| panic!("{} has no variable \"{name}\"", self.name))
     }
 
     fn local(&self, name: &str) -> &Expression {
@@ -101,7 +168,38 @@ impl Module {
             .flat_map(|(_, b)| b.body().attributes())
             .find(|a| a.key() == name)
             .map(|a| a.expr())
-            .unwrap_or_else(|| panic!("terraform/ has no local `{name}`"))
+            .unwrap_or_else(|| panic!("{} has no local `{name}`", self.name))
+    }
+
+    fn has_local(&self, name: &str) -> bool {
+        self.blocks
+            .iter()
+            .filter(|(_, b)| b.identifier() == "locals")
+            .flat_map(|(_, b)| b.body().attributes())
+            .any(|a| a.key() == name)
+    }
+
+    /// The leaves of an expression (see [`leaves`]) with references to locals replaced by the
+    /// locals' own (resolved) leaves, and locals that are plain strings substituted inside
+    /// templates too: `aws:RequestTag/${local.key}` reads as `aws:RequestTag/managed-by`.
+    fn resolved_leaves(&self, expr: &Expression) -> Vec<String> {
+        let string_locals: Vec<(&str, &str)> = self
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.identifier() == "locals")
+            .flat_map(|(_, b)| b.body().attributes())
+            .filter_map(|a| literal(a.expr()).map(|v| (a.key(), v)))
+            .collect();
+        let mut out = Vec::new();
+        leaves(expr, &mut out);
+        out.into_iter()
+            .flat_map(|leaf| match leaf.strip_prefix("ref:local.") {
+                Some(name) if self.has_local(name) => self.resolved_leaves(self.local(name)),
+                _ => vec![string_locals.iter().fold(leaf, |acc, (k, v)| {
+                    acc.replace(&format!("${{local.{k}}}"), v)
+                })],
+            })
+            .collect()
     }
 }
 
@@ -256,8 +354,29 @@ struct Statement {
     origin: String,
     effect: String,
     actions: Vec<String>,
+    /// Raw leaves (references as `ref:<path>`), so scope rules can insist on a named local.
     resources: Vec<String>,
-    condition_keys: Vec<String>,
+    conditions: Vec<Condition>,
+    /// `for_each` of a `dynamic "statement"` block; `None` for a plain statement.
+    dynamic_for_each: Option<Expression>,
+    /// `count` of the `aws_iam_role_policy` that attaches the statement's document.
+    role_policy_count: Option<Expression>,
+}
+
+/// A `condition` block, with locals resolved ([`Module::resolved_leaves`]).
+#[derive(Debug)]
+struct Condition {
+    test: String,
+    variable: String,
+    values: Vec<String>,
+}
+
+impl Statement {
+    fn has_condition(&self, test: &str, variable: &str, values: &[&str]) -> bool {
+        self.conditions
+            .iter()
+            .any(|c| c.test == test && c.variable == variable && c.values == values)
+    }
 }
 
 /// The role of a function, from `role = aws_iam_role.<name>.arn`.
@@ -312,15 +431,17 @@ fn policy_document_statements(
             }
         }
     }
+    let plain = sub_blocks(body, "statement").map(|b| (b, None));
     let dynamic = body
         .blocks()
         .filter(|b| b.identifier() == "dynamic" && labels(b) == ["statement"])
         .map(|b| {
-            sub_blocks(b.body(), "content")
+            let content = sub_blocks(b.body(), "content")
                 .next()
-                .expect("dynamic statement without content")
+                .expect("dynamic statement without content");
+            (content, attr(b.body(), "for_each").cloned())
         });
-    for (i, st) in sub_blocks(body, "statement").chain(dynamic).enumerate() {
+    for (i, (st, dynamic_for_each)) in plain.chain(dynamic).enumerate() {
         let b = st.body();
         let origin = format!("data.aws_iam_policy_document.{doc} statement #{}", i + 1);
         for key in ["not_actions", "not_resources", "not_principals"] {
@@ -348,28 +469,46 @@ fn policy_document_statements(
             Some(e) => leaves(e, &mut resources),
             None => panic!("{origin}: no resources (would mean \"*\")"),
         }
-        let condition_keys = sub_blocks(b, "condition")
-            .map(|c| {
-                attr(c.body(), "variable")
-                    .and_then(literal)
-                    .unwrap_or("?")
-                    .to_owned()
-            })
-            .collect();
+        let conditions = conditions_of(module, b);
         out.push(Statement {
             origin,
             effect,
             actions,
             resources,
-            condition_keys,
+            conditions,
+            dynamic_for_each,
+            role_policy_count: None,
         });
     }
+}
+
+fn conditions_of(module: &Module, statement: &Body) -> Vec<Condition> {
+    sub_blocks(statement, "condition")
+        .map(|c| {
+            let part = |key: &str| {
+                attr(c.body(), key)
+                    .map(|e| module.resolved_leaves(e))
+                    .unwrap_or_default()
+            };
+            Condition {
+                test: part("test").join(","),
+                variable: part("variable").join(","),
+                values: part("values"),
+            }
+        })
+        .collect()
 }
 
 /// Every statement of every policy on the function's role.
 fn role_statements(module: &Module, function: &str) -> (String, Vec<Statement>) {
     let role = role_of(module, function);
-    let role_block = module.get("resource", "aws_iam_role", &role);
+    let statements = role_policy_statements(module, &role);
+    (role, statements)
+}
+
+/// Every statement of every policy on `aws_iam_role.<role>`.
+fn role_policy_statements(module: &Module, role: &str) -> Vec<Statement> {
+    let role_block = module.get("resource", "aws_iam_role", role);
     for key in ["inline_policy", "managed_policy_arns"] {
         assert!(
             attr(role_block.body(), key).is_none()
@@ -406,7 +545,11 @@ fn role_statements(module: &Module, function: &str) -> (String, Vec<Statement>) 
             Some([d, t, doc, json])
                 if d == "data" && t == "aws_iam_policy_document" && json == "json" =>
             {
-                policy_document_statements(module, doc, &mut Vec::new(), &mut statements)
+                let first = statements.len();
+                policy_document_statements(module, doc, &mut Vec::new(), &mut statements);
+                for s in &mut statements[first..] {
+                    s.role_policy_count = attr(b.body(), "count").cloned();
+                }
             }
             _ => panic!(
                 "aws_iam_role_policy.{name}.policy must be data.aws_iam_policy_document.<name>.json so it can be checked"
@@ -417,7 +560,7 @@ fn role_statements(module: &Module, function: &str) -> (String, Vec<Statement>) 
         policies > 0,
         "no aws_iam_role_policy on aws_iam_role.{role}"
     );
-    (role, statements)
+    statements
 }
 
 fn allowed_actions(statements: &[Statement]) -> BTreeSet<String> {
@@ -428,8 +571,14 @@ fn allowed_actions(statements: &[Statement]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Scope rules every Allow statement of a function role must follow.
-fn assert_scoped(module: &Module, function: &str, statements: &[Statement]) {
+/// Scope rules every Allow statement of a role must follow. `function`: the Lambda function
+/// whose role it is (its log group is the only one it may write), `None` for the management role.
+fn assert_scoped(
+    module: &Module,
+    function: Option<&str>,
+    role_arn_prefix: &str,
+    statements: &[Statement],
+) {
     for s in statements.iter().filter(|s| s.effect == "Allow") {
         assert!(
             !s.resources
@@ -450,12 +599,15 @@ fn assert_scoped(module: &Module, function: &str, statements: &[Statement]) {
                 s.origin
             );
             assert!(
-                s.condition_keys.iter().any(|k| k == "s3:prefix"),
+                s.conditions.iter().any(|c| c.variable == "s3:prefix"),
                 "{}: s3:ListBucket needs an s3:prefix condition",
                 s.origin
             );
         }
         if s.actions.iter().any(|a| a.starts_with("logs:")) {
+            let function = function.unwrap_or_else(|| {
+                panic!("{}: logs actions on a role without a function", s.origin)
+            });
             let own = format!("${{aws_cloudwatch_log_group.{function}.arn}}:*");
             assert!(
                 s.resources.iter().all(|r| *r == own),
@@ -465,40 +617,174 @@ fn assert_scoped(module: &Module, function: &str, statements: &[Statement]) {
             );
         }
         if s.actions.iter().any(|a| a.starts_with("iam:")) {
-            assert_iam_scoped(module, s);
+            assert_iam_scoped(module, s, role_arn_prefix);
+        }
+        if s.actions.iter().any(|a| a.starts_with("sts:")) {
+            assert_assume_role_scoped(module, s);
+        }
+        if s.dynamic_for_each.is_some() || s.role_policy_count.is_some() {
+            assert!(
+                s.actions == ["sts:AssumeRole"],
+                "{}: only the sts:AssumeRole statement may depend on the configuration (dynamic/count); \
+                 every other permission is always there, so the comparison with the code holds",
+                s.origin
+            );
         }
     }
 }
 
-/// IAM actions only on `arn:<partition>:iam::<account>:role<managed_role_path_prefix>…`.
-fn assert_iam_scoped(module: &Module, s: &Statement) {
+/// IAM actions only on `arn:<partition>:iam::<account>:role<managed_role_path_prefix>…`: the
+/// consumer-role allowlist (`local.managed_role_arns`) or the integration's own access roles
+/// (`local.access_role_arns`, exactly `dmm-access-*` and `dmm-acc-*` under the path). Creating,
+/// retagging, re-trusting and deleting roles only on access roles; creating only with the
+/// managed-by tag in the request (and no other tag keys), every other write on an access role
+/// only when the role carries that tag.
+fn assert_iam_scoped(module: &Module, s: &Statement, role_arn_prefix: &str) {
     assert!(
         s.actions.iter().all(|a| a.starts_with("iam:")),
         "{}: keep IAM actions in their own statement",
         s.origin
     );
-    assert_eq!(
-        s.resources,
-        ["ref:local.managed_role_arns"],
-        "{}: IAM actions must be on local.managed_role_arns",
-        s.origin
-    );
+    let has = |list: &[&str]| s.actions.iter().any(|a| list.contains(&a.as_str()));
+    match s.resources.as_slice() {
+        [r] if r == "ref:local.managed_role_arns" => {
+            assert!(
+                !has(ACCESS_ROLE_ONLY_ACTIONS),
+                "{}: {:?} only on local.access_role_arns (the integration's own access roles), never on consumer roles",
+                s.origin,
+                s.actions
+            );
+        }
+        [r] if r == "ref:local.access_role_arns" => {
+            if has(ACCESS_ROLE_CREATE_ACTIONS) {
+                assert!(
+                    s.has_condition(
+                        "StringEquals",
+                        &format!("aws:RequestTag/{MANAGED_BY_TAG_KEY}"),
+                        &[MANAGED_BY_TAG_VALUE]
+                    ),
+                    "{}: {ACCESS_ROLE_CREATE_ACTIONS:?} need the condition StringEquals aws:RequestTag/{MANAGED_BY_TAG_KEY} = {MANAGED_BY_TAG_VALUE}; has {:?}",
+                    s.origin,
+                    s.conditions
+                );
+                let tag_keys = s
+                    .conditions
+                    .iter()
+                    .find(|c| c.test == "ForAllValues:StringEquals" && c.variable == "aws:TagKeys")
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{}: {ACCESS_ROLE_CREATE_ACTIONS:?} need ForAllValues:StringEquals aws:TagKeys (only the integration's own tag keys)",
+                            s.origin
+                        )
+                    });
+                assert!(
+                    tag_keys
+                        .values
+                        .iter()
+                        .all(|k| ACCESS_ROLE_TAG_KEYS.contains(&k.as_str())),
+                    "{}: aws:TagKeys may only be {ACCESS_ROLE_TAG_KEYS:?}, is {:?}",
+                    s.origin,
+                    tag_keys.values
+                );
+            }
+            if has(ACCESS_ROLE_WRITE_ACTIONS) {
+                assert!(
+                    s.has_condition(
+                        "StringEquals",
+                        &format!("iam:ResourceTag/{MANAGED_BY_TAG_KEY}"),
+                        &[MANAGED_BY_TAG_VALUE]
+                    ),
+                    "{}: {:?} on access roles need the condition StringEquals iam:ResourceTag/{MANAGED_BY_TAG_KEY} = {MANAGED_BY_TAG_VALUE}; has {:?}",
+                    s.origin,
+                    s.actions,
+                    s.conditions
+                );
+            }
+        }
+        other => panic!(
+            "{}: IAM actions must be on local.managed_role_arns or local.access_role_arns, not {other:?}",
+            s.origin
+        ),
+    }
+
+    let path = "${local.role_arn_prefix}${var.managed_role_path_prefix}";
     let mut arns = Vec::new();
     leaves(module.local("managed_role_arns"), &mut arns);
     assert!(!arns.is_empty());
     for arn in &arns {
         assert!(
-            arn.starts_with("${local.role_arn_prefix}${var.managed_role_path_prefix}"),
-            "local.managed_role_arns: {arn} is not under the managed role path prefix"
+            arn.starts_with(path),
+            "{}: local.managed_role_arns: {arn} is not under the managed role path prefix",
+            module.name
         );
     }
+    let mut access = Vec::new();
+    leaves(module.local("access_role_arns"), &mut access);
+    assert_eq!(
+        access,
+        [
+            format!("{path}{ACCESS_ROLE_NAME_PREFIX}*"),
+            format!("{path}{MAPPED_ACCESS_ROLE_NAME_PREFIX}*"),
+        ],
+        "{}: local.access_role_arns must be exactly the access role names of policy::access_role_name directly under the managed path",
+        module.name
+    );
     let mut prefix = Vec::new();
     leaves(module.local("role_arn_prefix"), &mut prefix);
     assert_eq!(
         prefix,
-        ["arn:${local.partition}:iam::${local.account_id}:role"],
-        "local.role_arn_prefix"
+        [role_arn_prefix],
+        "{}: local.role_arn_prefix",
+        module.name
     );
+}
+
+/// `sts:AssumeRole` (cross-account) only on the management roles of `var.managed_accounts`, in a
+/// statement and role policy that exist only when there is at least one.
+fn assert_assume_role_scoped(module: &Module, s: &Statement) {
+    assert_eq!(
+        s.actions,
+        ["sts:AssumeRole"],
+        "{}: keep sts:AssumeRole in its own statement, and no other sts: action",
+        s.origin
+    );
+    assert_eq!(
+        s.resources,
+        ["ref:local.management_role_arns"],
+        "{}: sts:AssumeRole only on local.management_role_arns (the management roles of var.managed_accounts)",
+        s.origin
+    );
+    let local = module.local("management_role_arns");
+    let mut arns = Vec::new();
+    leaves(local, &mut arns);
+    let text = local.to_string();
+    assert!(
+        arns == ["ref:account.role_arn"] && text.contains("var.managed_accounts"),
+        "local.management_role_arns must be the role_arn of each var.managed_accounts entry, is {text}"
+    );
+    // Absent, not "Resource: []", when no account is managed: a dynamic statement and a
+    // role policy with a count, both on local.management_role_arns being non-empty.
+    let only_with_management_roles = |what: &str, expr: Option<&Expression>, absent: &str| {
+        let ok = match expr {
+            Some(Expression::Conditional(c)) => {
+                c.cond_expr.to_string().replace(' ', "") == "length(local.management_role_arns)>0"
+                    && c.false_expr.to_string().replace(' ', "") == absent
+            }
+            _ => false,
+        };
+        assert!(
+            ok,
+            "{}: the {what} must be `length(local.management_role_arns) > 0 ? … : {absent}`, is {:?}",
+            s.origin,
+            expr.map(|e| e.to_string())
+        );
+    };
+    only_with_management_roles(
+        "dynamic statement's for_each",
+        s.dynamic_for_each.as_ref(),
+        "[]",
+    );
+    only_with_management_roles("role policy's count", s.role_policy_count.as_ref(), "0");
 }
 
 fn check_poll_feed_role_allows_exactly_what_the_binary_calls(module: &Module) {
@@ -511,7 +797,7 @@ fn check_poll_feed_role_allows_exactly_what_the_binary_calls(module: &Module) {
         &expected,
         &allowed_actions(&statements),
     );
-    assert_scoped(module, "poll_feed", &statements);
+    assert_scoped(module, Some("poll_feed"), HUB_ROLE_ARN_PREFIX, &statements);
 }
 
 fn check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
@@ -527,7 +813,12 @@ fn check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger
         &expected,
         &allowed_actions(&statements),
     );
-    assert_scoped(module, "manage_iam_policies", &statements);
+    assert_scoped(
+        module,
+        Some("manage_iam_policies"),
+        HUB_ROLE_ARN_PREFIX,
+        &statements,
+    );
 }
 
 fn check_manage_iam_policies_can_never_write_to_the_integrations_own_roles(module: &Module) {
@@ -589,6 +880,188 @@ fn check_manage_iam_policies_can_never_write_to_the_integrations_own_roles(modul
     );
 }
 
+fn check_managed_accounts_reach_the_function_as_json(module: &Module) {
+    let lambda = module.get("resource", "aws_lambda_function", "manage_iam_policies");
+    let env = sub_blocks(lambda.body(), "environment").next().unwrap();
+    let Some(Expression::Object(vars)) = attr(env.body(), "variables") else {
+        unreachable!()
+    };
+    let value = vars
+        .iter()
+        .find(|(k, _)| matches!(k, ObjectKey::Identifier(id) if id.as_str() == MANAGED_ACCOUNTS))
+        .map(|(_, v)| v.to_string())
+        .expect("managed_accounts not set");
+    assert_eq!(
+        value, "jsonencode(var.managed_accounts)",
+        "env {MANAGED_ACCOUNTS} must be the JSON of var.managed_accounts (config::MANAGED_ACCOUNTS)"
+    );
+    let variable = module.variable("managed_accounts").body();
+    assert!(
+        attr(variable, "sensitive").is_some_and(|e| matches!(e, Expression::Bool(true))),
+        "variable managed_accounts holds the external ids: keep it sensitive"
+    );
+    assert!(
+        sub_blocks(variable, "validation").next().is_some(),
+        "variable managed_accounts needs its validation (account ids, role ARNs without wildcards)"
+    );
+}
+
+// --- terraform/modules/managed-account ------------------------------------------------------------
+
+/// The IAM actions of the code: what the management role in a managed account does on the
+/// hub's behalf (sts:AssumeRole is the hub's own call; S3, SQS and Secrets Manager stay in the
+/// hub).
+fn code_iam_actions() -> BTreeSet<String> {
+    MANAGE_IAM_POLICIES_ACTIONS
+        .iter()
+        .filter(|a| a.starts_with("iam:"))
+        .map(|a| a.to_string())
+        .collect()
+}
+
+fn check_management_role_allows_exactly_the_iam_actions_of_the_code(module: &Module) {
+    let statements = role_policy_statements(module, "management");
+    assert_same(
+        "actions allowed to the management role (modules/managed-account)",
+        "the iam: actions of permissions::MANAGE_IAM_POLICIES_ACTIONS",
+        &code_iam_actions(),
+        &allowed_actions(&statements),
+    );
+    assert_scoped(module, None, MODULE_ROLE_ARN_PREFIX, &statements);
+}
+
+fn check_management_role_never_touches_itself_or_protected_roles(module: &Module) {
+    let statements = role_policy_statements(module, "management");
+    let deny = statements
+        .iter()
+        .find(|s| s.effect == "Deny" && s.resources == ["ref:local.protected_role_arns"])
+        .expect("the management role needs a Deny statement on local.protected_role_arns");
+    for action in code_iam_actions() {
+        assert!(
+            deny.actions.iter().any(|d| *d == action || d == "iam:*"),
+            "{}: the Deny does not cover {action}",
+            deny.origin
+        );
+    }
+    let role_name = attr(
+        module.get("resource", "aws_iam_role", "management").body(),
+        "name",
+    )
+    .map(|e| format!("ref:{}", reference_str(e)))
+    .expect("management role without name");
+    let mut names = Vec::new();
+    leaves(module.local("protected_role_names"), &mut names);
+    assert!(
+        names.contains(&role_name),
+        "local.protected_role_names must contain the management role's own name ({role_name}); has {names:?}"
+    );
+    let mut arns = Vec::new();
+    leaves(module.local("protected_role_arns"), &mut arns);
+    for needed in ["${name}", "/aws-service-role/*", "/aws-reserved/*"] {
+        assert!(
+            arns.iter().any(|a| a.contains(needed)),
+            "local.protected_role_arns must cover {needed}: {arns:?}"
+        );
+    }
+}
+
+fn check_management_role_trusts_only_the_hub_role_with_the_external_id(module: &Module) {
+    let role = module.get("resource", "aws_iam_role", "management").body();
+    let trust = attr(role, "assume_role_policy").expect("management role without trust policy");
+    let doc = match reference(trust).as_deref() {
+        Some([d, t, doc, json])
+            if d == "data" && t == "aws_iam_policy_document" && json == "json" =>
+        {
+            doc.clone()
+        }
+        _ => panic!(
+            "aws_iam_role.management.assume_role_policy must be data.aws_iam_policy_document.<name>.json, is {trust}"
+        ),
+    };
+    let body = module.get("data", "aws_iam_policy_document", &doc).body();
+    for key in [
+        "source_policy_documents",
+        "override_policy_documents",
+        "policy_id",
+    ] {
+        assert!(
+            attr(body, key).is_none(),
+            "data.aws_iam_policy_document.{doc}: `{key}` hides statements of the trust policy"
+        );
+    }
+    let all: Vec<&Block> = body.blocks().collect();
+    assert!(
+        all.iter().all(|b| b.identifier() == "statement"),
+        "data.aws_iam_policy_document.{doc}: only plain statements in the trust policy (no dynamic)"
+    );
+    assert_eq!(
+        all.len(),
+        1,
+        "data.aws_iam_policy_document.{doc}: exactly one trust statement"
+    );
+    let st = all[0].body();
+    // A trust statement has principals instead of resources.
+    let s = Statement {
+        origin: format!("data.aws_iam_policy_document.{doc}"),
+        effect: attr(st, "effect")
+            .map_or("Allow".to_owned(), |e| module.resolved_leaves(e).join(",")),
+        actions: attr(st, "actions")
+            .map(|e| module.resolved_leaves(e))
+            .unwrap_or_default(),
+        resources: Vec::new(),
+        conditions: conditions_of(module, st),
+        dynamic_for_each: None,
+        role_policy_count: None,
+    };
+    for key in ["not_actions", "not_principals", "resources"] {
+        assert!(
+            attr(st, key).is_none(),
+            "{}: no `{key}` in the trust statement",
+            s.origin
+        );
+    }
+    assert!(
+        s.effect == "Allow" && s.actions == ["sts:AssumeRole"],
+        "{}: the trust statement allows sts:AssumeRole only, is {} {:?}",
+        s.origin,
+        s.effect,
+        s.actions
+    );
+    let principals: Vec<(String, Vec<String>)> = sub_blocks(st, "principals")
+        .map(|p| {
+            (
+                module
+                    .resolved_leaves(attr(p.body(), "type").expect("principals without type"))
+                    .join(","),
+                module.resolved_leaves(
+                    attr(p.body(), "identifiers").expect("principals without identifiers"),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        principals,
+        [("AWS".to_owned(), vec!["ref:var.hub_role_arn".to_owned()])],
+        "{}: the only principal must be the hub's manage_iam_policies role (var.hub_role_arn)",
+        s.origin
+    );
+    assert!(
+        s.conditions.len() == 1
+            && s.has_condition("StringEquals", "sts:ExternalId", &["ref:var.external_id"]),
+        "{}: the trust needs exactly the condition StringEquals sts:ExternalId = var.external_id; has {:?}",
+        s.origin,
+        s.conditions
+    );
+    for var in ["hub_role_arn", "external_id"] {
+        assert!(
+            sub_blocks(module.variable(var).body(), "validation")
+                .next()
+                .is_some(),
+            "variable {var} of the managed-account module needs its validation"
+        );
+    }
+}
+
 // --- The checks against the real terraform/ ------------------------------------------------------
 
 #[test]
@@ -619,6 +1092,26 @@ fn manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
 #[test]
 fn manage_iam_policies_can_never_write_to_the_integrations_own_roles() {
     check_manage_iam_policies_can_never_write_to_the_integrations_own_roles(&load());
+}
+
+#[test]
+fn managed_accounts_reach_the_function_as_json() {
+    check_managed_accounts_reach_the_function_as_json(&load());
+}
+
+#[test]
+fn management_role_allows_exactly_the_iam_actions_of_the_code() {
+    check_management_role_allows_exactly_the_iam_actions_of_the_code(&load_managed_account());
+}
+
+#[test]
+fn management_role_never_touches_itself_or_protected_roles() {
+    check_management_role_never_touches_itself_or_protected_roles(&load_managed_account());
+}
+
+#[test]
+fn management_role_trusts_only_the_hub_role_with_the_external_id() {
+    check_management_role_trusts_only_the_hub_role_with_the_external_id(&load_managed_account());
 }
 
 #[test]
@@ -739,6 +1232,181 @@ fn resource_star_is_caught() {
             r#"resources = ["*"]"#,
         )
     }));
+}
+
+#[test]
+#[should_panic(expected = "only on local.access_role_arns")]
+fn deleting_consumer_roles_is_caught() {
+    check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
+        &load_edited(|name, text| {
+            edit(
+                name,
+                "iam.tf",
+                text,
+                r#""iam:DeleteRolePolicy",
+    ]
+    resources = local.managed_role_arns"#,
+                r#""iam:DeleteRolePolicy",
+      "iam:DeleteRole",
+    ]
+    resources = local.managed_role_arns"#,
+            )
+        }),
+    );
+}
+
+#[test]
+#[should_panic(expected = "need the condition StringEquals aws:RequestTag/managed-by")]
+fn creating_access_roles_without_the_tag_is_caught() {
+    check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
+        &load_edited(|name, text| {
+            edit(
+                name,
+                "iam.tf",
+                text,
+                r#"variable = "aws:RequestTag/${local.managed_by_tag_key}""#,
+                r#"variable = "aws:RequestTag/owner""#,
+            )
+        }),
+    );
+}
+
+#[test]
+#[should_panic(expected = "need the condition StringEquals iam:ResourceTag/managed-by")]
+fn deleting_untagged_access_roles_is_caught() {
+    check_management_role_allows_exactly_the_iam_actions_of_the_code(&load_managed_account_edited(
+        |name, text| {
+            edit(
+                name,
+                "main.tf",
+                text,
+                r#"values   = [local.managed_by_tag_value]
+    }
+  }
+
+  statement {
+    sid       = "NeverTouchProtectedRoles""#,
+                r#"values   = ["anything"]
+    }
+  }
+
+  statement {
+    sid       = "NeverTouchProtectedRoles""#,
+            )
+        },
+    ));
+}
+
+#[test]
+#[should_panic(expected = "must be exactly the access role names")]
+fn access_roles_outside_the_reserved_names_are_caught() {
+    check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
+        &load_edited(|name, text| {
+            edit(
+                name,
+                "locals.tf",
+                text,
+                r#"${var.managed_role_path_prefix}dmm-acc-*""#,
+                r#"${var.managed_role_path_prefix}*""#,
+            )
+        }),
+    );
+}
+
+#[test]
+#[should_panic(expected = "sts:AssumeRole only on local.management_role_arns")]
+fn assuming_any_role_is_caught() {
+    check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
+        &load_edited(|name, text| {
+            edit(
+                name,
+                "iam.tf",
+                text,
+                "resources = local.management_role_arns",
+                r#"resources = ["arn:aws:iam::*:role/*"]"#,
+            )
+        }),
+    );
+}
+
+#[test]
+#[should_panic(expected = "the role policy's count must be")]
+fn an_assume_role_policy_without_managed_accounts_is_caught() {
+    check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
+        &load_edited(|name, text| {
+            edit(
+                name,
+                "iam.tf",
+                text,
+                "count = length(local.management_role_arns) > 0 ? 1 : 0",
+                "count = 1",
+            )
+        }),
+    );
+}
+
+#[test]
+#[should_panic(expected = "in Terraform but not in the code")]
+fn pass_role_on_the_management_role_is_caught() {
+    check_management_role_allows_exactly_the_iam_actions_of_the_code(&load_managed_account_edited(
+        |name, text| {
+            edit(
+                name,
+                "main.tf",
+                text,
+                r#"actions   = ["iam:CreateRole", "iam:TagRole"]"#,
+                r#"actions   = ["iam:CreateRole", "iam:TagRole", "iam:PassRole"]"#,
+            )
+        },
+    ));
+}
+
+#[test]
+#[should_panic(expected = "the only principal must be the hub's manage_iam_policies role")]
+fn a_second_trusted_principal_is_caught() {
+    check_management_role_trusts_only_the_hub_role_with_the_external_id(
+        &load_managed_account_edited(|name, text| {
+            edit(
+                name,
+                "main.tf",
+                text,
+                "identifiers = [var.hub_role_arn]",
+                r#"identifiers = [var.hub_role_arn, "arn:aws:iam::123456789012:root"]"#,
+            )
+        }),
+    );
+}
+
+#[test]
+#[should_panic(expected = "exactly the condition StringEquals sts:ExternalId")]
+fn a_trust_without_the_external_id_is_caught() {
+    check_management_role_trusts_only_the_hub_role_with_the_external_id(
+        &load_managed_account_edited(|name, text| {
+            edit(
+                name,
+                "main.tf",
+                text,
+                r#"variable = "sts:ExternalId""#,
+                r#"variable = "aws:PrincipalAccount""#,
+            )
+        }),
+    );
+}
+
+#[test]
+#[should_panic(expected = "the Deny does not cover iam:CreateRole")]
+fn a_management_role_that_may_change_itself_is_caught() {
+    check_management_role_never_touches_itself_or_protected_roles(&load_managed_account_edited(
+        |name, text| {
+            edit(
+                name,
+                "main.tf",
+                text,
+                r#"actions   = ["iam:*"]"#,
+                r#"actions   = ["iam:PutRolePolicy", "iam:DeleteRolePolicy"]"#,
+            )
+        },
+    ));
 }
 
 /// Replaces `from` (which must occur) by `to` in `file`.

@@ -1,0 +1,168 @@
+# The management role of one managed account (SPEC 5, ADR 014). The integration's hub assumes it
+# with an external id and, in this account:
+#   - writes the per-agreement inline policies on consumer roles under the managed path
+#     (GetRole, ListRolePolicies, GetRolePolicy, PutRolePolicy, DeleteRolePolicy), and
+#   - when this account is the provider account of a cross-account agreement, creates, updates
+#     and deletes the agreement's access role (dmm-access-<id> / dmm-acc-<id>-<hash>) directly
+#     under that path, only with and on the integration's managed-by tag.
+# Nothing else: no iam:PassRole, no managed policies, no other services, never Resource "*",
+# and an explicit Deny on itself and on the roles no integration may touch.
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+locals {
+  role_arn_prefix = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role"
+
+  # Consumer roles: the path prefix, and the name pattern when one is set (a name is the last
+  # path segment, so with a pattern both `<prefix><pattern>` and `<prefix>*/<pattern>`).
+  managed_role_arns = var.managed_role_name_pattern == "*" ? [
+    "${local.role_arn_prefix}${var.managed_role_path_prefix}*",
+    ] : [
+    "${local.role_arn_prefix}${var.managed_role_path_prefix}${var.managed_role_name_pattern}",
+    "${local.role_arn_prefix}${var.managed_role_path_prefix}*/${var.managed_role_name_pattern}",
+  ]
+
+  # Access roles, named as in crates/core/src/policy/name.rs, directly under the managed path.
+  access_role_arns = [
+    "${local.role_arn_prefix}${var.managed_role_path_prefix}dmm-access-*",
+    "${local.role_arn_prefix}${var.managed_role_path_prefix}dmm-acc-*",
+  ]
+  managed_by_tag_key   = "managed-by"
+  managed_by_tag_value = "dmm-integration-aws"
+  access_role_tag_keys = [local.managed_by_tag_key, "dmm-agreement-id"]
+
+  # Never touched: this role itself, the operator's list, the AWS administrator roles, and
+  # service-linked and AWS-reserved roles (role names are unique in an account, whatever the
+  # path, so `*/<name>` catches every path).
+  protected_role_names = distinct(concat(
+    [var.role_name],
+    var.protected_role_names,
+    ["OrganizationAccountAccessRole", "AWSControlTowerExecution", "AWSCloudFormationStackSetExecutionRole"],
+  ))
+  protected_role_arns = concat(
+    flatten([for name in local.protected_role_names : [
+      "${local.role_arn_prefix}/${name}",
+      "${local.role_arn_prefix}/*/${name}",
+    ]]),
+    [
+      "${local.role_arn_prefix}/aws-service-role/*",
+      "${local.role_arn_prefix}/aws-reserved/*",
+    ],
+  )
+}
+
+# --- Trust: exactly the hub's manage_iam_policies role, with the external id -------------------
+
+data "aws_iam_policy_document" "trust" {
+  statement {
+    sid     = "HubManageIamPoliciesWithExternalId"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [var.hub_role_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "sts:ExternalId"
+      values   = [var.external_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "management" {
+  name                 = var.role_name
+  path                 = var.role_path
+  description          = "Data Mesh Manager integration: manages inline policies and access roles under ${var.managed_role_path_prefix} for ${var.hub_role_arn}"
+  assume_role_policy   = data.aws_iam_policy_document.trust.json
+  permissions_boundary = var.permissions_boundary_arn
+  # IAM's smallest maximum (1 hour); the hub requests shorter sessions itself (SPEC 5).
+  max_session_duration = 3600
+  tags                 = var.tags
+}
+
+# --- Permissions: the IAM actions the integration calls in a managed account -------------------
+
+data "aws_iam_policy_document" "management" {
+  statement {
+    sid    = "ManageInlinePoliciesOfAllowlistedRoles"
+    effect = "Allow"
+    actions = [
+      "iam:GetRole",
+      "iam:ListRolePolicies",
+      "iam:GetRolePolicy",
+      "iam:PutRolePolicy",
+      "iam:DeleteRolePolicy",
+    ]
+    resources = local.managed_role_arns
+  }
+
+  # Reads are not tag-conditioned: a missing access role must answer NoSuchEntity, not
+  # AccessDenied (a missing role has no tags to match).
+  statement {
+    sid    = "ReadAccessRoles"
+    effect = "Allow"
+    actions = [
+      "iam:GetRole",
+      "iam:ListRolePolicies",
+      "iam:GetRolePolicy",
+    ]
+    resources = local.access_role_arns
+  }
+
+  # CreateRole with Tags is also authorised as TagRole. Both only with the managed-by tag in the
+  # request and no tag keys but the integration's own.
+  statement {
+    sid       = "CreateAccessRoles"
+    effect    = "Allow"
+    actions   = ["iam:CreateRole", "iam:TagRole"]
+    resources = local.access_role_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.managed_by_tag_key}"
+      values   = [local.managed_by_tag_value]
+    }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = local.access_role_tag_keys
+    }
+  }
+
+  # Changing or deleting an access role only when it carries the managed-by tag.
+  statement {
+    sid    = "ManageOwnAccessRoles"
+    effect = "Allow"
+    actions = [
+      "iam:UpdateAssumeRolePolicy",
+      "iam:PutRolePolicy",
+      "iam:DeleteRolePolicy",
+      "iam:DeleteRole",
+    ]
+    resources = local.access_role_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:ResourceTag/${local.managed_by_tag_key}"
+      values   = [local.managed_by_tag_value]
+    }
+  }
+
+  statement {
+    sid       = "NeverTouchProtectedRoles"
+    effect    = "Deny"
+    actions   = ["iam:*"]
+    resources = local.protected_role_arns
+  }
+}
+
+resource "aws_iam_role_policy" "management" {
+  name   = "dmm-integration-management"
+  role   = aws_iam_role.management.id
+  policy = data.aws_iam_policy_document.management.json
+}

@@ -1,0 +1,172 @@
+# `terraform test` (Terraform >= 1.7) with the real hashicorp/aws provider and no AWS access: a
+# plan renders the IAM policy documents that depend only on variables (locally, in the
+# provider); the account id is overridden. Run by scripts/check-terraform.sh when the provider
+# can be installed. crates/core/tests/terraform_consistency.rs checks the same documents
+# statically against the code.
+
+provider "aws" {
+  region                      = "eu-central-1"
+  access_key                  = "offline"
+  secret_key                  = "offline"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+}
+
+override_data {
+  target = data.aws_caller_identity.current
+  values = {
+    account_id = "111111111111"
+  }
+}
+
+variables {
+  versions              = { poll_feed = "0.0.0", manage_iam_policies = "0.0.0" }
+  artifacts_bucket_name = "offline-artifacts"
+  bucket_name           = "offline-state"
+}
+
+run "single_account_has_no_assume_role_statement" {
+  command = plan
+
+  assert {
+    condition     = length(aws_iam_role_policy.manage_iam_policies_assume_management_roles) == 0
+    error_message = "Without managed_accounts, manage_iam_policies must not be allowed sts:AssumeRole at all."
+  }
+  assert {
+    condition     = jsondecode(data.aws_iam_policy_document.manage_iam_policies_assume_management_roles.json) == { Version = "2012-10-17" }
+    error_message = "Without managed_accounts, the assume document has no statement."
+  }
+}
+
+run "assumes_exactly_the_configured_management_roles" {
+  command = plan
+
+  variables {
+    managed_accounts = {
+      "222222222222" = { role_arn = "arn:aws:iam::222222222222:role/dmm-integration-management", external_id = "0123456789abcdef" }
+      "333333333333" = { role_arn = "arn:aws:iam::333333333333:role/platform/dmm-mgmt", external_id = "fedcba9876543210" }
+    }
+  }
+
+  assert {
+    condition = [
+      for s in jsondecode(aws_iam_role_policy.manage_iam_policies_assume_management_roles[0].policy).Statement :
+      [s.Sid, s.Effect, s.Action, toset(s.Resource), try(s.Condition, null)]
+      ] == [[
+        "AssumeManagementRolesOfManagedAccounts", "Allow", "sts:AssumeRole",
+        toset([
+          "arn:aws:iam::222222222222:role/dmm-integration-management",
+          "arn:aws:iam::333333333333:role/platform/dmm-mgmt",
+        ]),
+        null,
+    ]]
+    error_message = "sts:AssumeRole must be allowed on exactly the management roles of managed_accounts."
+  }
+  assert {
+    condition     = output.managed_account_ids == tolist(["222222222222", "333333333333"])
+    error_message = "managed_account_ids lists the keys."
+  }
+}
+
+run "access_roles_are_created_and_changed_only_with_the_managed_by_tag" {
+  command = plan
+
+  variables {
+    managed_role_path_prefix  = "/data-consumers/"
+    managed_role_name_pattern = "dp-*"
+  }
+
+  assert {
+    condition = {
+      for s in jsondecode(data.aws_iam_policy_document.manage_iam_policies_iam.json).Statement :
+      s.Sid => [toset(flatten([s.Action])), toset(flatten([s.Resource])), try(s.Condition, null)] if s.Effect == "Allow"
+      } == {
+      ManageInlinePoliciesOfAllowlistedRoles = [
+        toset(["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"]),
+        toset(["arn:aws:iam::111111111111:role/data-consumers/dp-*", "arn:aws:iam::111111111111:role/data-consumers/*/dp-*"]),
+        null,
+      ]
+      ReadAccessRoles = [
+        toset(["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy"]),
+        toset(["arn:aws:iam::111111111111:role/data-consumers/dmm-access-*", "arn:aws:iam::111111111111:role/data-consumers/dmm-acc-*"]),
+        null,
+      ]
+      CreateAccessRoles = [
+        toset(["iam:CreateRole", "iam:TagRole"]),
+        toset(["arn:aws:iam::111111111111:role/data-consumers/dmm-access-*", "arn:aws:iam::111111111111:role/data-consumers/dmm-acc-*"]),
+        {
+          StringEquals                = { "aws:RequestTag/managed-by" = "dmm-integration-aws" }
+          "ForAllValues:StringEquals" = { "aws:TagKeys" = ["managed-by", "dmm-agreement-id"] }
+        },
+      ]
+      ManageOwnAccessRoles = [
+        toset(["iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole"]),
+        toset(["arn:aws:iam::111111111111:role/data-consumers/dmm-access-*", "arn:aws:iam::111111111111:role/data-consumers/dmm-acc-*"]),
+        { StringEquals = { "iam:ResourceTag/managed-by" = "dmm-integration-aws" } },
+      ]
+    }
+    error_message = "The IAM statements of manage_iam_policies in its own account differ from ADR 014."
+  }
+}
+
+run "own_account_is_rejected" {
+  command = plan
+
+  variables {
+    managed_accounts = {
+      "111111111111" = { role_arn = "arn:aws:iam::111111111111:role/dmm-integration-management", external_id = "0123456789abcdef" }
+    }
+  }
+
+  expect_failures = [aws_lambda_function.manage_iam_policies]
+}
+
+run "role_in_another_partition_is_rejected" {
+  command = plan
+
+  variables {
+    managed_accounts = {
+      "222222222222" = { role_arn = "arn:aws-cn:iam::222222222222:role/dmm-integration-management", external_id = "0123456789abcdef" }
+    }
+  }
+
+  expect_failures = [aws_lambda_function.manage_iam_policies]
+}
+
+run "role_of_another_account_is_rejected" {
+  command = plan
+
+  variables {
+    managed_accounts = {
+      "222222222222" = { role_arn = "arn:aws:iam::333333333333:role/dmm-integration-management", external_id = "0123456789abcdef" }
+    }
+  }
+
+  expect_failures = [var.managed_accounts]
+}
+
+run "wildcard_role_is_rejected" {
+  command = plan
+
+  variables {
+    managed_accounts = {
+      "222222222222" = { role_arn = "arn:aws:iam::222222222222:role/*", external_id = "0123456789abcdef" }
+    }
+  }
+
+  expect_failures = [var.managed_accounts]
+}
+
+run "invalid_external_id_is_rejected" {
+  command = plan
+
+  variables {
+    managed_accounts = {
+      "222222222222" = { role_arn = "arn:aws:iam::222222222222:role/dmm-integration-management", external_id = "has spaces" }
+    }
+  }
+
+  expect_failures = [var.managed_accounts]
+}
