@@ -105,8 +105,6 @@ impl AccessRoles for IamRoles {
             .role_name(name)
             .path(path)
             .assume_role_policy_document(trust_policy)
-            .description("Data Mesh Manager data usage agreement (managed by dmm-integration-aws)")
-            .max_session_duration(3600)
             .set_tags(Some(tags))
             .send()
             .await

@@ -79,7 +79,8 @@ impl Scope {
 /// The account of the provider's resources: `aws-account-id` on the port, then on the data
 /// product, then the account of the first ARN of the port that names one (S3 ARNs do not);
 /// `None` when nothing names one (the integration's own account).
-pub fn provider_account(product: &DataProduct, port: &Value) -> Result<Option<String>, Permanent> {
+pub fn provider_account(product: &DataProduct, port: &Value) -> Result<Option<String>, String> {
+    // Err: the invalid `aws-account-id` value (shortened).
     let custom = port.get("custom").and_then(Value::as_object);
     let field = custom
         .and_then(|c| c.get(ACCOUNT_ID_FIELD))
@@ -91,9 +92,7 @@ pub fn provider_account(product: &DataProduct, port: &Value) -> Result<Option<St
         return if is_account_id(account) {
             Ok(Some(account.to_owned()))
         } else {
-            Err(Permanent::InvalidAccountId(
-                account.chars().take(40).collect(),
-            ))
+            Err(account.chars().take(40).collect())
         };
     }
     let from_arn = custom.into_iter().flatten().find_map(|(key, value)| {
@@ -166,7 +165,7 @@ pub async fn plan<D: Directory>(
         port: provider.output_port_id.clone(),
         source,
     })?;
-    let provider_account = provider_account(&product, port)?;
+    let provider_account = provider_account(&product, port).map_err(Permanent::InvalidAccountId)?;
     if !scope.manages_account(provider_account.as_deref()) {
         return Err(Permanent::UnmanagedProviderAccount {
             product: provider.data_product_id.clone(),
