@@ -79,7 +79,7 @@ const REFUSED_CODES: &[&str] = &[
     "ValidationError",
 ];
 
-fn classify<E, R>(action: &'static str, role: &str, err: &SdkError<E, R>) -> IamError
+pub(crate) fn classify<E, R>(action: &'static str, role: &str, err: &SdkError<E, R>) -> IamError
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error,
 {
@@ -99,7 +99,7 @@ where
     }
 }
 
-fn is_no_such_entity<E, R>(err: &SdkError<E, R>) -> bool
+pub(crate) fn is_no_such_entity<E, R>(err: &SdkError<E, R>) -> bool
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata,
 {
@@ -115,6 +115,10 @@ pub struct IamRoles {
 impl IamRoles {
     pub fn new(client: aws_sdk_iam::Client) -> Self {
         Self { client }
+    }
+
+    pub(crate) fn client(&self) -> &aws_sdk_iam::Client {
+        &self.client
     }
 }
 

@@ -13,13 +13,43 @@ use super::describe;
 /// to it).
 pub const LEDGER_PREFIX: &str = "grants/";
 
-/// One inline policy the integration wrote for an agreement.
+/// What a [`GrantRecord`] stands for.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum GrantKind {
+    /// An inline policy `policy_name` on the (existing) role `role_name`; removed by deleting
+    /// the policy. Every record written before cross-account grants existed is one.
+    #[default]
+    InlinePolicy,
+    /// The access role `role_name` the integration created in the provider account, holding the
+    /// data policy `policy_name`; removed by deleting its inline policies and then the role.
+    AccessRole,
+}
+
+impl GrantKind {
+    fn is_inline_policy(&self) -> bool {
+        *self == Self::InlinePolicy
+    }
+}
+
+/// One IAM object the integration wrote for an agreement.
+///
+/// The fields added for cross-account grants are optional and left out when they have their
+/// default, so entries written by earlier versions read the same and same-account entries are
+/// written as before.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantRecord {
     pub role_name: String,
     pub role_arn: String,
     pub policy_name: String,
+    /// The account of the role; `None` is the integration's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "GrantKind::is_inline_policy")]
+    pub kind: GrantKind,
 }
 
 /// Everything granted for one agreement.
@@ -28,6 +58,10 @@ pub struct GrantRecord {
 pub struct LedgerEntry {
     pub agreement_id: String,
     pub grants: Vec<GrantRecord>,
+    /// The external id of the agreement's access role (cross-account grants): random, made
+    /// once and kept here so every later convergence uses the same one (see ADR 003).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// Reading or writing the ledger failed; always worth retrying (S3 faults, throttling).
@@ -168,5 +202,30 @@ mod tests {
             );
         }
         assert_ne!(ledger_key("a/b"), ledger_key("a/c"));
+    }
+
+    #[test]
+    fn entries_of_earlier_versions_read_and_same_account_entries_write_as_before() {
+        let old = r#"{"agreementId":"a1","grants":[{"roleName":"r","roleArn":"arn:aws:iam::123456789012:role/r","policyName":"DMM_DataUsageAgreement_a1"}]}"#;
+        let entry: LedgerEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(entry.grants[0].kind, GrantKind::InlinePolicy);
+        assert_eq!(entry.grants[0].account, None);
+        assert_eq!(entry.external_id, None);
+        assert_eq!(serde_json::to_string(&entry).unwrap(), old);
+
+        let cross = LedgerEntry {
+            external_id: Some("e".into()),
+            grants: vec![GrantRecord {
+                kind: GrantKind::AccessRole,
+                account: Some("333333333333".into()),
+                ..entry.grants[0].clone()
+            }],
+            ..entry
+        };
+        let json = serde_json::to_value(&cross).unwrap();
+        assert_eq!(json["externalId"], "e");
+        assert_eq!(json["grants"][0]["kind"], "accessRole");
+        assert_eq!(json["grants"][0]["account"], "333333333333");
+        assert_eq!(serde_json::from_value::<LedgerEntry>(json).unwrap(), cross);
     }
 }

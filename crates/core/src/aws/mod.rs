@@ -2,6 +2,8 @@
 //! clients; endpoints, region and credentials come from the standard SDK configuration
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, the credential chain incl. web identity).
 
+pub mod access_roles;
+pub mod accounts;
 pub mod checkpoint;
 pub mod iam;
 pub mod ledger;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{ConnectError, DmmSettings, LazyDmm};
-use crate::aws::iam::{IamRoles, RolePolicies};
+use crate::aws::accounts::{AccountClients, ManagedAccounts, StsAssumer};
 use crate::aws::ledger::{GrantLedger, S3Ledger};
 use crate::aws::s3_client;
 use crate::config::{self, ConfigError, Env};
@@ -18,7 +18,7 @@ use crate::feed::event_types;
 use crate::policy::{
     Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleGuard,
 };
-use crate::reconcile::converge::{Converger, Granted};
+use crate::reconcile::converge::{AccountIam, AgreementIam, Converger, Granted};
 use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::plan::{Desired, Scope, plan};
 use crate::reconcile::status::{Status, with_status};
@@ -30,6 +30,8 @@ pub struct ManageIamPoliciesConfig {
     pub dmm: DmmSettings,
     pub bucket_name: String,
     pub guard: RoleGuard,
+    /// Other accounts the integration may write to, and how (`managed_accounts`).
+    pub managed_accounts: ManagedAccounts,
 }
 
 impl ManageIamPoliciesConfig {
@@ -61,10 +63,18 @@ impl ManageIamPoliciesConfig {
                 ),
             }
         })?;
+        let managed_accounts = match env.optional(config::MANAGED_ACCOUNTS) {
+            None => ManagedAccounts::default(),
+            Some(json) => ManagedAccounts::parse(&json).map_err(|reason| ConfigError::Invalid {
+                name: config::MANAGED_ACCOUNTS,
+                reason,
+            })?,
+        };
         Ok(Self {
             dmm: DmmSettings::from_env(env)?,
             bucket_name: env.required(config::BUCKET_NAME)?,
             guard,
+            managed_accounts,
         })
     }
 }
@@ -122,7 +132,7 @@ pub struct ManageIamPolicies {
     config: ManageIamPoliciesConfig,
     context: Context,
     dmm: LazyDmm,
-    iam: IamRoles,
+    accounts: AccountClients<StsAssumer>,
     ledger: S3Ledger,
 }
 
@@ -141,7 +151,11 @@ impl ManageIamPolicies {
         Self {
             context: Context::new(partition),
             dmm: LazyDmm::new(config.dmm.clone(), aws_sdk_secretsmanager::Client::new(sdk)),
-            iam: IamRoles::new(aws_sdk_iam::Client::new(sdk)),
+            accounts: AccountClients::new(
+                sdk,
+                config.managed_accounts.clone(),
+                StsAssumer::new(aws_sdk_sts::Client::new(sdk)),
+            ),
             ledger: S3Ledger::new(s3_client(sdk), &config.bucket_name),
             config,
         }
@@ -160,6 +174,12 @@ impl ManageIamPolicies {
         let scope = Scope {
             context: self.context,
             account: account_of(function_arn),
+            managed: self
+                .config
+                .managed_accounts
+                .accounts()
+                .map(str::to_owned)
+                .collect(),
         };
         let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -269,8 +289,13 @@ impl ManageIamPolicies {
         directory: &BatchDirectory<'_>,
         scope: &Scope,
     ) -> Result<Outcome, Retry> {
+        let iam = AgreementIam {
+            clients: &self.accounts,
+            own_account: scope.account.as_deref(),
+            agreement_id,
+        };
         let converger = Converger {
-            iam: &self.iam,
+            iam: &iam,
             ledger: &self.ledger,
             guard: &self.config.guard,
         };
@@ -303,7 +328,7 @@ impl ManageIamPolicies {
             Converged::Granted(granted) => Status::Active {
                 role_arn: granted.role_arn.clone(),
                 policy_name: granted.policy_name.clone(),
-                access_role: None,
+                access_role: granted.access_role.clone(),
             },
             Converged::Revoked(_) => Status::Inactive,
             Converged::Failed(message) => Status::Error {
@@ -332,14 +357,14 @@ impl ManageIamPolicies {
 
     /// A permanent problem: whatever the agreement had is revoked (no access is better than
     /// access nobody can explain), and the cause becomes the agreement's error status.
-    async fn fail_closed<I, L>(
+    async fn fail_closed<A, L>(
         &self,
-        converger: &Converger<'_, I, L>,
+        converger: &Converger<'_, A, L>,
         agreement_id: &str,
         cause: &str,
     ) -> Result<(), Retry>
     where
-        I: RolePolicies,
+        A: AccountIam,
         L: GrantLedger,
     {
         tracing::warn!(
@@ -367,8 +392,8 @@ enum Converged {
     Failed(String),
 }
 
-async fn converge<I: RolePolicies, L: GrantLedger>(
-    converger: &Converger<'_, I, L>,
+async fn converge<A: AccountIam, L: GrantLedger>(
+    converger: &Converger<'_, A, L>,
     agreement: &Agreement,
     directory: &BatchDirectory<'_>,
     scope: &Scope,

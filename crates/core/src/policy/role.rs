@@ -311,6 +311,11 @@ impl RoleGuard {
         })
     }
 
+    /// The path prefix of managed roles; cross-account access roles are created under it.
+    pub fn path_prefix(&self) -> &str {
+        &self.path_prefix
+    }
+
     /// Whether the role `name` at `path` may receive a grant.
     ///
     /// IAM identifies a role by name alone, so the path in a role ARN from DMM is only a claim:

@@ -6,10 +6,12 @@
 //! twice, or for events that arrive duplicated or out of order, ends in the same state.
 
 pub mod converge;
+pub mod cross_account;
 pub mod directory;
 pub mod plan;
 pub mod status;
 
+use crate::aws::accounts::AccountError;
 use crate::aws::iam::IamError;
 use crate::aws::ledger::LedgerError;
 use crate::dmm::{DmmError, ModelError};
@@ -51,10 +53,29 @@ pub enum Permanent {
          manage"
     )]
     UnmanagedAccount { role: String, account: String },
+    #[error(
+        "the provider data product `{product}` is in account {account}, which this integration \
+         does not manage"
+    )]
+    UnmanagedProviderAccount { product: String, account: String },
+    #[error("`{0}` is not a 12-digit AWS account id (custom field `aws-account-id`)")]
+    InvalidAccountId(String),
+    #[error(
+        "a role named `{role}` already exists in account {account} and was not created by this \
+         integration (no tag managed-by=dmm-integration-aws); it is never adopted"
+    )]
+    ForeignAccessRole { role: String, account: String },
+    #[error(
+        "the consumer role `{role}` and the provider are in different accounts, and the account \
+         of the integration itself is unknown"
+    )]
+    UnknownOwnAccount { role: String },
     #[error("{0}")]
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Iam(IamError),
+    #[error(transparent)]
+    Account(AccountError),
 }
 
 /// A fault outside the agreement (DMM or AWS unavailable, throttling, a configuration problem
@@ -68,6 +89,8 @@ pub enum Retry {
     Iam(IamError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Account(AccountError),
     #[error("{0}")]
     Setup(String),
 }
@@ -87,6 +110,16 @@ impl From<IamError> for ReconcileError {
             Self::Retry(Retry::Iam(e))
         } else {
             Self::Permanent(Permanent::Iam(e))
+        }
+    }
+}
+
+impl From<AccountError> for ReconcileError {
+    fn from(e: AccountError) -> Self {
+        if e.is_transient() {
+            Self::Retry(Retry::Account(e))
+        } else {
+            Self::Permanent(Permanent::Account(e))
         }
     }
 }

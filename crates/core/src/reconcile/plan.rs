@@ -2,8 +2,18 @@
 
 use super::directory::Directory;
 use super::{Permanent, ReconcileError};
-use crate::dmm::{Agreement, ConsumerRef};
-use crate::policy::{ConsumerRole, Context, PolicyDocument, policy_name, resolve_port};
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::aws::accounts::is_account_id;
+use crate::dmm::{Agreement, ConsumerRef, DataProduct};
+use crate::policy::{Arn, ConsumerRole, Context, PolicyDocument, policy_name, resolve_port};
+
+/// Optional custom field on the output port (or, failing that, the provider data product)
+/// naming the account that holds the port's resources. Needed only when no ARN of the port names
+/// its account (S3 ARNs do not).
+pub const ACCOUNT_ID_FIELD: &str = "aws-account-id";
 
 /// The grant an active agreement should have.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,6 +21,17 @@ pub struct GrantPlan {
     pub role: ConsumerRole,
     pub policy_name: String,
     pub document: PolicyDocument,
+    /// The consumer role's account; `None` is the integration's own.
+    pub consumer_account: Option<String>,
+    /// The account holding the port's resources; `None` is the integration's own. When it
+    /// differs from `consumer_account`, the grant is an access role in this account.
+    pub provider_account: Option<String>,
+}
+
+impl GrantPlan {
+    pub fn is_cross_account(&self) -> bool {
+        self.consumer_account != self.provider_account
+    }
 }
 
 /// What AWS should look like for an agreement.
@@ -31,16 +52,55 @@ pub struct Scope {
     /// The integration's own account (from the function ARN); roles elsewhere need the
     /// cross-account setup.
     pub account: Option<String>,
+    /// The other accounts it manages (`managed_accounts`).
+    pub managed: BTreeSet<String>,
 }
 
 impl Scope {
-    fn manages(&self, role: &ConsumerRole) -> bool {
-        match (role.account(), self.account.as_deref()) {
-            (None, _) => true,
-            (Some(account), Some(own)) => account == own,
-            (Some(_), None) => false,
+    /// `account` as the plan names it: `None` for the integration's own.
+    pub fn local(&self, account: Option<&str>) -> Option<String> {
+        account
+            .filter(|a| Some(*a) != self.account.as_deref())
+            .map(str::to_owned)
+    }
+
+    fn manages_account(&self, account: Option<&str>) -> bool {
+        match self.local(account) {
+            None => true,
+            Some(other) => self.managed.contains(&other),
         }
     }
+
+    fn manages(&self, role: &ConsumerRole) -> bool {
+        self.manages_account(role.account())
+    }
+}
+
+/// The account of the provider's resources: `aws-account-id` on the port, then on the data
+/// product, then the account of the first ARN of the port that names one (S3 ARNs do not);
+/// `None` when nothing names one (the integration's own account).
+pub fn provider_account(product: &DataProduct, port: &Value) -> Result<Option<String>, String> {
+    // Err: the invalid `aws-account-id` value (shortened).
+    let custom = port.get("custom").and_then(Value::as_object);
+    let field = custom
+        .and_then(|c| c.get(ACCOUNT_ID_FIELD))
+        .and_then(Value::as_str)
+        .or_else(|| product.custom(ACCOUNT_ID_FIELD))
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    if let Some(account) = field {
+        return if is_account_id(account) {
+            Ok(Some(account.to_owned()))
+        } else {
+            Err(account.chars().take(40).collect())
+        };
+    }
+    let from_arn = custom.into_iter().flatten().find_map(|(key, value)| {
+        let is_arn_field = key.starts_with("aws") && key.ends_with("arn");
+        let arn = Arn::parse(value.as_str().filter(|_| is_arn_field)?).ok()?;
+        is_account_id(arn.account()).then(|| arn.account().to_owned())
+    });
+    Ok(from_arn)
 }
 
 /// The consumer's role, from the consumer data product's or team's custom fields.
@@ -105,8 +165,18 @@ pub async fn plan<D: Directory>(
         port: provider.output_port_id.clone(),
         source,
     })?;
+    let provider_account = provider_account(&product, port).map_err(Permanent::InvalidAccountId)?;
+    if !scope.manages_account(provider_account.as_deref()) {
+        return Err(Permanent::UnmanagedProviderAccount {
+            product: provider.data_product_id.clone(),
+            account: provider_account.unwrap_or_default(),
+        }
+        .into());
+    }
     let role = consumer_role(agreement, directory, scope).await?;
     Ok(Desired::Grant(GrantPlan {
+        consumer_account: scope.local(role.account()),
+        provider_account: scope.local(provider_account.as_deref()),
         role,
         policy_name: policy_name(agreement.id())?,
         document: access.policy(),

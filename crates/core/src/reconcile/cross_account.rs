@@ -1,0 +1,398 @@
+//! Grants across accounts (SPEC §5, ADR 003): an access role in the provider account plus an
+//! inline policy on the consumer role allowing it to assume exactly that role.
+//!
+//! ```text
+//!  consumer account                         provider account
+//!  role <consumer>                          role dmm-access-<id>  (tags managed-by, dmm-agreement-id)
+//!   └ DMM_DataUsageAgreement_<id>:           ├ trust: Principal = the consumer role ARN,
+//!       Allow sts:AssumeRole                 │        StringEquals sts:ExternalId = <external id>
+//!       on exactly dmm-access-<id>  ──────►  └ DMM_DataUsageAgreement_<id>: the catalogue policy
+//! ```
+//!
+//! Access needs both halves (the consumer's permission to assume, and the role's trust), so a
+//! grant that stopped halfway grants nothing; the ledger, written first, lists both halves, so a
+//! retry completes the grant and a revocation removes whatever exists. Grant order is provider
+//! side, then consumer side; revocation is the reverse (consumer side first), so at every step
+//! in between neither half is usable alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::converge::{AccountIam, Converger, Granted, allowed_role, check_budget, has_policy};
+use super::plan::GrantPlan;
+use super::status::AccessRoleStatus;
+use super::{Permanent, ReconcileError};
+use crate::aws::access_roles::{AGREEMENT_TAG, AccessRoles, MANAGED_BY_TAG, MANAGED_BY_VALUE};
+use crate::aws::iam::RolePolicies;
+use crate::aws::ledger::{GrantKind, GrantLedger, GrantRecord};
+use crate::policy::{
+    POLICY_VERSION, PolicyDocument, Statement, access_role_name, check_inline_policy_budget,
+    decode_iam_document,
+};
+
+/// Sid of the consumer-side statement.
+pub const ASSUME_SID: &str = "AssumeDmmAccessRole";
+
+/// A new external id: 128 random bits as 32 hex characters. Random rather than derived from
+/// the agreement (see ADR 003): nothing public predicts it, and it does not change when a key
+/// is rotated. Kept in the ledger and reused for the agreement's lifetime.
+pub fn new_external_id() -> String {
+    hex::encode(rand::rng().random::<[u8; 16]>())
+}
+
+/// The access role's trust policy: exactly the consumer role may assume it, and only with the
+/// agreement's external id.
+pub fn trust_policy(consumer_role_arn: &str, external_id: &str) -> Value {
+    json!({
+        "Version": POLICY_VERSION,
+        "Statement": [{
+            "Sid": "DmmAgreementConsumer",
+            "Effect": "Allow",
+            "Principal": {"AWS": consumer_role_arn},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": external_id}}
+        }]
+    })
+}
+
+/// The consumer role's inline policy: assume exactly the access role.
+pub fn assume_policy(access_role_arn: &str) -> PolicyDocument {
+    PolicyDocument::new(vec![Statement::allow(
+        ASSUME_SID,
+        &["sts:AssumeRole"],
+        [access_role_arn],
+    )])
+}
+
+/// A string or a list of strings, as a set (`None` when it is neither).
+fn string_set(value: &Value, lowercase: bool) -> Option<BTreeSet<String>> {
+    let one = |v: &Value| {
+        v.as_str().map(|s| {
+            if lowercase {
+                s.to_ascii_lowercase()
+            } else {
+                s.to_owned()
+            }
+        })
+    };
+    match value {
+        Value::Array(items) => items.iter().map(one).collect(),
+        other => one(other).map(|s| BTreeSet::from([s])),
+    }
+}
+
+/// One statement of a trust policy with IAM's insignificant differences normalised away: a
+/// value versus a list of one, order and duplicates in lists, the case of actions and condition
+/// keys. Elements the integration never writes are kept verbatim, so they count as a change.
+fn canonical_statement(statement: &Value) -> Option<Value> {
+    // BTreeMaps, so the key order of the input does not matter (serde_json may preserve it).
+    let mut out = BTreeMap::new();
+    for (key, value) in statement.as_object()? {
+        let normalised = match key.as_str() {
+            "Action" | "NotAction" => json!(string_set(value, true)?),
+            "Principal" | "NotPrincipal" => match value {
+                Value::Object(kinds) => json!(
+                    kinds
+                        .iter()
+                        .map(|(kind, ids)| Some((kind.clone(), string_set(ids, false)?)))
+                        .collect::<Option<BTreeMap<_, _>>>()?
+                ),
+                other => other.clone(),
+            },
+            "Condition" => {
+                let mut operators = BTreeMap::new();
+                for (operator, keys) in value.as_object()? {
+                    let mut by_key = BTreeMap::new();
+                    for (k, values) in keys.as_object()? {
+                        by_key.insert(k.to_ascii_lowercase(), string_set(values, false)?);
+                    }
+                    operators.insert(operator.clone(), by_key);
+                }
+                json!(operators)
+            }
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), normalised);
+    }
+    Some(json!(out))
+}
+
+fn canonical_trust(policy: &Value) -> Option<(Value, BTreeSet<String>)> {
+    let statements = match policy.get("Statement")? {
+        Value::Array(items) => items.iter().collect::<Vec<_>>(),
+        one => vec![one],
+    };
+    let statements = statements
+        .into_iter()
+        .map(|s| canonical_statement(s).map(|c| c.to_string()))
+        .collect::<Option<_>>()?;
+    Some((
+        policy.get("Version").cloned().unwrap_or(Value::Null),
+        statements,
+    ))
+}
+
+/// Whether the trust policy IAM holds (`raw`, URL-encoded or plain) is structurally `wanted`.
+pub fn trust_matches(raw: &str, wanted: &Value) -> bool {
+    let Ok(json) = decode_iam_document(raw) else {
+        return false;
+    };
+    let Ok(current) = serde_json::from_str::<Value>(&json) else {
+        return false;
+    };
+    canonical_trust(&current).is_some_and(|c| Some(c) == canonical_trust(wanted))
+}
+
+/// The partition of an ARN (`arn:<partition>:…`).
+fn partition_of(arn: &str) -> &str {
+    arn.split(':').nth(1).unwrap_or("aws")
+}
+
+pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
+    converger: &Converger<'_, A, L>,
+    agreement_id: &str,
+    plan: &GrantPlan,
+) -> Result<Granted, ReconcileError> {
+    let consumer_iam = converger.iam.iam(plan.consumer_account.as_deref()).await?;
+    let provider_iam = converger.iam.iam(plan.provider_account.as_deref()).await?;
+    let provider_account = plan
+        .provider_account
+        .as_deref()
+        .or(converger.iam.own_account())
+        .ok_or_else(|| Permanent::UnknownOwnAccount {
+            role: plan.role.name().to_string(),
+        })?
+        .to_owned();
+
+    // Everything that can refuse the grant is checked before anything is written.
+    let consumer = allowed_role(&consumer_iam, converger.guard, plan.role.name()).await?;
+    let access_name = access_role_name(agreement_id)?;
+    let existing = provider_iam.access_role(&access_name).await?;
+    if existing.as_ref().is_some_and(|r| !r.is_managed()) {
+        return Err(Permanent::ForeignAccessRole {
+            role: access_name,
+            account: provider_account,
+        }
+        .into());
+    }
+    check_inline_policy_budget(&access_name, &plan.policy_name, &plan.document, [])?;
+    let path = converger.guard.path_prefix();
+    let access_arn = match &existing {
+        Some(role) => role.arn.clone(),
+        None => format!(
+            "arn:{}:iam::{provider_account}:role{path}{access_name}",
+            partition_of(&consumer.arn)
+        ),
+    };
+    let consumer_policy = assume_policy(&access_arn);
+    let consumer_in_place = has_policy(
+        &consumer_iam,
+        &consumer.name,
+        &plan.policy_name,
+        &consumer_policy,
+    )
+    .await?;
+    if !consumer_in_place {
+        check_budget(
+            &consumer_iam,
+            &consumer.name,
+            &plan.policy_name,
+            &consumer_policy,
+        )
+        .await?;
+    }
+
+    // The ledger first: both halves and the external id.
+    let entry = converger.ledger.get(agreement_id).await?;
+    let external_id = entry
+        .as_ref()
+        .and_then(|e| e.external_id.clone())
+        .unwrap_or_else(new_external_id);
+    let wanted = BTreeSet::from([
+        GrantRecord {
+            role_name: access_name.clone(),
+            role_arn: access_arn.clone(),
+            policy_name: plan.policy_name.clone(),
+            account: plan.provider_account.clone(),
+            kind: GrantKind::AccessRole,
+        },
+        GrantRecord {
+            role_name: consumer.name.clone(),
+            role_arn: consumer.arn.clone(),
+            policy_name: plan.policy_name.clone(),
+            account: plan.consumer_account.clone(),
+            kind: GrantKind::InlinePolicy,
+        },
+    ]);
+    let known = Converger::<A, L>::recorded(&entry);
+    let stale: BTreeSet<GrantRecord> = known.difference(&wanted).cloned().collect();
+    let recorded_id = entry.as_ref().and_then(|e| e.external_id.as_deref());
+    if !known.is_superset(&wanted) || recorded_id != Some(external_id.as_str()) {
+        let all = known.union(&wanted).cloned().collect();
+        converger
+            .record(agreement_id, &all, Some(&external_id))
+            .await?;
+    }
+
+    // Provider side: the access role, its trust, its data policy.
+    let mut iam_writes = 0;
+    let trust = trust_policy(&consumer.arn, &external_id);
+    match &existing {
+        None => {
+            provider_iam
+                .create_access_role(
+                    &access_name,
+                    path,
+                    &trust.to_string(),
+                    &[
+                        (MANAGED_BY_TAG, MANAGED_BY_VALUE),
+                        (AGREEMENT_TAG, agreement_id),
+                    ],
+                )
+                .await?;
+            iam_writes += 1;
+        }
+        Some(role) if !trust_matches(&role.trust_policy, &trust) => {
+            provider_iam
+                .update_trust_policy(&access_name, &trust.to_string())
+                .await?;
+            iam_writes += 1;
+        }
+        Some(_) => {}
+    }
+    if !has_policy(
+        &provider_iam,
+        &access_name,
+        &plan.policy_name,
+        &plan.document,
+    )
+    .await?
+    {
+        provider_iam
+            .put_policy(&access_name, &plan.policy_name, &plan.document.to_json())
+            .await?;
+        iam_writes += 1;
+    }
+
+    // Consumer side: permission to assume exactly that role.
+    if !consumer_in_place {
+        consumer_iam
+            .put_policy(
+                &consumer.name,
+                &plan.policy_name,
+                &consumer_policy.to_json(),
+            )
+            .await?;
+        iam_writes += 1;
+    }
+
+    if !stale.is_empty() {
+        iam_writes += converger.remove(&stale).await?;
+        converger
+            .record(agreement_id, &wanted, Some(&external_id))
+            .await?;
+    }
+    Ok(Granted {
+        role_arn: consumer.arn,
+        policy_name: plan.policy_name.clone(),
+        access_role: Some(AccessRoleStatus {
+            role_arn: access_arn,
+            external_id,
+        }),
+        iam_writes,
+    })
+}
+
+/// Deletes an access role the ledger lists: its inline policies, then the role. A role without
+/// the integration's tag is left alone (someone else's role now holds the name).
+pub(super) async fn delete_access_role<I>(
+    iam: &I,
+    record: &GrantRecord,
+) -> Result<usize, ReconcileError>
+where
+    I: RolePolicies + AccessRoles,
+{
+    let Some(role) = iam.access_role(&record.role_name).await? else {
+        return Ok(0);
+    };
+    if !role.is_managed() {
+        return Err(Permanent::ForeignAccessRole {
+            role: record.role_name.clone(),
+            account: record.account.clone().unwrap_or_else(|| "(own)".into()),
+        }
+        .into());
+    }
+    let mut writes = 0;
+    for name in iam.policy_names(&role.name).await? {
+        iam.delete_policy(&role.name, &name).await?;
+        writes += 1;
+    }
+    iam.delete_access_role(&role.name).await?;
+    Ok(writes + 1)
+}
+
+/// The tags an access role is created with, as a map (tests and diagnostics).
+pub fn access_role_tags(agreement_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_TAG.to_owned(), MANAGED_BY_VALUE.to_owned()),
+        (AGREEMENT_TAG.to_owned(), agreement_id.to_owned()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONSUMER: &str = "arn:aws:iam::222222222222:role/consumer";
+
+    #[test]
+    fn external_ids_are_random_hex_of_128_bits() {
+        let a = new_external_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, new_external_id());
+    }
+
+    #[test]
+    fn trust_comparison_ignores_spelling_but_not_meaning() {
+        let wanted = trust_policy(CONSUMER, "e1");
+        let stored = percent_encoding::utf8_percent_encode(
+            &wanted.to_string(),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        assert!(trust_matches(&stored, &wanted));
+        let respelled = json!({"Statement": {
+            "Condition": {"StringEquals": {"STS:ExternalId": ["e1"]}},
+            "Action": ["STS:AssumeRole", "sts:AssumeRole"],
+            "Principal": {"AWS": [CONSUMER]}, "Effect": "Allow", "Sid": "DmmAgreementConsumer"
+        }, "Version": "2012-10-17"});
+        assert!(trust_matches(&respelled.to_string(), &wanted));
+        for different in [
+            trust_policy(CONSUMER, "e2"),
+            trust_policy("arn:aws:iam::222222222222:role/other", "e1"),
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Sid": "DmmAgreementConsumer", "Effect": "Allow",
+                "Principal": {"AWS": CONSUMER}, "Action": "sts:AssumeRole"}]}),
+        ] {
+            assert!(
+                !trust_matches(&different.to_string(), &wanted),
+                "{different}"
+            );
+        }
+        assert!(!trust_matches("not json", &wanted));
+    }
+
+    #[test]
+    fn the_consumer_may_assume_exactly_the_access_role() {
+        let arn = "arn:aws:iam::333333333333:role/dmm-access-a1";
+        assert_eq!(
+            serde_json::from_str::<Value>(&assume_policy(arn).to_json()).unwrap(),
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Sid": "AssumeDmmAccessRole", "Effect": "Allow",
+                "Action": "sts:AssumeRole", "Resource": arn}]})
+        );
+    }
+}
