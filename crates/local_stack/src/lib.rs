@@ -5,6 +5,8 @@
 //!   "the consumer can now read the object" is a real authorisation decision.
 //! - [`LambdaFunction`]: a Lambda Runtime API emulator that runs a binary exactly as Lambda does
 //!   (same endpoints, headers and environment; warm between invocations; cold start after a crash).
+//! - [`FaultProxy`]: a fault-injecting HTTP proxy in front of moto (5xx, throttling, connection
+//!   resets on chosen calls, from a seeded generator) for the reliability tests (SPEC §6).
 //! - [`binary_path`]: locates the workspace binaries cargo built for the current profile.
 //!
 //! Everything here fails loudly when a prerequisite is missing; nothing is skipped silently,
@@ -34,6 +36,7 @@
 //! ```
 
 mod event_source;
+mod fault_proxy;
 mod lambda;
 mod logs;
 mod moto;
@@ -41,6 +44,9 @@ mod paths;
 mod process;
 
 pub use event_source::{Delivery, DrainReport, EventSourceError, SqsEventSource};
+pub use fault_proxy::{
+    Fault, FaultPlan, FaultProxy, FaultProxyError, FaultRule, FaultStats, Matcher, Trigger,
+};
 pub use lambda::{InvokeError, LambdaFunction, Metrics, SpawnError, TimeoutPhase};
 pub use logs::{LogLine, LogMark, Stream};
 pub use moto::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Moto, MotoError, s3_client};
