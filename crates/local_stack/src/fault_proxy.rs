@@ -17,6 +17,7 @@
 //! | `Throttling`        | 503 `SlowDown`            | 400 `Throttling`      | 400 `ThrottlingException`   |
 //! | `ConnectionReset`   | the connection is reset (TCP RST) without a response                    |
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
@@ -289,7 +290,15 @@ impl FaultProxy {
 
     /// Sets all counters back to zero.
     pub fn reset_stats(&self) {
-        self.shared.state().stats = FaultStats::default();
+        let mut state = self.shared.state();
+        state.stats = FaultStats::default();
+        state.calls.clear();
+    }
+
+    /// Requests received per AWS operation (`sqs:SendMessageBatch`, `iam:PutRolePolicy`,
+    /// `s3:PutObject`, …), faulted or not: what a benchmark counts as API calls.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.shared.state().calls.clone()
     }
 }
 
@@ -320,6 +329,7 @@ struct State {
     rules: Vec<FaultRule>,
     rng: SplitMix64,
     stats: FaultStats,
+    calls: BTreeMap<String, u64>,
 }
 
 impl Shared {
@@ -330,8 +340,14 @@ impl Shared {
     /// Counts the request and picks its fault, if any.
     fn decide(&self, call: &Call) -> Option<Fault> {
         let mut state = self.state();
-        let State { rules, rng, stats } = &mut *state;
+        let State {
+            rules,
+            rng,
+            stats,
+            calls,
+        } = &mut *state;
         stats.requests += 1;
+        *calls.entry(call.operation()).or_default() += 1;
         let fault = rules.iter_mut().find_map(|rule| {
             if !rule.matcher.matches(call) {
                 return None;
@@ -453,6 +469,29 @@ struct Call {
     protocol: Protocol,
     /// Echoed back on JSON errors (`application/x-amz-json-1.0` or `-1.1`).
     content_type: Option<HeaderValue>,
+}
+
+impl Call {
+    /// `service:Action`; S3 object requests are named after the REST operation they are.
+    fn operation(&self) -> String {
+        let service = self.service.as_deref().unwrap_or("unknown");
+        if let Some(action) = &self.action {
+            return format!("{service}:{action}");
+        }
+        let on_object = self
+            .path
+            .trim_start_matches('/')
+            .split_once('/')
+            .is_some_and(|(_, key)| !key.is_empty());
+        let name = match (self.method.as_str(), on_object) {
+            ("GET", true) => "GetObject",
+            ("PUT", true) => "PutObject",
+            ("DELETE", true) => "DeleteObject",
+            ("HEAD", true) => "HeadObject",
+            (method, _) => return format!("{service}:{method} {}", self.path),
+        };
+        format!("{service}:{name}")
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -274,6 +274,18 @@ async fn requests_and_responses_pass_through_unchanged_with_signatures_checked()
     assert_eq!(stats.requests, 8);
     assert_eq!(stats.forwarded, 8);
     assert_eq!(stats.injected(), 0);
+    let calls = stack.proxy.calls();
+    for operation in [
+        "s3:PutObject",
+        "s3:GetObject",
+        "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "iam:PutRolePolicy",
+        "iam:GetRolePolicy",
+    ] {
+        assert_eq!(calls.get(operation), Some(&1), "{operation} in {calls:?}");
+    }
+    assert_eq!(calls.values().sum::<u64>(), 8, "{calls:?}");
 
     // The control: moto does check signatures of requests that came through the proxy.
     let forged = Credentials::new(stack.admin.access_key_id(), "wrong-secret", None, None, "t");
