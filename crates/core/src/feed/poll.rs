@@ -252,6 +252,18 @@ async fn send_batch_fully<Q: EventQueue>(
     }
 }
 
+/// One INFO line per page read, with counts only: event payloads never reach the log.
+fn log_page(summary: &Summary, events: usize, forwarded: usize, skipped: usize) {
+    tracing::info!(
+        page = summary.pages,
+        events,
+        forwarded,
+        skipped,
+        last_event_id = summary.last_event_id.as_deref(),
+        "feed page processed"
+    );
+}
+
 /// Runs one poll: pages through the feed until caught up or near the deadline.
 pub async fn poll<S, C, Q>(
     source: &S,
@@ -279,6 +291,7 @@ where
         summary.pages += 1;
         if page.is_empty() {
             summary.caught_up = true;
+            log_page(&summary, 0, 0, 0);
             break;
         }
         let forward_at: Vec<usize> = (0..page.len())
@@ -307,14 +320,7 @@ where
             checkpoint = store.save(&checkpoint, last).await?;
             summary.last_event_id = Some(last.to_owned());
         }
-        tracing::info!(
-            page = summary.pages,
-            events = page.len(),
-            forwarded,
-            skipped,
-            last_event_id = summary.last_event_id.as_deref(),
-            "feed page processed"
-        );
+        log_page(&summary, page.len(), forwarded, skipped);
         if let Some(e) = failure {
             return Err(e);
         }
