@@ -9,7 +9,8 @@ use crate::aws::checkpoint::S3Checkpoint;
 use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
 use crate::config::{self, ConfigError, Env};
-use crate::feed::poll::{PollError, PollSettings, Summary, poll};
+use crate::dmm::DmmError;
+use crate::feed::poll::{CheckpointError, PollError, PollSettings, Summary, poll};
 
 /// poll_feed's settings (SPEC §3.5).
 #[derive(Debug, Clone)]
@@ -53,6 +54,28 @@ impl PollFeedError {
             Self::Poll(e) => e.is_transient(),
         }
     }
+
+    /// The Lambda error type an operator sees and can alarm on: what failed, in a word.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Connect(ConnectError::Secret(_)) => "DmmApiKeySecret",
+            Self::Connect(ConnectError::Client(e)) | Self::Poll(PollError::Feed(e)) => match e {
+                DmmError::Unauthorized { .. } => "DmmUnauthorized",
+                DmmError::Unavailable { .. } | DmmError::Network { .. } => "DmmUnavailable",
+                DmmError::Malformed { .. } => "DmmMalformedResponse",
+                DmmError::BaseUrl(_) => "InvalidConfiguration",
+                DmmError::Refused { .. } | DmmError::InvalidId { .. } => "DmmRequestRefused",
+            },
+            Self::Poll(PollError::Checkpoint(CheckpointError::Conflict { .. })) => {
+                "CheckpointConflict"
+            }
+            Self::Poll(PollError::Checkpoint(CheckpointError::Storage { .. })) => {
+                "CheckpointStorage"
+            }
+            Self::Poll(PollError::Queue(_)) => "QueueUnavailable",
+            Self::Poll(PollError::Rejected { .. }) => "QueueRejected",
+        }
+    }
 }
 
 /// Everything poll_feed keeps across warm invocations.
@@ -66,15 +89,9 @@ pub struct PollFeed {
 
 impl PollFeed {
     pub fn new(config: PollFeedConfig, sdk: &SdkConfig) -> Self {
-        let dmm = LazyDmm::new(
-            config.dmm.clone(),
-            aws_sdk_secretsmanager::Client::new(sdk),
-        );
-        let checkpoint = S3Checkpoint::new(
-            s3_client(sdk),
-            &config.bucket_name,
-            &config.checkpoint_key,
-        );
+        let dmm = LazyDmm::new(config.dmm.clone(), aws_sdk_secretsmanager::Client::new(sdk));
+        let checkpoint =
+            S3Checkpoint::new(s3_client(sdk), &config.bucket_name, &config.checkpoint_key);
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
         Self {
             config,
