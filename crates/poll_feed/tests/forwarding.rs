@@ -228,3 +228,125 @@ impl Drop for RawFeed {
         self.server.abort();
     }
 }
+
+/// Only the agreement events of SPEC §3.2 are forwarded by default; every other event still
+/// moves the checkpoint, also when a whole page holds nothing to forward. `forward_all_events`
+/// forwards everything.
+#[tokio::test]
+async fn other_event_types_are_skipped_but_passed_by_the_checkpoint() {
+    let stack = Stack::start(4).await;
+    let sim = &stack.sim;
+    let mut forwarded = Vec::new();
+    let mut all = Vec::new();
+    for (i, short) in ACTED_ON.iter().enumerate() {
+        let id = sim.emit(short, &format!("agr-{i}")).id;
+        forwarded.push(id.clone());
+        all.push(id);
+        // A non-agreement event after each one.
+        let other = [
+            "TeamCreatedEvent",
+            "DataProductUpdatedEvent",
+            "AccessRequestedEvent",
+        ][i % 3];
+        all.push(sim.emit(other, &format!("res-{i}")).id);
+    }
+    // Types that only look like agreement events, and events without a type.
+    for (id, event_type) in [
+        (
+            "evt-foreign",
+            Some("org.example.events.AccessActivatedEvent"),
+        ),
+        ("evt-unprefixed", Some("AccessActivatedEvent")),
+        ("evt-untyped", None),
+        ("evt-numeric-type", Some("7")),
+    ] {
+        let mut event = json!({"specversion": "1.0", "id": id, "data": {"id": "agr-x"}});
+        if let Some(t) = event_type {
+            event["type"] = json!(t);
+        }
+        if id == "evt-numeric-type" {
+            event["type"] = json!(7);
+        }
+        sim.append_event(event).unwrap();
+        all.push(id.to_owned());
+    }
+    // The feed ends with whole pages of skipped events.
+    for i in 0..5 {
+        all.push(sim.emit("DataProductCreatedEvent", &format!("dp-{i}")).id);
+    }
+    let total = all.len() as u64; // 12 + 12 + 4 + 5 = 33
+    assert_eq!(total, 33);
+
+    let function = stack.function(&[]).await;
+    let mark = function.log_mark();
+    let summary = run(&function, TIMEOUT).await.unwrap();
+    assert_eq!(
+        summary,
+        Summary {
+            forwarded: 12,
+            skipped: 21,
+            pages: 10,
+            last_event_id: Some(all[32].clone()),
+            caught_up: true,
+        }
+    );
+    assert_eq!(stack.checkpoint().await.as_deref(), Some(all[32].as_str()));
+    let queued: Vec<String> = stack
+        .drain()
+        .await
+        .into_iter()
+        .map(|m| m.deduplication_id)
+        .collect();
+    assert_eq!(queued, forwarded);
+    let per_page: Vec<(u64, u64)> = json_logs(&function, mark)
+        .iter()
+        .filter(|l| l["message"] == "feed page processed")
+        .map(|l| {
+            (
+                l["forwarded"].as_u64().unwrap(),
+                l["skipped"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_page,
+        [
+            (2, 2),
+            (2, 2),
+            (2, 2),
+            (2, 2),
+            (2, 2),
+            (2, 2),
+            (0, 4),
+            (0, 4),
+            (0, 1),
+            (0, 0)
+        ]
+    );
+
+    // The next run does not see the skipped events again.
+    let again = run(&function, TIMEOUT).await.unwrap();
+    assert_eq!((again.pages, again.skipped, again.forwarded), (1, 0, 0));
+
+    // forward_all_events forwards every event (with its own checkpoint and queue here).
+    let everything = stack.new_queue("everything.fifo").await;
+    let function = stack
+        .function(&[
+            ("forward_all_events", "true"),
+            ("last_event_id_object_name", "poll_feed/all"),
+            ("sqs_queue_url", &everything),
+        ])
+        .await;
+    let summary = run(&function, TIMEOUT).await.unwrap();
+    assert_eq!((summary.forwarded, summary.skipped), (total, 0));
+    let queued: Vec<String> = drain(&stack.sqs, &everything)
+        .await
+        .into_iter()
+        .map(|m| m.deduplication_id)
+        .collect();
+    assert_eq!(queued, all);
+    assert_eq!(
+        stack.object("poll_feed/all").await.as_deref(),
+        Some(all[32].as_str())
+    );
+}

@@ -9,6 +9,10 @@
 //! It records every `SendMessageBatch` it saw (the deduplication ids of the entries), so a test
 //! can check that only failed entries were re-sent. IAM is not enforced behind the gate: a
 //! rewritten request no longer matches its signature.
+//!
+//! For volume tests it can also *be* the FIFO queue ([`Gate::stub_sqs`]): moto's SQS spends
+//! time linear in the queue length on every message it accepts (it recomputes the queue's
+//! attributes), so a queue of thousands of messages takes minutes there.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,6 +44,18 @@ struct Rules {
     entry_faults: HashMap<String, EntryFault>,
     batches: Vec<Vec<String>>,
     bodies_by_dedup: Vec<(String, String)>,
+    /// When set, SendMessageBatch is answered here after this latency instead of by moto.
+    stub_latency: Option<std::time::Duration>,
+    stub_queue: Vec<QueuedMessage>,
+    stub_dedup: std::collections::HashSet<String>,
+}
+
+/// A message the stub queue accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub body: String,
+    pub group_id: String,
+    pub deduplication_id: String,
 }
 
 pub struct Gate {
@@ -100,8 +116,24 @@ impl Gate {
             .insert(deduplication_id.to_owned(), fault);
     }
 
+    /// Answers SendMessageBatch itself, like an SQS FIFO queue with a round trip of `latency`:
+    /// every entry accepted, a deduplication id seen before accepted but not queued again.
+    pub fn stub_sqs(&self, latency: std::time::Duration) {
+        self.rules.lock().unwrap().stub_latency = Some(latency);
+    }
+
+    /// What the stub queue holds, in the order it accepted it.
+    pub fn stub_queue(&self) -> Vec<QueuedMessage> {
+        self.rules.lock().unwrap().stub_queue.clone()
+    }
+
     pub fn clear_entry_faults(&self) {
         self.rules.lock().unwrap().entry_faults.clear();
+    }
+
+    /// S3 PUTs received (checkpoint writes), held ones included.
+    pub fn s3_puts(&self) -> usize {
+        self.rules.lock().unwrap().s3_puts_seen
     }
 
     /// Deduplication ids of every `SendMessageBatch` received, in order.
@@ -216,8 +248,30 @@ async fn send_message_batch(
             }
         }
     }
+    let stub_latency = shared.rules.lock().unwrap().stub_latency;
     let mut answer = if pass.is_empty() {
         json!({"Successful": []})
+    } else if let Some(latency) = stub_latency {
+        tokio::time::sleep(latency).await;
+        let mut rules = shared.rules.lock().unwrap();
+        let mut successful = Vec::new();
+        for entry in &pass {
+            let dedup = entry["MessageDeduplicationId"].as_str().unwrap().to_owned();
+            if rules.stub_dedup.insert(dedup.clone()) {
+                rules.stub_queue.push(QueuedMessage {
+                    body: entry["MessageBody"].as_str().unwrap().to_owned(),
+                    group_id: entry["MessageGroupId"].as_str().unwrap().to_owned(),
+                    deduplication_id: dedup,
+                });
+            }
+            successful.push(json!({
+                "Id": entry["Id"],
+                "MessageId": format!("stub-{}", rules.stub_queue.len()),
+                "MD5OfMessageBody": "00000000000000000000000000000000",
+                "SequenceNumber": rules.stub_queue.len().to_string(),
+            }));
+        }
+        json!({"Successful": successful})
     } else {
         request["Entries"] = Value::Array(pass);
         let forwarded = forward(

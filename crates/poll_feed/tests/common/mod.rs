@@ -186,6 +186,25 @@ impl Stack {
         start_function(with_overrides(self.env(), overrides)).await
     }
 
+    /// A gate in front of this stack's moto (see [`gate`]).
+    pub async fn gate(&self) -> gate::Gate {
+        assert!(
+            self.function_credentials == self.admin,
+            "IAM cannot be enforced behind the gate"
+        );
+        gate::Gate::start(self.moto.endpoint()).await
+    }
+
+    /// The function reaching AWS through `gate`.
+    pub async fn function_via(
+        &self,
+        gate: &gate::Gate,
+        overrides: &[(&str, &str)],
+    ) -> LambdaFunction {
+        let env = with_overrides(self.env(), &[("AWS_ENDPOINT_URL", gate.url.as_str())]);
+        start_function(with_overrides(env, overrides)).await
+    }
+
     pub async fn checkpoint(&self) -> Option<String> {
         self.object(CHECKPOINT_KEY).await
     }
