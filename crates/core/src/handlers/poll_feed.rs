@@ -66,6 +66,7 @@ impl PollFeedError {
                 DmmError::BaseUrl(_) => "InvalidConfiguration",
                 DmmError::Refused { .. } | DmmError::InvalidId { .. } => "DmmRequestRefused",
             },
+            Self::Poll(PollError::FeedDeadline { .. }) => "DmmUnavailable",
             Self::Poll(PollError::Checkpoint(CheckpointError::Conflict { .. })) => {
                 "CheckpointConflict"
             }
