@@ -313,3 +313,30 @@ async fn a_checkpoint_that_cannot_be_read_fails_the_run_before_anything_is_sent(
     );
     assert_eq!(stack.checkpoint().await, None);
 }
+
+/// A DMM that answers too slowly cannot make the run overrun its Lambda deadline: it stops
+/// before it, with an error saying why, and the next run continues from the checkpoint.
+#[tokio::test]
+async fn a_dmm_slower_than_the_time_left_cannot_push_the_run_past_its_deadline() {
+    let stack = Stack::start(1000).await;
+    let sim = &stack.sim;
+    let first = sim.emit("AccessActivatedEvent", "agr-1").id;
+    let function = stack.function(&[("deadline_margin_ms", "1000")]).await;
+    assert_eq!(run(&function, TIMEOUT).await.unwrap().forwarded, 1);
+
+    let second = sim.emit("AccessUpdatedEvent", "agr-1").id;
+    // Slower than the whole invocation (but within the 10 s request timeout).
+    sim.inject_fault(Fault::new(FaultKind::Delay { ms: 6_000 }).on_path("/api/events"))
+        .unwrap();
+    let (error_type, message) = function_error(run(&function, Duration::from_secs(3)).await);
+    assert_eq!(error_type, "DmmUnavailable");
+    assert!(message.contains("before the Lambda deadline"), "{message}");
+    assert_eq!(stack.checkpoint().await.as_deref(), Some(first.as_str()));
+
+    // The same (warm) process runs again.
+    let summary = run(&function, TIMEOUT).await.unwrap();
+    assert_eq!(
+        (summary.forwarded, summary.last_event_id.as_deref()),
+        (1, Some(second.as_str()))
+    );
+}
