@@ -121,7 +121,7 @@ async fn dmm_down_beyond_the_retries_fails_the_run_and_the_next_run_catches_up()
     let first = sim.emit("AccessActivatedEvent", "agr-1").id;
     let function = stack.function(&[]).await;
     assert_eq!(run(&function, TIMEOUT).await.unwrap().forwarded, 1);
-    assert_eq!(forwarded_ids(&stack).await, [first.clone()]);
+    assert_eq!(forwarded_ids(&stack).await, [first.as_str()]);
 
     let second = sim.emit("AccessDeactivatedEvent", "agr-1").id;
     sim.inject_fault(
@@ -314,29 +314,23 @@ async fn a_checkpoint_that_cannot_be_read_fails_the_run_before_anything_is_sent(
     assert_eq!(stack.checkpoint().await, None);
 }
 
-/// A DMM that answers too slowly cannot make the run overrun its Lambda deadline: it stops
-/// before it, with an error saying why, and the next run continues from the checkpoint.
+/// A checkpoint DMM does not know (another tenant's, or a restored backup) is an error, not a
+/// silent replay from the beginning.
 #[tokio::test]
-async fn a_dmm_slower_than_the_time_left_cannot_push_the_run_past_its_deadline() {
+async fn a_checkpoint_dmm_does_not_know_fails_loudly() {
     let stack = Stack::start(1000).await;
-    let sim = &stack.sim;
-    let first = sim.emit("AccessActivatedEvent", "agr-1").id;
-    let function = stack.function(&[("deadline_margin_ms", "1000")]).await;
-    assert_eq!(run(&function, TIMEOUT).await.unwrap().forwarded, 1);
-
-    let second = sim.emit("AccessUpdatedEvent", "agr-1").id;
-    // Slower than the whole invocation (but within the 10 s request timeout).
-    sim.inject_fault(Fault::new(FaultKind::Delay { ms: 6_000 }).on_path("/api/events"))
-        .unwrap();
-    let (error_type, message) = function_error(run(&function, Duration::from_secs(3)).await);
-    assert_eq!(error_type, "DmmUnavailable");
-    assert!(message.contains("before the Lambda deadline"), "{message}");
-    assert_eq!(stack.checkpoint().await.as_deref(), Some(first.as_str()));
-
-    // The same (warm) process runs again.
-    let summary = run(&function, TIMEOUT).await.unwrap();
+    stack.sim.emit("AccessActivatedEvent", "agr-1");
+    stack.put_checkpoint("id-from-another-tenant").await;
+    let function = stack.function(&[]).await;
+    let (error_type, message) = function_error(run(&function, TIMEOUT).await);
+    assert_eq!(error_type, "DmmRequestRefused");
+    assert!(
+        message.contains("400") && message.contains("id-from-another-tenant"),
+        "{message}"
+    );
+    assert!(stack.drain().await.is_empty());
     assert_eq!(
-        (summary.forwarded, summary.last_event_id.as_deref()),
-        (1, Some(second.as_str()))
+        stack.checkpoint().await.as_deref(),
+        Some("id-from-another-tenant")
     );
 }

@@ -350,3 +350,33 @@ async fn other_event_types_are_skipped_but_passed_by_the_checkpoint() {
         Some(all[32].as_str())
     );
 }
+
+/// A drop-in replacement: the checkpoint the Python integration left (same key, plain text, here
+/// with a trailing newline) is where this one continues.
+#[tokio::test]
+async fn continues_where_the_reference_integration_stopped() {
+    let stack = Stack::start(1000).await;
+    let sim = &stack.sim;
+    let done = sim.emit("AccessActivatedEvent", "agr-1").id;
+    let new = [
+        sim.emit("AccessDeactivatedEvent", "agr-1").id,
+        sim.emit("AccessActivatedEvent", "agr-2").id,
+    ];
+    stack.put_checkpoint(&format!("{done}\n")).await;
+
+    let function = stack.function(&[]).await;
+    let summary = run(&function, TIMEOUT).await.unwrap();
+    assert_eq!(
+        (summary.forwarded, summary.last_event_id.as_deref()),
+        (2, Some(new[1].as_str()))
+    );
+    let queued: Vec<String> = stack
+        .drain()
+        .await
+        .into_iter()
+        .map(|m| m.deduplication_id)
+        .collect();
+    assert_eq!(queued, new);
+    // Written back in the same format: the bare id.
+    assert_eq!(stack.checkpoint().await.as_deref(), Some(new[1].as_str()));
+}

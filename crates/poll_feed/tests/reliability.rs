@@ -57,6 +57,8 @@ async fn a_crash_between_sending_and_checkpointing_resends_rather_than_skips() {
             caught_up: true,
         }
     );
+    // A new process: it had to read the API key again.
+    assert_eq!(gate.calls("secretsmanager.GetSecretValue"), 2);
     let resent: Vec<String> = gate.batches()[2..].concat();
     assert_eq!(resent, all[5..], "page 2 must be re-sent, not skipped");
     assert_eq!(stack.checkpoint().await.as_deref(), Some(all[7].as_str()));
@@ -101,8 +103,8 @@ async fn a_partial_batch_failure_resends_only_the_failed_entries() {
     let batches = gate.batches();
     let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
     assert_eq!(sizes, [10, 10, 1, 1, 5]);
-    assert_eq!(batches[2], [lonely.id.clone()]);
-    assert_eq!(batches[3], [lonely.id.clone()]);
+    assert_eq!(batches[2], [lonely.id.as_str()]);
+    assert_eq!(batches[3], [lonely.id.as_str()]);
     assert_eq!(batches.concat().len(), all.len() + 2);
 
     let messages = stack.drain().await;

@@ -44,6 +44,8 @@ struct Rules {
     entry_faults: HashMap<String, EntryFault>,
     batches: Vec<Vec<String>>,
     bodies_by_dedup: Vec<(String, String)>,
+    /// Requests per `x-amz-target` (JSON-protocol operations, e.g. `secretsmanager.GetSecretValue`).
+    targets: HashMap<String, usize>,
     /// When set, SendMessageBatch is answered here after this latency instead of by moto.
     stub_latency: Option<std::time::Duration>,
     stub_queue: Vec<QueuedMessage>,
@@ -131,6 +133,17 @@ impl Gate {
         self.rules.lock().unwrap().entry_faults.clear();
     }
 
+    /// How many requests for a JSON-protocol operation (`x-amz-target`) arrived.
+    pub fn calls(&self, target: &str) -> usize {
+        self.rules
+            .lock()
+            .unwrap()
+            .targets
+            .get(target)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// S3 PUTs received (checkpoint writes), held ones included.
     pub fn s3_puts(&self) -> usize {
         self.rules.lock().unwrap().s3_puts_seen
@@ -165,6 +178,15 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         .unwrap_or_default()
         .to_owned();
 
+    if !target.is_empty() {
+        *shared
+            .rules
+            .lock()
+            .unwrap()
+            .targets
+            .entry(target.clone())
+            .or_default() += 1;
+    }
     if parts.method == Method::PUT && target.is_empty() {
         let hold = {
             let mut rules = shared.rules.lock().unwrap();
