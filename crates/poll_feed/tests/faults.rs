@@ -194,6 +194,20 @@ async fn a_rejected_api_key_is_reported_clearly_and_not_retried() {
             line.text
         );
     }
+
+    // A secret that does not exist is named in the error, too.
+    let function = stack
+        .function(&[("dmm_api_key_secret_name", "no-such-secret")])
+        .await;
+    let (error_type, message) = function_error(run(&function, TIMEOUT).await);
+    assert_eq!(error_type, "DmmApiKeySecret");
+    assert!(
+        message.starts_with(
+            "the DMM API key secret `no-such-secret` cannot be used: ResourceNotFoundException"
+        ),
+        "{message}"
+    );
+    assert_eq!(feed_requests(&stack), 1);
 }
 
 /// Needs no AWS: configuration is checked before anything is called.
