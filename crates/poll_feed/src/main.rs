@@ -3,7 +3,7 @@
 use dmm_aws_core::config::{self, process_env};
 use dmm_aws_core::handlers::poll_feed::{PollFeed, PollFeedConfig};
 use dmm_aws_core::{aws, telemetry};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
 #[tokio::main]
@@ -22,8 +22,16 @@ async fn main() -> Result<(), Error> {
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         match function {
-            Ok(function) => Ok(Box::pin(function.handle(event.context.deadline())).await?),
-            Err(e) => Err(Error::from(e.clone())),
+            Ok(function) => Box::pin(function.handle(event.context.deadline()))
+                .await
+                .map_err(|e| Diagnostic {
+                    error_type: e.error_type().to_owned(),
+                    error_message: e.to_string(),
+                }),
+            Err(e) => Err(Diagnostic {
+                error_type: "InvalidConfiguration".to_owned(),
+                error_message: e.to_string(),
+            }),
         }
     }))
     .await

@@ -108,6 +108,13 @@ pub trait EventQueue {
 pub enum PollError {
     #[error("reading the DMM event feed failed: {0}")]
     Feed(#[from] DmmError),
+    /// The feed request (with its retries) was still running when the invocation had to stop,
+    /// so the run stopped instead of being killed by Lambda's timeout.
+    #[error(
+        "DMM did not answer the feed request within {waited:?}, before the Lambda deadline; \
+         the run stopped there and the next run continues from the checkpoint"
+    )]
+    FeedDeadline { waited: Duration },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
@@ -130,6 +137,7 @@ impl PollError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Feed(e) => e.is_transient(),
+            Self::FeedDeadline { .. } => true,
             Self::Checkpoint(CheckpointError::Conflict { .. }) => false,
             Self::Checkpoint(_) | Self::Queue(_) | Self::Rejected { .. } => true,
         }
@@ -158,6 +166,10 @@ pub struct PollSettings {
     pub entry_retries: usize,
     pub entry_retry_delay: Duration,
 }
+
+/// Time kept after a feed request to report the run's outcome: a slow DMM (or its retries)
+/// must never push the run past its Lambda deadline, where Lambda would kill it.
+const REPORT_GRACE: Duration = Duration::from_millis(500);
 
 /// Largest message SQS accepts on every queue.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -252,6 +264,18 @@ async fn send_batch_fully<Q: EventQueue>(
     }
 }
 
+/// One INFO line per page read, with counts only: event payloads never reach the log.
+fn log_page(summary: &Summary, events: usize, forwarded: usize, skipped: usize) {
+    tracing::info!(
+        page = summary.pages,
+        events,
+        forwarded,
+        skipped,
+        last_event_id = summary.last_event_id.as_deref(),
+        "feed page processed"
+    );
+}
+
 /// Runs one poll: pages through the feed until caught up or near the deadline.
 pub async fn poll<S, C, Q>(
     source: &S,
@@ -275,10 +299,23 @@ where
     let time_left = || settings.deadline.saturating_duration_since(Instant::now());
 
     while time_left() >= settings.margin {
-        let page = source.page(checkpoint.last_event_id.as_deref()).await?;
+        let started = Instant::now();
+        let answer_by = settings
+            .deadline
+            .checked_sub(REPORT_GRACE)
+            .unwrap_or(started);
+        let page = tokio::time::timeout_at(
+            answer_by.into(),
+            source.page(checkpoint.last_event_id.as_deref()),
+        )
+        .await
+        .map_err(|_| PollError::FeedDeadline {
+            waited: started.elapsed(),
+        })??;
         summary.pages += 1;
         if page.is_empty() {
             summary.caught_up = true;
+            log_page(&summary, 0, 0, 0);
             break;
         }
         let forward_at: Vec<usize> = (0..page.len())
@@ -307,14 +344,7 @@ where
             checkpoint = store.save(&checkpoint, last).await?;
             summary.last_event_id = Some(last.to_owned());
         }
-        tracing::info!(
-            page = summary.pages,
-            events = page.len(),
-            forwarded,
-            skipped,
-            last_event_id = summary.last_event_id.as_deref(),
-            "feed page processed"
-        );
+        log_page(&summary, page.len(), forwarded, skipped);
         if let Some(e) = failure {
             return Err(e);
         }

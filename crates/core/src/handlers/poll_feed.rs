@@ -9,7 +9,8 @@ use crate::aws::checkpoint::S3Checkpoint;
 use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
 use crate::config::{self, ConfigError, Env};
-use crate::feed::poll::{PollError, PollSettings, Summary, poll};
+use crate::dmm::DmmError;
+use crate::feed::poll::{CheckpointError, PollError, PollSettings, Summary, poll};
 
 /// poll_feed's settings (SPEC §3.5).
 #[derive(Debug, Clone)]
@@ -51,6 +52,29 @@ impl PollFeedError {
         match self {
             Self::Connect(e) => e.is_transient(),
             Self::Poll(e) => e.is_transient(),
+        }
+    }
+
+    /// The Lambda error type an operator sees and can alarm on: what failed, in a word.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Connect(ConnectError::Secret(_)) => "DmmApiKeySecret",
+            Self::Connect(ConnectError::Client(e)) | Self::Poll(PollError::Feed(e)) => match e {
+                DmmError::Unauthorized { .. } => "DmmUnauthorized",
+                DmmError::Unavailable { .. } | DmmError::Network { .. } => "DmmUnavailable",
+                DmmError::Malformed { .. } => "DmmMalformedResponse",
+                DmmError::BaseUrl(_) => "InvalidConfiguration",
+                DmmError::Refused { .. } | DmmError::InvalidId { .. } => "DmmRequestRefused",
+            },
+            Self::Poll(PollError::FeedDeadline { .. }) => "DmmUnavailable",
+            Self::Poll(PollError::Checkpoint(CheckpointError::Conflict { .. })) => {
+                "CheckpointConflict"
+            }
+            Self::Poll(PollError::Checkpoint(CheckpointError::Storage { .. })) => {
+                "CheckpointStorage"
+            }
+            Self::Poll(PollError::Queue(_)) => "QueueUnavailable",
+            Self::Poll(PollError::Rejected { .. }) => "QueueRejected",
         }
     }
 }
