@@ -122,6 +122,23 @@ async fn first_run_forwards_the_whole_feed_exactly_and_checkpoints_its_end() {
         })
         .collect();
     assert_eq!(counts, [(3, 3, 0), (3, 3, 0), (1, 1, 0), (0, 0, 0)]);
+    // One CloudWatch Embedded Metric Format line per run, in the same log stream.
+    let emf: Vec<&serde_json::Value> = logs.iter().filter(|l| l.get("_aws").is_some()).collect();
+    assert_eq!(emf.len(), 1, "{logs:#?}");
+    let metrics = emf[0];
+    assert_eq!(
+        metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "DmmIntegrationAws"
+    );
+    assert_eq!(metrics["Function"], "poll_feed");
+    assert_eq!(metrics["EventsForwarded"], 7.0);
+    assert_eq!(metrics["EventsSkipped"], 0.0);
+    assert_eq!(metrics["FeedPages"], 4.0);
+    // The newest event was emitted moments ago by the simulator.
+    let lag = metrics["FeedLagSeconds"]
+        .as_f64()
+        .expect("feed lag reported");
+    assert!((0.0..60.0).contains(&lag), "{lag}");
     for line in function.logs_since(mark) {
         assert!(
             !line.text.contains(PAYLOAD_MARKER),

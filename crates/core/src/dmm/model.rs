@@ -28,6 +28,7 @@ pub struct FeedEvent {
     raw: Box<RawValue>,
     id: String,
     event_type: Option<String>,
+    time: Option<String>,
     resource_id: Option<String>,
 }
 
@@ -36,6 +37,7 @@ struct EventHead {
     id: Option<Value>,
     #[serde(rename = "type")]
     event_type: Option<Value>,
+    time: Option<Value>,
     data: Option<Value>,
 }
 
@@ -53,6 +55,10 @@ impl FeedEvent {
             Some(Value::String(t)) => Some(t),
             _ => None,
         };
+        let time = match head.time {
+            Some(Value::String(t)) => Some(t),
+            _ => None,
+        };
         let resource_id = match head.data.as_ref().and_then(|d| d.get("id")) {
             Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
             _ => None,
@@ -61,6 +67,7 @@ impl FeedEvent {
             raw,
             id,
             event_type,
+            time,
             resource_id,
         })
     }
@@ -71,6 +78,11 @@ impl FeedEvent {
 
     pub fn event_type(&self) -> Option<&str> {
         self.event_type.as_deref()
+    }
+
+    /// When DMM says the event happened (`time`, RFC 3339), as sent.
+    pub fn time(&self) -> Option<&str> {
+        self.time.as_deref()
     }
 
     /// `data.id`: the agreement (or other resource) the event is about.

@@ -152,6 +152,10 @@ pub struct Summary {
     pub pages: usize,
     pub last_event_id: Option<String>,
     pub caught_up: bool,
+    /// `time` of the newest event this run read, for the feed-lag metric (not part of the
+    /// function's output).
+    #[serde(skip)]
+    pub newest_event_time: Option<String>,
 }
 
 /// What a run may do.
@@ -295,6 +299,7 @@ where
         pages: 0,
         last_event_id: checkpoint.last_event_id.clone(),
         caught_up: false,
+        newest_event_time: None,
     };
     let time_left = || settings.deadline.saturating_duration_since(Instant::now());
 
@@ -317,6 +322,9 @@ where
             summary.caught_up = true;
             log_page(&summary, 0, 0, 0);
             break;
+        }
+        if let Some(time) = page.last().and_then(FeedEvent::time) {
+            summary.newest_event_time = Some(time.to_owned());
         }
         let forward_at: Vec<usize> = (0..page.len())
             .filter(|&i| route(&page[i], settings.forward_all) == Route::Forward)

@@ -3,6 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::{ConnectError, DmmSettings, LazyDmm, deadline_instant};
 use crate::aws::checkpoint::S3Checkpoint;
@@ -11,6 +13,7 @@ use crate::aws::s3_client;
 use crate::config::{self, ConfigError, Env};
 use crate::dmm::DmmError;
 use crate::feed::poll::{CheckpointError, PollError, PollSettings, Summary, poll};
+use crate::telemetry::metrics::{Metrics, Unit};
 
 /// poll_feed's settings (SPEC §3.5).
 #[derive(Debug, Clone)]
@@ -114,16 +117,40 @@ impl PollFeed {
         let dmm = self.dmm.client().await?;
         let result = poll(dmm, &self.checkpoint, &self.queue, &settings).await;
         match &result {
-            Ok(summary) => tracing::info!(
-                forwarded = summary.forwarded,
-                skipped = summary.skipped,
-                pages = summary.pages,
-                last_event_id = summary.last_event_id.as_deref(),
-                caught_up = summary.caught_up,
-                "poll finished"
-            ),
+            Ok(summary) => {
+                tracing::info!(
+                    forwarded = summary.forwarded,
+                    skipped = summary.skipped,
+                    pages = summary.pages,
+                    last_event_id = summary.last_event_id.as_deref(),
+                    caught_up = summary.caught_up,
+                    "poll finished"
+                );
+                metrics(summary).emit();
+            }
             Err(e) => tracing::error!(error = %e, transient = e.is_transient(), "poll failed"),
         }
         Ok(result?)
     }
+}
+
+/// The run's metrics (EMF). The feed lag is reported only when the run read events: it is the
+/// age of the newest one, which grows while DMM is unreachable or poll_feed keeps failing.
+fn metrics(summary: &Summary) -> Metrics {
+    let mut metrics = Metrics::new("poll_feed");
+    metrics
+        .count("EventsForwarded", summary.forwarded)
+        .count("EventsSkipped", summary.skipped)
+        .count("FeedPages", summary.pages);
+    let newest = summary
+        .newest_event_time
+        .as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+    if let Some(newest) = newest {
+        let lag = (OffsetDateTime::now_utc() - newest)
+            .as_seconds_f64()
+            .max(0.0);
+        metrics.add("FeedLagSeconds", lag, Unit::Seconds);
+    }
+    metrics
 }
