@@ -97,8 +97,11 @@ enum Outcome {
         iam_writes: usize,
         status_written: bool,
     },
-    /// A permanent problem, reported in DMM.
-    Failed { status_written: bool },
+    /// A permanent problem, reported in DMM (whatever could be revoked was, hence the writes).
+    Failed {
+        iam_writes: usize,
+        status_written: bool,
+    },
 }
 
 impl Outcome {
@@ -267,11 +270,7 @@ impl ManageIamPolicies {
         directory: &BatchDirectory<'_>,
         scope: &Scope,
     ) -> Result<Outcome, Retry> {
-        let converger = Converger {
-            iam: &self.iam,
-            ledger: &self.ledger,
-            guard: &self.config.guard,
-        };
+        let converger = Converger::new(&self.iam, &self.ledger, &self.config.guard);
         let Some(agreement) = dmm.get_agreement(api, agreement_id).await? else {
             // Deleted in DMM: the ledger is the only record of what to revoke.
             return match converger.revoke(agreement_id, None).await {
@@ -283,6 +282,7 @@ impl ManageIamPolicies {
                 Err(ReconcileError::Permanent(e)) => {
                     tracing::warn!(agreement_id, error = %e, "could not revoke a deleted agreement");
                     Ok(Outcome::Failed {
+                        iam_writes: converger.iam_writes(),
                         status_written: false,
                     })
                 }
@@ -324,7 +324,10 @@ impl ManageIamPolicies {
                 iam_writes,
                 status_written,
             },
-            Converged::Failed(_) => Outcome::Failed { status_written },
+            Converged::Failed(_) => Outcome::Failed {
+                iam_writes: converger.iam_writes(),
+                status_written,
+            },
         })
     }
 
@@ -397,7 +400,10 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             iam_writes,
             status_written,
         } => (*iam_writes, *status_written),
-        Outcome::Failed { status_written } => (0, *status_written),
+        Outcome::Failed {
+            iam_writes,
+            status_written,
+        } => (*iam_writes, *status_written),
         Outcome::Unreadable(_) | Outcome::Ignored => (0, false),
     };
     match outcome {
@@ -413,6 +419,7 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             event_type,
             agreement_id,
             outcome = outcome.name(),
+            iam_writes,
             status_written,
             duration_ms,
             "agreement has an error status"

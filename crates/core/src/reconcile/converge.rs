@@ -3,8 +3,14 @@
 //! Order matters for "nothing lost, nothing over-granted": the ledger learns about a grant
 //! before IAM gets it (so a crash in between can still be revoked), and forgets it only after IAM
 //! lost it. Every write is preceded by a read, so a replay makes no write at all.
+//!
+//! The ledger is read from S3 and is only as trustworthy as the bucket, so revoking from it obeys
+//! the same rules as granting: only the agreement's own policy is ever deleted, and only from a
+//! role the [`RoleGuard`] allows. A grant that cannot be revoked stays in the ledger and is
+//! reported ([`Permanent::RevokeRefused`]) rather than forgotten.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::plan::GrantPlan;
 use super::{Permanent, ReconcileError};
@@ -26,9 +32,35 @@ pub struct Granted {
 
 /// IAM and the ledger of the integration's own account.
 pub struct Converger<'a, I, L> {
-    pub iam: &'a I,
-    pub ledger: &'a L,
-    pub guard: &'a RoleGuard,
+    iam: &'a I,
+    ledger: &'a L,
+    guard: &'a RoleGuard,
+    /// IAM writes made through this converger, whatever the outcome.
+    writes: AtomicUsize,
+}
+
+/// What [`Converger::remove`] did with a set of ledger records.
+struct Removal {
+    /// Records that still describe a grant in IAM (the guard refused to touch them).
+    kept: BTreeSet<GrantRecord>,
+    /// Why the first kept record could not be revoked.
+    refused: Option<Permanent>,
+}
+
+impl<'a, I, L> Converger<'a, I, L> {
+    pub fn new(iam: &'a I, ledger: &'a L, guard: &'a RoleGuard) -> Self {
+        Self {
+            iam,
+            ledger,
+            guard,
+            writes: AtomicUsize::new(0),
+        }
+    }
+
+    /// IAM writes made so far (puts and deletes), including those of a call that then failed.
+    pub fn iam_writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
 }
 
 impl<I: RolePolicies, L: GrantLedger> Converger<'_, I, L> {
@@ -74,22 +106,61 @@ impl<I: RolePolicies, L: GrantLedger> Converger<'_, I, L> {
     }
 
     /// Deletes the records' policies (reading first, so an absent policy costs no write).
-    async fn remove(&self, records: &BTreeSet<GrantRecord>) -> Result<usize, ReconcileError> {
-        let mut writes = 0;
+    ///
+    /// A record is acted on only when it names the agreement's own policy on a role the guard
+    /// allows. Records naming anything else were not written by the integration for this
+    /// agreement and are dropped without a write; records on a role the guard refuses are kept,
+    /// because the grant is still there, and reported.
+    async fn remove(
+        &self,
+        agreement_id: &str,
+        records: &BTreeSet<GrantRecord>,
+    ) -> Result<Removal, ReconcileError> {
+        let own_policy = policy_name(agreement_id)?;
+        let mut removal = Removal {
+            kept: BTreeSet::new(),
+            refused: None,
+        };
         for record in records {
+            let name = match RoleName::parse(&record.role_name) {
+                Ok(name) if record.policy_name == own_policy => name,
+                _ => {
+                    tracing::warn!(
+                        agreement_id,
+                        role = record.role_name,
+                        policy = record.policy_name,
+                        "grant ledger names a policy that is not the agreement's own; ignored"
+                    );
+                    continue;
+                }
+            };
+            // IAM's path decides, not the ARN stored in the ledger.
+            let Some(role) = self.iam.role(name.as_str()).await? else {
+                // The role is gone, and its inline policies with it.
+                continue;
+            };
+            if let Err(source) = self.guard.check(&name, &role.path) {
+                removal.kept.insert(record.clone());
+                removal.refused.get_or_insert(Permanent::RevokeRefused {
+                    role: record.role_name.clone(),
+                    policy: record.policy_name.clone(),
+                    source,
+                });
+                continue;
+            }
             if self
                 .iam
-                .policy(&record.role_name, &record.policy_name)
+                .policy(&role.name, &record.policy_name)
                 .await?
                 .is_some()
             {
                 self.iam
-                    .delete_policy(&record.role_name, &record.policy_name)
+                    .delete_policy(&role.name, &record.policy_name)
                     .await?;
-                writes += 1;
+                self.writes.fetch_add(1, Ordering::SeqCst);
             }
         }
-        Ok(writes)
+        Ok(removal)
     }
 
     fn recorded(entry: &Option<LedgerEntry>) -> BTreeSet<GrantRecord> {
@@ -141,44 +212,51 @@ impl<I: RolePolicies, L: GrantLedger> Converger<'_, I, L> {
             all.insert(wanted.clone());
             self.record(agreement_id, &all).await?;
         }
-        let mut iam_writes = 0;
+        let before = self.iam_writes();
         if !in_place {
             self.iam
                 .put_policy(&role.name, &plan.policy_name, &plan.document.to_json())
                 .await?;
-            iam_writes += 1;
+            self.writes.fetch_add(1, Ordering::SeqCst);
         }
         if !stale.is_empty() {
-            iam_writes += self.remove(&stale).await?;
-            self.record(agreement_id, &BTreeSet::from([wanted])).await?;
+            let removal = self.remove(agreement_id, &stale).await?;
+            let mut remaining = removal.kept;
+            remaining.insert(wanted);
+            self.record(agreement_id, &remaining).await?;
+            if let Some(refused) = removal.refused {
+                return Err(refused.into());
+            }
         }
         Ok(Granted {
             role_arn: role.arn,
             policy_name: plan.policy_name.clone(),
-            iam_writes,
+            iam_writes: self.iam_writes() - before,
         })
     }
 
     /// Removes every grant of the agreement: those in the ledger, and the policy on the role the
     /// agreement names today (`consumer`), which covers grants made before the ledger existed.
-    /// Returns the number of IAM writes.
+    /// Returns the number of IAM writes. A grant the guard does not allow the integration to
+    /// remove stays in the ledger and fails the call with [`Permanent::RevokeRefused`], after
+    /// everything else was revoked.
     pub async fn revoke(
         &self,
         agreement_id: &str,
         consumer: Option<&ConsumerRole>,
     ) -> Result<usize, ReconcileError> {
+        let before = self.iam_writes();
         let entry = self.ledger.get(agreement_id).await?;
-        let mut targets = Self::recorded(&entry);
+        let recorded = Self::recorded(&entry);
+        let mut targets = recorded.clone();
         if let Some(role) = consumer {
             let name = policy_name(agreement_id)?;
             let role_name = role.name().as_str();
             let known = targets
                 .iter()
-                .any(|r| r.role_name == role_name && r.policy_name == name);
-            // Only the policy's own name on a role the guard allows: revocation must not become
-            // a way to delete policies from protected roles.
+                .any(|r| r.role_name.eq_ignore_ascii_case(role_name) && r.policy_name == name);
             if !known && self.iam.policy(role_name, &name).await?.is_some() {
-                if let Ok(info) = self.allowed_role(role.name()).await {
+                if let Some(info) = self.iam.role(role_name).await? {
                     targets.insert(GrantRecord {
                         role_name: info.name,
                         role_arn: info.arn,
@@ -187,10 +265,17 @@ impl<I: RolePolicies, L: GrantLedger> Converger<'_, I, L> {
                 }
             }
         }
-        let iam_writes = self.remove(&targets).await?;
-        if entry.is_some() {
-            self.ledger.delete(agreement_id).await?;
+        let removal = self.remove(agreement_id, &targets).await?;
+        if removal.kept.is_empty() {
+            if entry.is_some() {
+                self.ledger.delete(agreement_id).await?;
+            }
+        } else if removal.kept != recorded {
+            self.record(agreement_id, &removal.kept).await?;
         }
-        Ok(iam_writes)
+        match removal.refused {
+            Some(refused) => Err(refused.into()),
+            None => Ok(self.iam_writes() - before),
+        }
     }
 }

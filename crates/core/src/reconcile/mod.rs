@@ -51,6 +51,18 @@ pub enum Permanent {
          manage"
     )]
     UnmanagedAccount { role: String, account: String },
+    /// A grant of the agreement sits on a role the integration may not write to (its own, a
+    /// reserved one, or one outside the allowlist, e.g. after the allowlist was narrowed). The
+    /// grant stays in the ledger; a person has to remove it or widen the allowlist.
+    #[error(
+        "the grant `{policy}` on role `{role}` cannot be revoked by the integration: {source}; \
+         remove it in IAM or allow the role"
+    )]
+    RevokeRefused {
+        role: String,
+        policy: String,
+        source: PolicyError,
+    },
     #[error("{0}")]
     Policy(#[from] PolicyError),
     #[error(transparent)]
