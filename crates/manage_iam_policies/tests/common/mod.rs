@@ -691,7 +691,8 @@ impl Stack {
             self.settle(&records, &result.failures).await;
             handled.push(result);
         }
-        panic!("the queue was not empty after {rounds} invocations");
+        let last = handled.last().map(Handled::dump).unwrap_or_default();
+        panic!("the queue was not empty after {rounds} invocations; last log:\n{last}");
     }
 
     /// Sends `events` through the queue and processes them all; every record must succeed.
