@@ -1203,3 +1203,46 @@ async fn revoking_from_the_ledger_obeys_the_role_guard() {
         handled.dump()
     );
 }
+
+/// Reading the consumer of an inactive agreement is how a grant made before the ledger is found;
+/// a DMM outage while reading it must be retried, not taken as "no consumer" (which would mark
+/// the agreement inactive in DMM and leave the old grant in place for good).
+#[tokio::test]
+async fn a_dmm_fault_while_reading_an_inactive_agreements_consumer_is_retried() {
+    let mut legacy = agreement("legacy-2", "bucket", by_product(SHIPMENTS));
+    legacy["info"]["status"] = json!("approved");
+    let stack = Stack::start(scenario(vec![legacy])).await;
+    stack.create_consumer_roles().await;
+    let name = policy_name("legacy-2");
+    stack
+        .put_policy(SHIPMENTS_ROLE, &name, &expected_policy("bucket"))
+        .await;
+    let function = stack.function(&[]).await;
+    stack
+        .sim
+        .inject_fault(
+            dmm_simulator::Fault::new(dmm_simulator::FaultKind::TooManyRequests {
+                retry_after_seconds: 0,
+            })
+            .times(1000)
+            .on_path(format!("/api/dataproducts/{SHIPMENTS}")),
+        )
+        .unwrap();
+
+    let event = serde_json::to_value(stack.sim.emit("AccessDeactivatedEvent", "legacy-2")).unwrap();
+    let record = record(&event, "msg-legacy", 1, 1);
+    let handled = function.handle(vec![record.clone()]).await;
+    assert_eq!(handled.failures, ["msg-legacy"], "{}", handled.dump());
+    assert_eq!(
+        stack.sim.puts().len(),
+        0,
+        "no inactive status while the grant may exist"
+    );
+    assert!(stack.policy(SHIPMENTS_ROLE, &name).await.is_some());
+
+    stack.sim.clear_faults();
+    let handled = function.handle(vec![record]).await;
+    assert!(handled.failures.is_empty(), "{}", handled.dump());
+    assert_eq!(stack.policy(SHIPMENTS_ROLE, &name).await, None);
+    assert_status(&stack.agreement("legacy-2"), TAG_INACTIVE, None);
+}
