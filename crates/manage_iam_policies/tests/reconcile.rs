@@ -40,6 +40,11 @@ async fn each_port_type_gets_its_exact_policy_and_a_rerun_writes_nothing() {
     let first = stack.deliver(&function, &events).await;
     assert_eq!(first.iam_writes(), 8, "{}", first.dump());
     assert_eq!(first.statuses_written(), 8);
+    // One batch of eight: every agreement is re-read, each data product and team only once.
+    let counts = stack.sim.request_counts();
+    assert_eq!(counts["GET /api/access/{id}"], 8, "{counts:?}");
+    assert_eq!(counts["GET /api/dataproducts/{id}"], 2, "{counts:?}");
+    assert_eq!(counts["GET /api/teams/{id}"], 1, "{counts:?}");
 
     let shipments_arn = role_arn(SHIPMENTS_ROLE, "/");
     for port in PORTS {
@@ -176,6 +181,23 @@ async fn activation_deactivation_and_deletion_through_the_queue() {
     let handled = stack.deliver(&function, &[own_update]).await;
     assert_eq!((handled.iam_writes(), handled.statuses_written()), (0, 0));
     assert_eq!(stack.puts_for("agr-1"), 2);
+
+    // A grant someone already removed by hand: revoking it is a success without a write.
+    let activated = serde_json::to_value(stack.sim.activate("agr-1").unwrap()).unwrap();
+    stack.deliver(&function, &[activated]).await;
+    stack
+        .iam
+        .delete_role_policy()
+        .role_name(SHIPMENTS_ROLE)
+        .policy_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let deactivated = serde_json::to_value(stack.sim.deactivate("agr-1").unwrap()).unwrap();
+    let handled = stack.deliver(&function, &[deactivated]).await;
+    assert_eq!(handled.iam_writes(), 0, "{}", handled.dump());
+    assert_eq!(stack.ledger("agr-1").await, None);
+    assert_status(&stack.agreement("agr-1"), TAG_INACTIVE, None);
 
     // Activated again, then deleted in DMM: GET answers 404, and the ledger says what to revoke.
     let activated = serde_json::to_value(stack.sim.activate("agr-1").unwrap()).unwrap();
@@ -1245,4 +1267,99 @@ async fn a_dmm_fault_while_reading_an_inactive_agreements_consumer_is_retried() 
     assert!(handled.failures.is_empty(), "{}", handled.dump());
     assert_eq!(stack.policy(SHIPMENTS_ROLE, &name).await, None);
     assert_status(&stack.agreement("legacy-2"), TAG_INACTIVE, None);
+}
+
+/// Agreement ids that are not valid in IAM names (or too long) get a deterministic mapped policy
+/// name and a hashed ledger key; granting, reporting and revoking after deletion all agree on it.
+#[tokio::test]
+async fn ids_that_are_no_iam_names_are_mapped_consistently() {
+    let long = format!("agr-{}", "x".repeat(140));
+    let odd = "Orders & Co/2024 ü".to_owned();
+    let stack = Stack::start(scenario(vec![
+        agreement(&long, "bucket", by_product(SHIPMENTS)),
+        agreement(&odd, "folder", by_product(SHIPMENTS)),
+    ]))
+    .await;
+    stack.create_consumer_roles().await;
+    let function = stack.function(&[]).await;
+    let activated: Vec<Value> = [&long, &odd]
+        .iter()
+        .map(|id| serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap())
+        .collect();
+    let handled = stack.deliver(&function, &activated).await;
+    assert_eq!(handled.iam_writes(), 2, "{}", handled.dump());
+
+    let policies = stack.inline_policies(SHIPMENTS_ROLE).await;
+    assert_eq!(policies.len(), 2);
+    for (id, port) in [(&long, "bucket"), (&odd, "folder")] {
+        let document = stack.agreement(id);
+        let name = document["custom"]["aws-policy-name"].as_str().unwrap();
+        assert!(name.starts_with("DMM_DUA_") && name.len() <= 128, "{name}");
+        assert!(dmm_aws_core::policy::is_policy_name(name), "{name}");
+        assert_eq!(policies.get(name), Some(&expected_policy(port)), "{id}");
+        let entry = stack.ledger(id).await.expect("ledger entry");
+        assert_eq!(entry["agreementId"], id.as_str());
+        assert_eq!(entry["grants"][0]["policyName"], name);
+    }
+    // Plain ids stay readable in the bucket; anything else is hashed.
+    let keys = stack.ledger_keys().await;
+    assert!(keys.contains(&format!("grants/{long}.json")), "{keys:?}");
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.starts_with("grants/sha256-"))
+            .count(),
+        1,
+        "{keys:?}"
+    );
+
+    let deleted: Vec<Value> = [&long, &odd]
+        .iter()
+        .map(|id| serde_json::to_value(stack.sim.delete_agreement(id).unwrap()).unwrap())
+        .collect();
+    let handled = stack.deliver(&function, &deleted).await;
+    assert_eq!(handled.iam_writes(), 2, "{}", handled.dump());
+    assert!(stack.inline_policies(SHIPMENTS_ROLE).await.is_empty());
+    assert!(stack.ledger_keys().await.is_empty());
+}
+
+/// The ledger forgets a grant only after IAM lost it: when deleting the policy fails, the entry
+/// stays, so the redelivered deletion event can still find what to revoke.
+#[tokio::test]
+async fn the_ledger_forgets_a_grant_only_after_iam_deleted_it() {
+    let stack = Stack::start(scenario(vec![agreement(
+        "agr-d",
+        "bucket",
+        by_product(SHIPMENTS),
+    )]))
+    .await;
+    stack.create_consumer_roles().await;
+    let proxy = common::iam_proxy::IamProxy::start(stack.moto.endpoint()).await;
+    let function = stack
+        .function(&[("AWS_ENDPOINT_URL_IAM", proxy.url())])
+        .await;
+    let activated = serde_json::to_value(stack.sim.activate("agr-d").unwrap()).unwrap();
+    stack.deliver(&function, &[activated]).await;
+
+    proxy.throttle_action("DeleteRolePolicy", SHIPMENTS_ROLE);
+    let deleted = serde_json::to_value(stack.sim.delete_agreement("agr-d").unwrap()).unwrap();
+    let record = record(&deleted, "msg-d", 1, 1);
+    let handled = function.handle(vec![record.clone()]).await;
+    assert_eq!(handled.failures, ["msg-d"], "{}", handled.dump());
+    assert!(proxy.throttled() > 0);
+    assert!(
+        stack
+            .policy(SHIPMENTS_ROLE, &policy_name("agr-d"))
+            .await
+            .is_some()
+    );
+    assert!(stack.ledger("agr-d").await.is_some(), "still known");
+
+    proxy.clear();
+    let handled = function.handle(vec![record]).await;
+    assert!(handled.failures.is_empty(), "{}", handled.dump());
+    assert_eq!(
+        stack.policy(SHIPMENTS_ROLE, &policy_name("agr-d")).await,
+        None
+    );
+    assert_eq!(stack.ledger("agr-d").await, None);
 }

@@ -20,8 +20,8 @@ const THROTTLING: &str = concat!(
 struct Shared {
     upstream: String,
     http: reqwest::Client,
-    /// Role names whose IAM calls are throttled.
-    throttled_roles: Mutex<Vec<String>>,
+    /// (action or `None` for every action, role name) of the IAM calls that are throttled.
+    throttled_calls: Mutex<Vec<(Option<String>, String)>>,
     throttled: AtomicUsize,
 }
 
@@ -42,7 +42,7 @@ impl IamProxy {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
-            throttled_roles: Mutex::default(),
+            throttled_calls: Mutex::default(),
             throttled: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -69,14 +69,23 @@ impl IamProxy {
     /// From now on, every IAM call with `RoleName=<role>` is throttled.
     pub fn throttle(&self, role: &str) {
         self.shared
-            .throttled_roles
+            .throttled_calls
             .lock()
             .unwrap()
-            .push(role.to_owned());
+            .push((None, role.to_owned()));
+    }
+
+    /// From now on, IAM `action` (e.g. `DeleteRolePolicy`) on `role` is throttled.
+    pub fn throttle_action(&self, action: &str, role: &str) {
+        self.shared
+            .throttled_calls
+            .lock()
+            .unwrap()
+            .push((Some(action.to_owned()), role.to_owned()));
     }
 
     pub fn clear(&self) {
-        self.shared.throttled_roles.lock().unwrap().clear();
+        self.shared.throttled_calls.lock().unwrap().clear();
     }
 
     /// Requests answered with `Throttling` so far.
@@ -98,8 +107,18 @@ fn form_field<'a>(body: &'a [u8], key: &str) -> Option<&'a str> {
 async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body: Bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
-    let role = form_field(&body, "RoleName").map(str::to_owned);
-    let throttle = role.is_some_and(|role| shared.throttled_roles.lock().unwrap().contains(&role));
+    let throttle = match form_field(&body, "RoleName") {
+        Some(role) => {
+            let action = form_field(&body, "Action");
+            shared
+                .throttled_calls
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(a, r)| r == role && (a.is_none() || a.as_deref() == action))
+        }
+        None => false,
+    };
     if throttle {
         shared.throttled.fetch_add(1, Ordering::SeqCst);
         return Response::builder()
