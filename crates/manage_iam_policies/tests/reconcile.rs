@@ -1363,3 +1363,40 @@ async fn the_ledger_forgets_a_grant_only_after_iam_deleted_it() {
     );
     assert_eq!(stack.ledger("agr-d").await, None);
 }
+
+/// DMM may store tags and custom fields in its own order. A document that differs from ours
+/// only in order is the same status: writing it again would emit another `AccessUpdatedEvent`,
+/// and with a DMM that reorders on every save, that would never end.
+#[tokio::test]
+async fn a_status_that_dmm_stored_in_another_order_is_not_written_again() {
+    let stack = Stack::start(scenario(vec![agreement(
+        "agr-o",
+        "bucket",
+        by_product(SHIPMENTS),
+    )]))
+    .await;
+    stack.create_consumer_roles().await;
+    let function = stack.function(&[]).await;
+    let activated = serde_json::to_value(stack.sim.activate("agr-o").unwrap()).unwrap();
+    stack.deliver(&function, &[activated]).await;
+    assert_eq!(stack.puts_for("agr-o"), 1);
+
+    // DMM saved it with sorted tags and reordered custom fields, then announced the update.
+    let mut stored = stack.agreement("agr-o");
+    let mut tags = status_tags(&stored);
+    tags.sort();
+    stored["tags"] = json!(tags);
+    let mut custom: Vec<(String, Value)> = stored["custom"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    custom.reverse();
+    stored["custom"] = Value::Object(custom.into_iter().collect());
+    stack.sim.upsert_agreement(stored).unwrap();
+    let own_update = last_event(&stack.feed().await, "AccessUpdatedEvent", "agr-o");
+    let handled = stack.deliver(&function, &[own_update]).await;
+    assert_eq!((handled.iam_writes(), handled.statuses_written()), (0, 0));
+    assert_eq!(stack.puts_for("agr-o"), 1, "reordering is not a change");
+}
