@@ -20,7 +20,7 @@ use crate::policy::{
 };
 use crate::reconcile::converge::{Converger, Granted};
 use crate::reconcile::directory::BatchDirectory;
-use crate::reconcile::plan::{Desired, Scope, plan};
+use crate::reconcile::plan::{Desired, Scope, consumer_role, plan};
 use crate::reconcile::status::{Status, with_status};
 use crate::reconcile::{ReconcileError, Retry};
 
@@ -293,7 +293,8 @@ impl ManageIamPolicies {
             Err(ReconcileError::Retry(e)) => return Err(e),
             Err(ReconcileError::Permanent(e)) => {
                 let cause = e.to_string();
-                self.fail_closed(&converger, agreement.id(), &cause).await?;
+                self.fail_closed(&converger, &agreement, directory, scope, &cause)
+                    .await?;
                 Converged::Failed(cause)
             }
         };
@@ -332,23 +333,33 @@ impl ManageIamPolicies {
     }
 
     /// A permanent problem: whatever the agreement had is revoked (no access is better than
-    /// access nobody can explain), and the cause becomes the agreement's error status.
+    /// access nobody can explain), and the cause becomes the agreement's error status. That
+    /// includes a grant on the consumer's current role the ledger does not know, e.g. one the
+    /// reference integration made for a port the catalogue now refuses.
     async fn fail_closed<I, L>(
         &self,
         converger: &Converger<'_, I, L>,
-        agreement_id: &str,
+        agreement: &Agreement,
+        directory: &BatchDirectory<'_>,
+        scope: &Scope,
         cause: &str,
     ) -> Result<(), Retry>
     where
         I: RolePolicies,
         L: GrantLedger,
     {
+        let agreement_id = agreement.id();
         tracing::warn!(
             agreement_id,
             cause,
             "agreement cannot be granted; revoking and reporting"
         );
-        match converger.revoke(agreement_id, None).await {
+        let consumer = match consumer_role(agreement, directory, scope).await {
+            Ok(role) => Some(role),
+            Err(ReconcileError::Permanent(_)) => None,
+            Err(ReconcileError::Retry(e)) => return Err(e),
+        };
+        match converger.revoke(agreement_id, consumer.as_ref()).await {
             Ok(_) => Ok(()),
             Err(ReconcileError::Permanent(e)) => {
                 tracing::warn!(agreement_id, error = %e, "revoking after a permanent error failed");

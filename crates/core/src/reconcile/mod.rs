@@ -25,7 +25,8 @@ pub enum Permanent {
     ProviderNotFound(String),
     #[error("the output port `{port}` does not exist on data product `{product}`")]
     PortNotFound { product: String, port: String },
-    #[error("provider data product `{product}`, output port `{port}`: {source}")]
+    /// `source` names the output port itself.
+    #[error("provider data product `{product}`: {source}")]
     Provider {
         product: String,
         port: String,
