@@ -1400,3 +1400,44 @@ async fn a_status_that_dmm_stored_in_another_order_is_not_written_again() {
     assert_eq!((handled.iam_writes(), handled.statuses_written()), (0, 0));
     assert_eq!(stack.puts_for("agr-o"), 1, "reordering is not a change");
 }
+
+/// Migrating from the Python reference: an active agreement whose port it accepted but the
+/// catalogue refuses (a wildcard bucket ARN) gets the error status, and the old, too broad grant
+/// on the consumer's role is revoked with it (fail closed), though the ledger never knew it.
+#[tokio::test]
+async fn a_refused_port_revokes_the_grant_the_reference_made() {
+    let mut migrated = agreement("py-1", "wildcard", by_product(SHIPMENTS));
+    migrated["info"]["active"] = json!(true);
+    migrated["info"]["status"] = json!("approved");
+    let mut scenario = scenario(vec![migrated]);
+    scenario.data_products[0]["outputPorts"]
+        .as_array_mut()
+        .unwrap()
+        .push(
+            json!({"id": "wildcard", "custom": {"output-port-type": "s3_bucket",
+                     "aws-s3-bucket-arn": "arn:aws:s3:::orders-*"}}),
+        );
+    let stack = Stack::start(scenario).await;
+    stack.create_consumer_roles().await;
+    let too_broad = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:ListBucket"],
+        "Resource": ["arn:aws:s3:::orders-*", "arn:aws:s3:::orders-*/*"]}]});
+    stack
+        .put_policy(SHIPMENTS_ROLE, &policy_name("py-1"), &too_broad)
+        .await;
+    let function = stack.function(&[]).await;
+
+    let event = serde_json::to_value(stack.sim.emit("AccessUpdatedEvent", "py-1")).unwrap();
+    let handled = stack.deliver(&function, &[event]).await;
+    assert_eq!(
+        handled.outcomes()[0]["outcome"],
+        "error_status",
+        "{}",
+        handled.dump()
+    );
+    assert_eq!(handled.iam_writes(), 1, "{}", handled.dump());
+    let error = error_of(&stack.agreement("py-1"));
+    assert!(error.contains("output port `wildcard`"), "{error}");
+    assert!(stack.inline_policies(SHIPMENTS_ROLE).await.is_empty());
+    assert_eq!(stack.ledger("py-1").await, None);
+}
