@@ -1441,3 +1441,72 @@ async fn a_refused_port_revokes_the_grant_the_reference_made() {
     assert!(stack.inline_policies(SHIPMENTS_ROLE).await.is_empty());
     assert_eq!(stack.ledger("py-1").await, None);
 }
+
+/// IAM holding the same policy written differently (statements and actions in another order,
+/// single values as lists, whitespace) is the same grant: compared structurally, not rewritten.
+/// A policy that differs in substance is replaced.
+#[tokio::test]
+async fn an_equal_policy_written_differently_is_not_rewritten() {
+    let stack = Stack::start(scenario(vec![
+        agreement("agr-same", "folder", by_product(SHIPMENTS)),
+        agreement("agr-tampered", "folder", by_product(SHIPMENTS)),
+    ]))
+    .await;
+    stack.create_consumer_roles().await;
+    let mut same = expected_policy("folder");
+    let statements = same["Statement"].as_array_mut().unwrap();
+    statements.reverse();
+    for statement in statements.iter_mut() {
+        let actions = match &statement["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a
+                .iter()
+                .rev()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect(),
+            other => panic!("{other}"),
+        };
+        statement["Action"] = json!(actions);
+    }
+    let pretty = serde_json::to_string_pretty(&same).unwrap();
+    stack
+        .iam
+        .put_role_policy()
+        .role_name(SHIPMENTS_ROLE)
+        .policy_name(policy_name("agr-same"))
+        .policy_document(pretty)
+        .send()
+        .await
+        .unwrap();
+    // Same shape, one resource widened by someone.
+    let mut tampered = expected_policy("folder");
+    tampered["Statement"][2]["Resource"] = json!(format!("arn:aws:s3:::{LAKE}/*"));
+    stack
+        .put_policy(SHIPMENTS_ROLE, &policy_name("agr-tampered"), &tampered)
+        .await;
+    let function = stack.function(&[]).await;
+
+    let events: Vec<Value> = ["agr-same", "agr-tampered"]
+        .iter()
+        .map(|id| serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap())
+        .collect();
+    let handled = stack.deliver(&function, &events).await;
+    let writes = |id: &str| {
+        handled
+            .outcomes()
+            .iter()
+            .find(|l| l["agreement_id"] == id)
+            .map(|l| l["iam_writes"].as_u64().unwrap())
+    };
+    assert_eq!(writes("agr-same"), Some(0), "{}", handled.dump());
+    assert_eq!(writes("agr-tampered"), Some(1), "{}", handled.dump());
+    assert_eq!(
+        stack
+            .policy(SHIPMENTS_ROLE, &policy_name("agr-tampered"))
+            .await,
+        Some(expected_policy("folder"))
+    );
+    // Both are recorded in the ledger, so both can be revoked.
+    assert!(stack.ledger("agr-same").await.is_some());
+    assert!(stack.ledger("agr-tampered").await.is_some());
+}
