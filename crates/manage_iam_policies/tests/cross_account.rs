@@ -220,24 +220,15 @@ async fn a_half_done_grant_grants_nothing_and_is_completed_on_retry() {
     let world = World::start().await;
     world.sim.activate(AGREEMENT).unwrap();
 
-    // The consumer account refuses PutRolePolicy: the provider side was written first, the
-    // consumer side fails. The grant must not stay half done.
-    let deny = doc(json!({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Deny", "Action": "iam:PutRolePolicy", "Resource": "*"}]}));
-    let consumer_iam = aws_sdk_iam::Client::new(&world.consumer_admin);
-    consumer_iam
-        .put_role_policy()
-        .role_name(MANAGEMENT_ROLE)
-        .policy_name("deny-put")
-        .policy_document(deny)
-        .send()
-        .await
-        .unwrap();
-    // Moto renders this denial in a shape the IAM client cannot parse, so the integration sees
-    // an unexplained failure and leaves the message to SQS for a retry (a real AWS AccessDenied
-    // would be permanent: error status and roll back).
+    // IAM throttles PutRolePolicy on the consumer role: the provider side was written first,
+    // the consumer side fails transiently. The grant must not stay half done, and the message
+    // is left to SQS for a retry.
+    world
+        .iam_proxy
+        .throttle_action("PutRolePolicy", CONSUMER_ROLE);
     let (outcome, _) = world.deliver_expecting("AccessActivatedEvent", false).await;
     assert_eq!(outcome, "retry");
+    assert!(world.iam_proxy.throttled() > 0);
     assert!(
         access_role(&world).await.is_some(),
         "the provider side was written first"
@@ -258,13 +249,8 @@ async fn a_half_done_grant_grants_nothing_and_is_completed_on_retry() {
         "half a grant grants nothing"
     );
 
-    consumer_iam
-        .delete_role_policy()
-        .role_name(MANAGEMENT_ROLE)
-        .policy_name("deny-put")
-        .send()
-        .await
-        .unwrap();
+    world.iam_proxy.clear();
+    let consumer_iam = aws_sdk_iam::Client::new(&world.consumer_admin);
     // SQS redelivers the same message.
     let (outcome, writes) = world.deliver("AccessActivatedEvent").await;
     assert_eq!(
@@ -316,6 +302,81 @@ async fn a_half_done_grant_grants_nothing_and_is_completed_on_retry() {
         trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
         external_id.as_str()
     );
+    let consumer = world.consumer_role_session().await;
+    let access = world
+        .assume(&consumer, &access_role_arn(), Some(&external_id))
+        .await
+        .unwrap();
+    assert_eq!(world.read_object(&access).await.unwrap(), CONTENT);
+}
+
+#[tokio::test]
+async fn a_refused_consumer_side_rolls_the_provider_side_back() {
+    let world = World::start().await;
+    world.sim.activate(AGREEMENT).unwrap();
+
+    // The consumer account refuses PutRolePolicy after the provider side was written. Moto
+    // renders this denial as a 403 the IAM client cannot parse; like a real AWS AccessDenied it
+    // is a refusal: error status, and the half-done grant is rolled back (fail closed).
+    let deny = doc(json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Action": "iam:PutRolePolicy", "Resource": "*"}]}));
+    let consumer_iam = aws_sdk_iam::Client::new(&world.consumer_admin);
+    consumer_iam
+        .put_role_policy()
+        .role_name(MANAGEMENT_ROLE)
+        .policy_name("deny-put")
+        .policy_document(deny)
+        .send()
+        .await
+        .unwrap();
+    let (outcome, writes) = world.deliver("AccessActivatedEvent").await;
+    assert_eq!(
+        (outcome.as_str(), writes),
+        ("error_status", 4),
+        "role and data policy created, then both deleted again"
+    );
+    let agreement = world.agreement();
+    assert!(
+        agreement["custom"]["aws-integration-error"]
+            .as_str()
+            .unwrap()
+            .contains("PutRolePolicy"),
+        "{agreement:#}"
+    );
+    assert!(
+        access_role(&world).await.is_none(),
+        "the provider side is rolled back"
+    );
+    assert_eq!(
+        world
+            .role_policy(&world.consumer_admin, CONSUMER_ROLE, &policy_name())
+            .await,
+        None
+    );
+    let consumer = world.consumer_role_session().await;
+    assert_eq!(
+        world
+            .assume(&consumer, &access_role_arn(), None)
+            .await
+            .unwrap_err(),
+        403,
+        "half a grant grants nothing"
+    );
+
+    // Once the consumer account allows it, the next event grants both halves.
+    consumer_iam
+        .delete_role_policy()
+        .role_name(MANAGEMENT_ROLE)
+        .policy_name("deny-put")
+        .send()
+        .await
+        .unwrap();
+    let (outcome, writes) = world.deliver("AccessUpdatedEvent").await;
+    assert_eq!((outcome.as_str(), writes), ("granted", 3));
+    let external_id = world.agreement()["custom"]["aws-external-id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let consumer = world.consumer_role_session().await;
     let access = world
         .assume(&consumer, &access_role_arn(), Some(&external_id))

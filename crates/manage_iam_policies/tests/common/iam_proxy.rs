@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use tokio::task::JoinHandle;
 
@@ -136,8 +136,10 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .http
         .request(parts.method.clone(), format!("{}{path}", shared.upstream))
         .body(body);
+    // The Host header too: it is part of the SigV4 signature, which moto checks when it
+    // enforces IAM.
     for (name, value) in &parts.headers {
-        if name != HeaderName::from_static("host") && name != "content-length" {
+        if name != "content-length" {
             upstream = upstream.header(name, value);
         }
     }

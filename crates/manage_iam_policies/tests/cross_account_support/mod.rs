@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/iam_proxy.rs"]
+pub mod iam_proxy;
+
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -65,6 +68,9 @@ pub struct World {
     /// The consumer's workload: a user in the consumer account allowed to assume the consumer role.
     pub app: Credentials,
     pub invocations: std::sync::atomic::AtomicU32,
+    /// The function reaches IAM (of every account) through this proxy, which can inject
+    /// transient faults.
+    pub iam_proxy: iam_proxy::IamProxy,
 }
 
 const ADMIN_POLICY: &str =
@@ -224,9 +230,11 @@ impl World {
             CONSUMER: {"role_arn": management_role_arn(CONSUMER), "external_id": management_external_id(CONSUMER)},
             PROVIDER: {"role_arn": management_role_arn(PROVIDER), "external_id": management_external_id(PROVIDER)},
         });
+        let iam_proxy = iam_proxy::IamProxy::start(moto.endpoint()).await;
         let mut env = moto.lambda_env(&hub_admin);
         env.extend(
             [
+                ("AWS_ENDPOINT_URL_IAM", iam_proxy.url().to_owned()),
                 ("dmm_base_url", sim.base_url().to_owned()),
                 ("dmm_api_key_secret_name", SECRET_NAME.to_owned()),
                 ("bucket_name", STATE_BUCKET.to_owned()),
@@ -251,6 +259,7 @@ impl World {
             provider_admin,
             app,
             invocations: Default::default(),
+            iam_proxy,
         }
     }
 
