@@ -93,7 +93,11 @@ where
     }
 }
 
-pub(crate) fn classify<E>(action: &'static str, role: &str, err: &SdkError<E, HttpResponse>) -> IamError
+pub(crate) fn classify<E>(
+    action: &'static str,
+    role: &str,
+    err: &SdkError<E, HttpResponse>,
+) -> IamError
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error,
 {

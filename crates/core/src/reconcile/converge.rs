@@ -253,13 +253,9 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                     }
                 }
                 GrantKind::AccessRole => {
-                    let refused = cross_account::delete_access_role(
-                        &iam,
-                        agreement_id,
-                        record,
-                        &self.writes,
-                    )
-                    .await?;
+                    let refused =
+                        cross_account::delete_access_role(&iam, agreement_id, record, &self.writes)
+                            .await?;
                     if let Some(why) = refused {
                         removal.keep(record, why);
                     }

@@ -171,7 +171,10 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
     let consumer = allowed_role(&consumer_iam, converger.guard, plan.role.name()).await?;
     let access_name = access_role_name(agreement_id)?;
     let existing = provider_iam.access_role(&access_name).await?;
-    if existing.as_ref().is_some_and(|r| !r.belongs_to(agreement_id)) {
+    if existing
+        .as_ref()
+        .is_some_and(|r| !r.belongs_to(agreement_id))
+    {
         return Err(Permanent::ForeignAccessRole {
             role: access_name,
             account: provider_account,
