@@ -329,6 +329,37 @@ impl World {
         )
     }
 
+    /// The grant ledger entry of the agreement, if there is one.
+    pub async fn ledger(&self) -> Option<Value> {
+        let key = dmm_aws_core::aws::ledger::ledger_key(AGREEMENT);
+        match s3_client(&self.hub)
+            .get_object()
+            .bucket(STATE_BUCKET)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(object) => {
+                let bytes = object.body.collect().await.unwrap().into_bytes();
+                Some(serde_json::from_slice(&bytes).unwrap())
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => None,
+            Err(e) => panic!("read ledger {key}: {e:?}"),
+        }
+    }
+
+    /// Overwrites the agreement's ledger entry, as someone with write access to the bucket could.
+    pub async fn put_ledger(&self, entry: &Value) {
+        s3_client(&self.hub)
+            .put_object()
+            .bucket(STATE_BUCKET)
+            .key(dmm_aws_core::aws::ledger::ledger_key(AGREEMENT))
+            .body(ByteStream::from(entry.to_string().into_bytes()))
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub fn agreement(&self) -> Value {
         self.sim.agreement(AGREEMENT).unwrap()
     }
