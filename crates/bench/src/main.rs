@@ -60,11 +60,7 @@ fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>, key: &st
     after.get(key).copied().unwrap_or(0) - before.get(key).copied().unwrap_or(0)
 }
 
-fn sum_matching(
-    after: &BTreeMap<String, u64>,
-    before: &BTreeMap<String, u64>,
-    prefix: &str,
-) -> u64 {
+fn sum_matching(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>, prefix: &str) -> u64 {
     after
         .keys()
         .filter(|k| k.starts_with(prefix))
@@ -108,11 +104,7 @@ async fn stack(agreements: usize) -> BenchResult<Stack> {
     let moto = Moto::start().await?;
     let admin = moto.bootstrap_admin(DEFAULT_ACCOUNT_ID).await?;
     let aws = moto.sdk_config(&admin);
-    s3_client(&aws)
-        .create_bucket()
-        .bucket(STATE_BUCKET)
-        .send()
-        .await?;
+    s3_client(&aws).create_bucket().bucket(STATE_BUCKET).send().await?;
     let scenario = scenario(agreements);
     aws_sdk_secretsmanager::Client::new(&aws)
         .create_secret()
@@ -173,12 +165,7 @@ impl Stack {
     }
 
     /// A poll_feed process forwarding to `queue_url`, starting after `checkpoint` (when given).
-    async fn poll_feed(
-        &self,
-        run: &str,
-        queue_url: &str,
-        checkpoint: Option<&str>,
-    ) -> BenchResult<LambdaFunction> {
+    async fn poll_feed(&self, run: &str, queue_url: &str, checkpoint: Option<&str>) -> BenchResult<LambdaFunction> {
         let key = format!("bench/{run}/last_event_id");
         if let Some(id) = checkpoint {
             s3_client(&self.aws)
@@ -196,12 +183,7 @@ impl Stack {
     }
 
     async fn manage(&self) -> BenchResult<LambdaFunction> {
-        Ok(LambdaFunction::start(
-            binary_path("manage_iam_policies")?,
-            "manage_iam_policies",
-            self.env.clone(),
-        )
-        .await?)
+        Ok(LambdaFunction::start(binary_path("manage_iam_policies")?, "manage_iam_policies", self.env.clone()).await?)
     }
 
     /// Invokes poll_feed until it is caught up; returns events forwarded.
@@ -219,8 +201,7 @@ impl Stack {
     /// Appends a skipped event to the feed and returns its id, so a poll_feed can start there.
     fn mark(&self, name: &str) -> BenchResult<String> {
         let id = format!("bench-mark-{name}");
-        self.sim
-            .append_event(json!({"specversion": "1.0", "id": id,
+        self.sim.append_event(json!({"specversion": "1.0", "id": id,
             "type": "com.datamesh-manager.events.DataProductUpdatedEvent", "source": "bench",
             "data": {"id": "orders"}}))?;
         Ok(id)
@@ -266,18 +247,11 @@ async fn bench_poll_feed(stack: &Stack, args: &Args, figures: &mut Figures) -> B
         .sim
         .emit_bulk("AccessUpdatedEvent", &ids, args.backlog)?;
     if events.len() != args.backlog {
-        return Err(format!(
-            "the simulator appended {} of {} events",
-            events.len(),
-            args.backlog
-        )
-        .into());
+        return Err(format!("the simulator appended {} of {} events", events.len(), args.backlog).into());
     }
     for run in 0..args.runs {
         let queue = stack.queue(&format!("poll-{run}")).await?;
-        let poll = stack
-            .poll_feed(&format!("poll-{run}"), &queue, None)
-            .await?;
+        let poll = stack.poll_feed(&format!("poll-{run}"), &queue, None).await?;
         let (aws_before, dmm_before) = (stack.proxy.calls(), stack.dmm_requests());
         let started = Instant::now();
         let forwarded = stack.poll_until_caught_up(&poll).await?;
@@ -292,8 +266,7 @@ async fn bench_poll_feed(stack: &Stack, args: &Args, figures: &mut Figures) -> B
             .poll_s3_writes_per_event
             .push(delta(&aws_after, &aws_before, "s3:PutObject") as f64 / n);
         figures.poll_dmm_requests_per_event.push(
-            dmm_after.values().sum::<u64>() as f64 / n
-                - dmm_before.values().sum::<u64>() as f64 / n,
+            dmm_after.values().sum::<u64>() as f64 / n - dmm_before.values().sum::<u64>() as f64 / n,
         );
         figures.observe("poll_feed", &poll);
         println!("poll_feed run {run}: {forwarded} events in {elapsed:.2}s");
@@ -314,8 +287,7 @@ async fn drain(
     let report = source.drain(manage, TIMEOUT, usize::MAX).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let after = stack.proxy.calls();
-    let writes = delta(&after, &before, "iam:PutRolePolicy")
-        + delta(&after, &before, "iam:DeleteRolePolicy");
+    let writes = delta(&after, &before, "iam:PutRolePolicy") + delta(&after, &before, "iam:DeleteRolePolicy");
     if report.failed > 0 {
         return Err(format!("{} messages failed during the benchmark", report.failed).into());
     }
@@ -339,12 +311,10 @@ async fn bench_manage(stack: &Stack, args: &Args, figures: &mut Figures) -> Benc
         let (n, secs, writes) = drain(stack, &poll, &manage, &source).await?;
         let dmm_after = stack.dmm_requests();
         figures.activations_per_s.push(n as f64 / secs);
-        figures
-            .activation_iam_writes_per_event
-            .push(writes as f64 / n as f64);
-        figures
-            .product_reads_per_event
-            .push(delta(&dmm_after, &dmm_before, "GET /api/dataproducts/{id}") as f64 / n as f64);
+        figures.activation_iam_writes_per_event.push(writes as f64 / n as f64);
+        figures.product_reads_per_event.push(
+            delta(&dmm_after, &dmm_before, "GET /api/dataproducts/{id}") as f64 / n as f64,
+        );
         println!("activations run {run}: {n} in {secs:.2}s, {writes} IAM writes");
 
         // The status updates the integration wrote come back as AccessUpdatedEvents: a replay
@@ -397,15 +367,7 @@ fn commit() -> String {
             .unwrap_or_default()
     };
     let dirty = !git(&["status", "--porcelain"]).is_empty();
-    format!(
-        "{}{}",
-        git(&["rev-parse", "--short", "HEAD"]),
-        if dirty {
-            " (with uncommitted changes)"
-        } else {
-            ""
-        }
-    )
+    format!("{}{}", git(&["rev-parse", "--short", "HEAD"]), if dirty { " (with uncommitted changes)" } else { "" })
 }
 
 fn verdict(holds: bool) -> &'static str {
@@ -416,132 +378,43 @@ fn report(args: &Args, f: &Figures, zips: &BTreeMap<String, u64>) -> String {
     let mut md = String::new();
     let cold = median(f.cold_starts_ms.clone());
     let _ = writeln!(md, "# Benchmarks\n");
-    let _ = writeln!(
-        md,
-        "Written by `scripts/bench.sh` (crate `crates/bench`); every figure is measured in the run.\n"
-    );
+    let _ = writeln!(md, "Written by `scripts/bench.sh` (crate `crates/bench`); every figure is measured in the run.\n");
     let _ = writeln!(md, "- Machine: {}", machine());
     let _ = writeln!(md, "- Commit: {}", commit());
-    let _ = writeln!(
-        md,
-        "- Stack: moto server (AWS, behind a counting proxy), DMM simulator, both binaries (debug or release as built) behind the Lambda Runtime API emulator"
-    );
-    let _ = writeln!(
-        md,
-        "- Medians of {} runs; backlog {} events; {} agreements per run\n",
-        args.runs, args.backlog, args.agreements
-    );
+    let _ = writeln!(md, "- Stack: moto server (AWS, behind a counting proxy), DMM simulator, both binaries (debug or release as built) behind the Lambda Runtime API emulator");
+    let _ = writeln!(md, "- Medians of {} runs; backlog {} events; {} agreements per run\n", args.runs, args.backlog, args.agreements);
     let _ = writeln!(md, "| Figure | Value | Target | |\n|---|---|---|---|");
     let mut row = |name: &str, value: String, target: &str, ok: Option<bool>| {
-        let _ = writeln!(
-            md,
-            "| {name} | {value} | {target} | {} |",
-            ok.map_or("", verdict)
-        );
+        let _ = writeln!(md, "| {name} | {value} | {target} | {} |", ok.map_or("", verdict));
     };
     let sqs = median(f.poll_sqs_calls_per_event.clone());
     let s3 = median(f.poll_s3_writes_per_event.clone());
-    row(
-        "poll_feed throughput",
-        format!("{:.0} events/s", median(f.poll_events_per_s.clone())),
-        "",
-        None,
-    );
-    row(
-        "poll_feed SQS calls per event",
-        format!("{sqs:.4}"),
-        "≤ 0.11",
-        Some(sqs <= 0.11),
-    );
-    row(
-        "poll_feed S3 writes per event",
-        format!("{s3:.4}"),
-        "≤ 0.01",
-        Some(s3 <= 0.01),
-    );
-    row(
-        "poll_feed DMM requests per event",
-        format!("{:.4}", median(f.poll_dmm_requests_per_event.clone())),
-        "",
-        None,
-    );
-    row(
-        "manage_iam_policies activations",
-        format!("{:.0} events/s", median(f.activations_per_s.clone())),
-        "",
-        None,
-    );
-    row(
-        "manage_iam_policies deactivations",
-        format!("{:.0} events/s", median(f.deactivations_per_s.clone())),
-        "",
-        None,
-    );
+    row("poll_feed throughput", format!("{:.0} events/s", median(f.poll_events_per_s.clone())), "", None);
+    row("poll_feed SQS calls per event", format!("{sqs:.4}"), "≤ 0.11", Some(sqs <= 0.11));
+    row("poll_feed S3 writes per event", format!("{s3:.4}"), "≤ 0.01", Some(s3 <= 0.01));
+    row("poll_feed DMM requests per event", format!("{:.4}", median(f.poll_dmm_requests_per_event.clone())), "", None);
+    row("manage_iam_policies activations", format!("{:.0} events/s", median(f.activations_per_s.clone())), "", None);
+    row("manage_iam_policies deactivations", format!("{:.0} events/s", median(f.deactivations_per_s.clone())), "", None);
     let act = median(f.activation_iam_writes_per_event.clone());
     let deact = median(f.deactivation_iam_writes_per_event.clone());
-    row(
-        "IAM writes per activation",
-        format!("{act:.3}"),
-        "≤ 1",
-        Some(act <= 1.0),
-    );
-    row(
-        "IAM writes per deactivation",
-        format!("{deact:.3}"),
-        "≤ 1",
-        Some(deact <= 1.0),
-    );
+    row("IAM writes per activation", format!("{act:.3}"), "≤ 1", Some(act <= 1.0));
+    row("IAM writes per deactivation", format!("{deact:.3}"), "≤ 1", Some(deact <= 1.0));
     let replay = median(f.replay_iam_writes.clone());
-    row(
-        "IAM writes on a no-op replay",
-        format!("{replay:.0}"),
-        "0",
-        Some(replay == 0.0),
-    );
-    row(
-        "DMM writes on a no-op replay",
-        format!("{:.0}", median(f.replay_dmm_writes.clone())),
-        "0",
-        Some(median(f.replay_dmm_writes.clone()) == 0.0),
-    );
+    row("IAM writes on a no-op replay", format!("{replay:.0}"), "0", Some(replay == 0.0));
+    row("DMM writes on a no-op replay", format!("{:.0}", median(f.replay_dmm_writes.clone())), "0", Some(median(f.replay_dmm_writes.clone()) == 0.0));
     let reads = median(f.product_reads_per_event.clone());
-    row(
-        "DMM data product reads per activation",
-        format!("{reads:.3}"),
-        "< 2 (one per batch and product)",
-        Some(reads < 2.0),
-    );
-    row(
-        "cold start to first Runtime API request",
-        format!("{cold:.1} ms (median of {})", f.cold_starts_ms.len()),
-        "< 20 ms",
-        Some(cold < 20.0),
-    );
+    row("DMM data product reads per activation", format!("{reads:.3}"), "< 2 (one per batch and product)", Some(reads < 2.0));
+    row("cold start to first Runtime API request", format!("{cold:.1} ms (median of {})", f.cold_starts_ms.len()), "< 20 ms", Some(cold < 20.0));
     for (name, rss) in &f.peak_rss_kib {
         let mb = *rss as f64 / 1024.0;
-        row(
-            &format!("peak RSS {name}"),
-            format!("{mb:.1} MB"),
-            "< 40 MB",
-            Some(mb < 40.0),
-        );
+        row(&format!("peak RSS {name}"), format!("{mb:.1} MB"), "< 40 MB", Some(mb < 40.0));
     }
     if zips.is_empty() {
-        row(
-            "release zip size",
-            "not built (run scripts/bench.sh without --no-zip)".into(),
-            "< 8 MB",
-            None,
-        );
+        row("release zip size", "not built (run scripts/bench.sh without --no-zip)".into(), "< 8 MB", None);
     }
     for (name, bytes) in zips {
         let mb = *bytes as f64 / (1024.0 * 1024.0);
-        row(
-            &format!("release zip {name} (arm64)"),
-            format!("{mb:.2} MB"),
-            "< 8 MB",
-            Some(mb < 8.0),
-        );
+        row(&format!("release zip {name} (arm64)"), format!("{mb:.2} MB"), "< 8 MB", Some(mb < 8.0));
     }
     md
 }
