@@ -220,24 +220,15 @@ async fn a_half_done_grant_grants_nothing_and_is_completed_on_retry() {
     let world = World::start().await;
     world.sim.activate(AGREEMENT).unwrap();
 
-    // The consumer account refuses PutRolePolicy: the provider side was written first, the
-    // consumer side fails. The grant must not stay half done.
-    let deny = doc(json!({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Deny", "Action": "iam:PutRolePolicy", "Resource": "*"}]}));
-    let consumer_iam = aws_sdk_iam::Client::new(&world.consumer_admin);
-    consumer_iam
-        .put_role_policy()
-        .role_name(MANAGEMENT_ROLE)
-        .policy_name("deny-put")
-        .policy_document(deny)
-        .send()
-        .await
-        .unwrap();
-    // Moto renders this denial in a shape the IAM client cannot parse, so the integration sees
-    // an unexplained failure and leaves the message to SQS for a retry (a real AWS AccessDenied
-    // would be permanent: error status and roll back).
+    // IAM throttles PutRolePolicy on the consumer role: the provider side was written first,
+    // the consumer side fails transiently. The grant must not stay half done, and the message
+    // is left to SQS for a retry.
+    world
+        .iam_proxy
+        .throttle_action("PutRolePolicy", CONSUMER_ROLE);
     let (outcome, _) = world.deliver_expecting("AccessActivatedEvent", false).await;
     assert_eq!(outcome, "retry");
+    assert!(world.iam_proxy.throttled() > 0);
     assert!(
         access_role(&world).await.is_some(),
         "the provider side was written first"
@@ -258,13 +249,8 @@ async fn a_half_done_grant_grants_nothing_and_is_completed_on_retry() {
         "half a grant grants nothing"
     );
 
-    consumer_iam
-        .delete_role_policy()
-        .role_name(MANAGEMENT_ROLE)
-        .policy_name("deny-put")
-        .send()
-        .await
-        .unwrap();
+    world.iam_proxy.clear();
+    let consumer_iam = aws_sdk_iam::Client::new(&world.consumer_admin);
     // SQS redelivers the same message.
     let (outcome, writes) = world.deliver("AccessActivatedEvent").await;
     assert_eq!(
@@ -325,6 +311,81 @@ async fn a_half_done_grant_grants_nothing_and_is_completed_on_retry() {
 }
 
 #[tokio::test]
+async fn a_refused_consumer_side_rolls_the_provider_side_back() {
+    let world = World::start().await;
+    world.sim.activate(AGREEMENT).unwrap();
+
+    // The consumer account refuses PutRolePolicy after the provider side was written. Moto
+    // renders this denial as a 403 the IAM client cannot parse; like a real AWS AccessDenied it
+    // is a refusal: error status, and the half-done grant is rolled back (fail closed).
+    let deny = doc(json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Action": "iam:PutRolePolicy", "Resource": "*"}]}));
+    let consumer_iam = aws_sdk_iam::Client::new(&world.consumer_admin);
+    consumer_iam
+        .put_role_policy()
+        .role_name(MANAGEMENT_ROLE)
+        .policy_name("deny-put")
+        .policy_document(deny)
+        .send()
+        .await
+        .unwrap();
+    let (outcome, writes) = world.deliver("AccessActivatedEvent").await;
+    assert_eq!(
+        (outcome.as_str(), writes),
+        ("error_status", 4),
+        "role and data policy created, then both deleted again"
+    );
+    let agreement = world.agreement();
+    assert!(
+        agreement["custom"]["aws-integration-error"]
+            .as_str()
+            .unwrap()
+            .contains("PutRolePolicy"),
+        "{agreement:#}"
+    );
+    assert!(
+        access_role(&world).await.is_none(),
+        "the provider side is rolled back"
+    );
+    assert_eq!(
+        world
+            .role_policy(&world.consumer_admin, CONSUMER_ROLE, &policy_name())
+            .await,
+        None
+    );
+    let consumer = world.consumer_role_session().await;
+    assert_eq!(
+        world
+            .assume(&consumer, &access_role_arn(), None)
+            .await
+            .unwrap_err(),
+        403,
+        "half a grant grants nothing"
+    );
+
+    // Once the consumer account allows it, the next event grants both halves.
+    consumer_iam
+        .delete_role_policy()
+        .role_name(MANAGEMENT_ROLE)
+        .policy_name("deny-put")
+        .send()
+        .await
+        .unwrap();
+    let (outcome, writes) = world.deliver("AccessUpdatedEvent").await;
+    assert_eq!((outcome.as_str(), writes), ("granted", 3));
+    let external_id = world.agreement()["custom"]["aws-external-id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let consumer = world.consumer_role_session().await;
+    let access = world
+        .assume(&consumer, &access_role_arn(), Some(&external_id))
+        .await
+        .unwrap();
+    assert_eq!(world.read_object(&access).await.unwrap(), CONTENT);
+}
+
+#[tokio::test]
 async fn a_foreign_role_with_the_access_role_name_is_never_adopted() {
     let world = World::start().await;
     aws_sdk_iam::Client::new(&world.provider_admin)
@@ -359,6 +420,146 @@ async fn a_foreign_role_with_the_access_role_name_is_never_adopted() {
             .await,
         None
     );
+}
+
+/// A provider-account role with an inline policy, tagged as given.
+async fn provider_role(world: &World, name: &str, tags: &[(&str, &str)]) {
+    let iam = aws_sdk_iam::Client::new(&world.provider_admin);
+    let mut create = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(doc(json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:user/x"},
+            "Action": "sts:AssumeRole"}]})));
+    for (key, value) in tags {
+        create = create.tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(*key)
+                .value(*value)
+                .build()
+                .unwrap(),
+        );
+    }
+    create.send().await.unwrap();
+    iam.put_role_policy()
+        .role_name(name)
+        .policy_name("keep-me")
+        .policy_document(doc(json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn provider_role_policies(world: &World, name: &str) -> Vec<String> {
+    aws_sdk_iam::Client::new(&world.provider_admin)
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .unwrap()
+        .policy_names
+}
+
+fn access_role_record(name: &str) -> serde_json::Value {
+    json!({
+        "roleName": name,
+        "roleArn": format!("arn:aws:iam::{PROVIDER}:role/{name}"),
+        "policyName": policy_name(),
+        "account": PROVIDER,
+        "kind": "accessRole"
+    })
+}
+
+#[tokio::test]
+async fn a_tampered_ledger_cannot_delete_another_agreements_access_role_or_a_foreign_role() {
+    let world = World::start().await;
+    world.sim.activate(AGREEMENT).unwrap();
+    assert_eq!(world.deliver("AccessActivatedEvent").await.0, "granted");
+
+    // Someone with write access to the state bucket adds access-role records naming another
+    // agreement's access role (managed, tagged for that agreement) and an unrelated role.
+    let other = "dmm-access-other-agreement";
+    provider_role(
+        &world,
+        other,
+        &[
+            ("managed-by", "dmm-integration-aws"),
+            ("dmm-agreement-id", "other-agreement"),
+        ],
+    )
+    .await;
+    provider_role(&world, "victim-role", &[]).await;
+    let mut entry = world.ledger().await.expect("the grant is in the ledger");
+    let grants = entry["grants"].as_array_mut().unwrap();
+    grants.push(access_role_record(other));
+    grants.push(access_role_record("victim-role"));
+    world.put_ledger(&entry).await;
+
+    world.sim.deactivate(AGREEMENT).unwrap();
+    let (outcome, writes) = world.deliver("AccessDeactivatedEvent").await;
+    assert_eq!(
+        (outcome.as_str(), writes),
+        ("revoked", 3),
+        "only the agreement's own consumer policy, data policy and role"
+    );
+    assert!(access_role(&world).await.is_none());
+    assert_eq!(provider_role_policies(&world, other).await, ["keep-me"]);
+    assert_eq!(
+        provider_role_policies(&world, "victim-role").await,
+        ["keep-me"]
+    );
+    assert_eq!(
+        world.ledger().await,
+        None,
+        "records not of this agreement are dropped"
+    );
+
+    // A role without the integration's tags under the agreement's own access-role name is not
+    // deleted either: it is kept in the ledger and reported.
+    let own = format!("dmm-access-{AGREEMENT}");
+    provider_role(&world, &own, &[]).await;
+    let entry = json!({"agreementId": AGREEMENT, "grants": [access_role_record(&own)]});
+    world.put_ledger(&entry).await;
+    let (outcome, writes) = world.deliver("AccessDeactivatedEvent").await;
+    assert_eq!((outcome.as_str(), writes), ("error_status", 0));
+    assert_eq!(provider_role_policies(&world, &own).await, ["keep-me"]);
+    assert_eq!(
+        world.ledger().await.as_ref(),
+        Some(&entry),
+        "kept until a person resolves it"
+    );
+    let error = world.agreement()["custom"]["aws-integration-error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("never adopted") && error.contains(PROVIDER),
+        "{error}"
+    );
+
+    // The same for a role tagged as managed but for another agreement.
+    let iam = aws_sdk_iam::Client::new(&world.provider_admin);
+    iam.delete_role_policy()
+        .role_name(&own)
+        .policy_name("keep-me")
+        .send()
+        .await
+        .unwrap();
+    iam.delete_role().role_name(&own).send().await.unwrap();
+    provider_role(
+        &world,
+        &own,
+        &[
+            ("managed-by", "dmm-integration-aws"),
+            ("dmm-agreement-id", "other-agreement"),
+        ],
+    )
+    .await;
+    let (outcome, writes) = world.deliver("AccessDeactivatedEvent").await;
+    assert_eq!((outcome.as_str(), writes), ("error_status", 0));
+    assert_eq!(provider_role_policies(&world, &own).await, ["keep-me"]);
+    assert_eq!(world.ledger().await, Some(entry));
 }
 
 #[tokio::test]

@@ -29,6 +29,16 @@ impl AccessRoleInfo {
             .iter()
             .any(|(k, v)| k == MANAGED_BY_TAG && v == MANAGED_BY_VALUE)
     }
+
+    /// Whether the integration created the role for `agreement_id`: it is managed, and its
+    /// agreement tag (set at creation) does not name another agreement.
+    pub fn belongs_to(&self, agreement_id: &str) -> bool {
+        self.is_managed()
+            && self
+                .tags
+                .iter()
+                .all(|(k, v)| k != AGREEMENT_TAG || v == agreement_id)
+    }
 }
 
 /// Role-level operations for access roles (inline policies go through

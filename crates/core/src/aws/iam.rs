@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::SdkError;
 
 use super::{describe, error_code};
@@ -79,12 +80,37 @@ const REFUSED_CODES: &[&str] = &[
     "ValidationError",
 ];
 
-pub(crate) fn classify<E, R>(action: &'static str, role: &str, err: &SdkError<E, R>) -> IamError
+/// Whether IAM refused the request itself. A `403` whose body carries no error code the SDK can
+/// read (some gateways and emulators render the denial differently) is an access denial too:
+/// retrying it only fills the dead-letter queue.
+fn is_refusal<E>(err: &SdkError<E, HttpResponse>) -> bool
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata,
+{
+    match error_code(err) {
+        Some(code) => REFUSED_CODES.contains(&code),
+        None => matches!(err, SdkError::ServiceError(e) if e.raw().status().as_u16() == 403),
+    }
+}
+
+pub(crate) fn classify<E>(
+    action: &'static str,
+    role: &str,
+    err: &SdkError<E, HttpResponse>,
+) -> IamError
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error,
 {
-    let reason = describe(err);
-    if error_code(err).is_some_and(|code| REFUSED_CODES.contains(&code)) {
+    let reason = match err {
+        SdkError::ServiceError(e) if error_code(err).is_none() => {
+            format!(
+                "HTTP {} without an error code the SDK could read",
+                e.raw().status().as_u16()
+            )
+        }
+        _ => describe(err),
+    };
+    if is_refusal(err) {
         IamError::Refused {
             action,
             role: role.to_owned(),

@@ -20,7 +20,7 @@ use crate::policy::{
 };
 use crate::reconcile::converge::{AccountIam, AgreementIam, Converger, Granted};
 use crate::reconcile::directory::BatchDirectory;
-use crate::reconcile::plan::{Desired, Scope, plan};
+use crate::reconcile::plan::{Desired, Scope, consumer_role, plan};
 use crate::reconcile::status::{Status, with_status};
 use crate::reconcile::{ReconcileError, Retry};
 
@@ -107,8 +107,11 @@ enum Outcome {
         iam_writes: usize,
         status_written: bool,
     },
-    /// A permanent problem, reported in DMM.
-    Failed { status_written: bool },
+    /// A permanent problem, reported in DMM (whatever could be revoked was, hence the writes).
+    Failed {
+        iam_writes: usize,
+        status_written: bool,
+    },
 }
 
 impl Outcome {
@@ -294,11 +297,7 @@ impl ManageIamPolicies {
             own_account: scope.account.as_deref(),
             agreement_id,
         };
-        let converger = Converger {
-            iam: &iam,
-            ledger: &self.ledger,
-            guard: &self.config.guard,
-        };
+        let converger = Converger::new(&iam, &self.ledger, &self.config.guard);
         let Some(agreement) = dmm.get_agreement(api, agreement_id).await? else {
             // Deleted in DMM: the ledger is the only record of what to revoke.
             return match converger.revoke(agreement_id, None).await {
@@ -310,6 +309,7 @@ impl ManageIamPolicies {
                 Err(ReconcileError::Permanent(e)) => {
                     tracing::warn!(agreement_id, error = %e, "could not revoke a deleted agreement");
                     Ok(Outcome::Failed {
+                        iam_writes: converger.iam_writes(),
                         status_written: false,
                     })
                 }
@@ -320,7 +320,8 @@ impl ManageIamPolicies {
             Err(ReconcileError::Retry(e)) => return Err(e),
             Err(ReconcileError::Permanent(e)) => {
                 let cause = e.to_string();
-                self.fail_closed(&converger, agreement.id(), &cause).await?;
+                self.fail_closed(&converger, &agreement, directory, scope, &cause)
+                    .await?;
                 Converged::Failed(cause)
             }
         };
@@ -351,28 +352,41 @@ impl ManageIamPolicies {
                 iam_writes,
                 status_written,
             },
-            Converged::Failed(_) => Outcome::Failed { status_written },
+            Converged::Failed(_) => Outcome::Failed {
+                iam_writes: converger.iam_writes(),
+                status_written,
+            },
         })
     }
 
     /// A permanent problem: whatever the agreement had is revoked (no access is better than
-    /// access nobody can explain), and the cause becomes the agreement's error status.
+    /// access nobody can explain), and the cause becomes the agreement's error status. That
+    /// includes a grant on the consumer's current role the ledger does not know, e.g. one the
+    /// reference integration made for a port the catalogue now refuses.
     async fn fail_closed<A, L>(
         &self,
         converger: &Converger<'_, A, L>,
-        agreement_id: &str,
+        agreement: &Agreement,
+        directory: &BatchDirectory<'_>,
+        scope: &Scope,
         cause: &str,
     ) -> Result<(), Retry>
     where
         A: AccountIam,
         L: GrantLedger,
     {
+        let agreement_id = agreement.id();
         tracing::warn!(
             agreement_id,
             cause,
             "agreement cannot be granted; revoking and reporting"
         );
-        match converger.revoke(agreement_id, None).await {
+        let consumer = match consumer_role(agreement, directory, scope).await {
+            Ok(role) => Some(role),
+            Err(ReconcileError::Permanent(_)) => None,
+            Err(ReconcileError::Retry(e)) => return Err(e),
+        };
+        match converger.revoke(agreement_id, consumer.as_ref()).await {
             Ok(_) => Ok(()),
             Err(ReconcileError::Permanent(e)) => {
                 tracing::warn!(agreement_id, error = %e, "revoking after a permanent error failed");
@@ -424,7 +438,10 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             iam_writes,
             status_written,
         } => (*iam_writes, *status_written),
-        Outcome::Failed { status_written } => (0, *status_written),
+        Outcome::Failed {
+            iam_writes,
+            status_written,
+        } => (*iam_writes, *status_written),
         Outcome::Unreadable(_) | Outcome::Ignored => (0, false),
     };
     match outcome {
@@ -440,6 +457,7 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             event_type,
             agreement_id,
             outcome = outcome.name(),
+            iam_writes,
             status_written,
             duration_ms,
             "agreement has an error status"

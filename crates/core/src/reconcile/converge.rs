@@ -8,9 +8,18 @@
 //! managed accounts through their management role. Grants within one account are an inline
 //! policy on the consumer role (as in the reference integration); grants across accounts are
 //! handled by [`cross_account`](super::cross_account).
+//!
+//! The ledger is read from S3 and is only as trustworthy as the bucket, so revoking from it obeys
+//! the same rules as granting: an inline policy is deleted only when it is the agreement's own
+//! policy, and only from a role the [`RoleGuard`] allows (judged by the path IAM reports, in the
+//! account the record names); an access role only when it has the agreement's own access-role
+//! name and carries the integration's tags. A grant that cannot be revoked stays in the ledger
+//! and is reported ([`Permanent::RevokeRefused`], [`Permanent::ForeignAccessRole`]) rather than
+//! forgotten.
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::plan::GrantPlan;
 use super::status::AccessRoleStatus;
@@ -20,8 +29,8 @@ use crate::aws::accounts::{AccountClients, AssumeRole};
 use crate::aws::iam::{IamRoles, RoleInfo, RolePolicies};
 use crate::aws::ledger::{GrantKind, GrantLedger, GrantRecord, LedgerEntry};
 use crate::policy::{
-    ConsumerRole, PolicyDocument, RoleGuard, RoleName, check_inline_policy_budget,
-    decode_iam_document, policy_name, policy_size,
+    ConsumerRole, PolicyDocument, RoleGuard, RoleName, access_role_name,
+    check_inline_policy_budget, decode_iam_document, policy_name, policy_size,
 };
 
 /// A grant in place.
@@ -72,9 +81,48 @@ impl<S: AssumeRole> AccountIam for AgreementIam<'_, S> {
 
 /// IAM per account and the ledger.
 pub struct Converger<'a, A, L> {
-    pub iam: &'a A,
-    pub ledger: &'a L,
-    pub guard: &'a RoleGuard,
+    pub(super) iam: &'a A,
+    pub(super) ledger: &'a L,
+    pub(super) guard: &'a RoleGuard,
+    /// IAM writes made through this converger, whatever the outcome.
+    writes: AtomicUsize,
+}
+
+/// What [`Converger::remove`] did with a set of ledger records.
+pub(super) struct Removal {
+    /// Records that still describe a grant in IAM (the integration may not remove it).
+    pub(super) kept: BTreeSet<GrantRecord>,
+    /// Why the first kept record could not be revoked.
+    pub(super) refused: Option<Permanent>,
+}
+
+impl Removal {
+    fn keep(&mut self, record: &GrantRecord, why: Permanent) {
+        self.kept.insert(record.clone());
+        self.refused.get_or_insert(why);
+    }
+}
+
+impl<'a, A, L> Converger<'a, A, L> {
+    pub fn new(iam: &'a A, ledger: &'a L, guard: &'a RoleGuard) -> Self {
+        Self {
+            iam,
+            ledger,
+            guard,
+            writes: AtomicUsize::new(0),
+        }
+    }
+
+    /// IAM writes made so far (puts, deletes, role changes), including those of a call that
+    /// then failed.
+    pub fn iam_writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Counts one IAM write.
+    pub(super) fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// The role, if the integration may write to it.
@@ -130,35 +178,91 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
     /// Removes what the records stand for, consumer side first: the inline policies (on consumer
     /// roles), then the access roles (their inline policies, then the role). Reading first, so
     /// what is already gone costs no write.
+    ///
+    /// A record is acted on only when it names what the integration writes for this agreement:
+    /// an inline policy with the agreement's own policy name, or the access role with the
+    /// agreement's own access-role name. Records naming anything else were not written by the
+    /// integration for this agreement and are dropped without a write. Records the integration
+    /// may not remove (a role the guard refuses, an access role without the integration's tags,
+    /// an account it can no longer reach) are kept, because the grant may still be there, and
+    /// reported.
     pub(super) async fn remove(
         &self,
+        agreement_id: &str,
         records: &BTreeSet<GrantRecord>,
-    ) -> Result<usize, ReconcileError> {
-        let mut writes = 0;
+    ) -> Result<Removal, ReconcileError> {
+        let own_policy = policy_name(agreement_id)?;
+        let own_access_role = access_role_name(agreement_id)?;
+        let mut removal = Removal {
+            kept: BTreeSet::new(),
+            refused: None,
+        };
         let ordered = records
             .iter()
             .filter(|r| r.kind == GrantKind::InlinePolicy)
             .chain(records.iter().filter(|r| r.kind == GrantKind::AccessRole));
         for record in ordered {
-            let iam = self.iam.iam(record.account.as_deref()).await?;
-            writes += match record.kind {
+            let role_name = match record.kind {
+                GrantKind::InlinePolicy if record.policy_name == own_policy => {
+                    RoleName::parse(&record.role_name).ok()
+                }
+                GrantKind::AccessRole if record.role_name == own_access_role => {
+                    RoleName::parse(&record.role_name).ok()
+                }
+                _ => None,
+            };
+            let Some(role_name) = role_name else {
+                tracing::warn!(
+                    agreement_id,
+                    role = record.role_name,
+                    policy = record.policy_name,
+                    kind = ?record.kind,
+                    "grant ledger names something that is not the agreement's own; ignored"
+                );
+                continue;
+            };
+            let iam = match self.iam.iam(record.account.as_deref()).await {
+                Ok(iam) => iam,
+                Err(ReconcileError::Permanent(why)) => {
+                    removal.keep(record, why);
+                    continue;
+                }
+                Err(retry) => return Err(retry),
+            };
+            match record.kind {
                 GrantKind::InlinePolicy => {
-                    if iam
-                        .policy(&record.role_name, &record.policy_name)
-                        .await?
-                        .is_some()
-                    {
-                        iam.delete_policy(&record.role_name, &record.policy_name)
-                            .await?;
-                        1
-                    } else {
-                        0
+                    // IAM's path decides, not the ARN stored in the ledger.
+                    let Some(role) = iam.role(role_name.as_str()).await? else {
+                        // The role is gone, and its inline policies with it.
+                        continue;
+                    };
+                    if let Err(source) = self.guard.check(&role_name, &role.path) {
+                        removal.keep(
+                            record,
+                            Permanent::RevokeRefused {
+                                role: record.role_name.clone(),
+                                policy: record.policy_name.clone(),
+                                source,
+                            },
+                        );
+                        continue;
+                    }
+                    if iam.policy(&role.name, &record.policy_name).await?.is_some() {
+                        iam.delete_policy(&role.name, &record.policy_name).await?;
+                        self.wrote();
                     }
                 }
-                GrantKind::AccessRole => cross_account::delete_access_role(&iam, record).await?,
-            };
+                GrantKind::AccessRole => {
+                    let refused =
+                        cross_account::delete_access_role(&iam, agreement_id, record, &self.writes)
+                            .await?;
+                    if let Some(why) = refused {
+                        removal.keep(record, why);
+                    }
+                }
+            }
         }
-        Ok(writes)
+        Ok(removal)
     }
 
     pub(super) fn recorded(entry: &Option<LedgerEntry>) -> BTreeSet<GrantRecord> {
@@ -220,39 +324,44 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             self.record(agreement_id, &all, external_id.as_deref())
                 .await?;
         }
-        let mut iam_writes = 0;
+        let before = self.iam_writes();
         if !in_place {
             iam.put_policy(&role.name, &plan.policy_name, &plan.document.to_json())
                 .await?;
-            iam_writes += 1;
+            self.wrote();
         }
         if !stale.is_empty() {
-            iam_writes += self.remove(&stale).await?;
-            self.record(
-                agreement_id,
-                &BTreeSet::from([wanted]),
-                external_id.as_deref(),
-            )
-            .await?;
+            let removal = self.remove(agreement_id, &stale).await?;
+            let mut remaining = removal.kept;
+            remaining.insert(wanted);
+            self.record(agreement_id, &remaining, external_id.as_deref())
+                .await?;
+            if let Some(refused) = removal.refused {
+                return Err(refused.into());
+            }
         }
         Ok(Granted {
             role_arn: role.arn,
             policy_name: plan.policy_name.clone(),
             access_role: None,
-            iam_writes,
+            iam_writes: self.iam_writes() - before,
         })
     }
 
     /// Removes every grant of the agreement: those in the ledger, and the policy on the role the
     /// agreement names today (`consumer`), which covers grants made before the ledger existed.
-    /// Returns the number of IAM writes.
+    /// Returns the number of IAM writes. A grant the integration may not remove stays in the
+    /// ledger and fails the call with a permanent error ([`Permanent::RevokeRefused`],
+    /// [`Permanent::ForeignAccessRole`]), after everything else was revoked.
     pub async fn revoke(
         &self,
         agreement_id: &str,
         consumer: Option<&ConsumerRole>,
     ) -> Result<usize, ReconcileError> {
+        let before = self.iam_writes();
         let entry = self.ledger.get(agreement_id).await?;
-        let mut targets = Self::recorded(&entry);
+        let recorded = Self::recorded(&entry);
+        let mut targets = recorded.clone();
         if let Some(role) = consumer {
             let name = policy_name(agreement_id)?;
             let role_name = role.name().as_str();
@@ -260,13 +369,16 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                 .account()
                 .filter(|a| Some(*a) != self.iam.own_account());
             let known = targets.iter().any(|r| {
-                r.role_name == role_name && r.policy_name == name && r.account.as_deref() == account
+                r.kind == GrantKind::InlinePolicy
+                    && r.role_name.eq_ignore_ascii_case(role_name)
+                    && r.policy_name == name
+                    && r.account.as_deref() == account
             });
-            // Only the policy's own name on a role the guard allows: revocation must not become
-            // a way to delete policies from protected roles.
             let iam = self.iam.iam(account).await?;
             if !known && iam.policy(role_name, &name).await?.is_some() {
-                if let Ok(info) = allowed_role(&iam, self.guard, role.name()).await {
+                // Only the policy's own name, and `remove` applies the guard: revocation must
+                // not become a way to delete policies from protected roles.
+                if let Some(info) = iam.role(role_name).await? {
                     targets.insert(GrantRecord {
                         role_name: info.name,
                         role_arn: info.arn,
@@ -277,10 +389,19 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                 }
             }
         }
-        let iam_writes = self.remove(&targets).await?;
-        if entry.is_some() {
-            self.ledger.delete(agreement_id).await?;
+        let removal = self.remove(agreement_id, &targets).await?;
+        if removal.kept.is_empty() {
+            if entry.is_some() {
+                self.ledger.delete(agreement_id).await?;
+            }
+        } else if removal.kept != recorded {
+            let external_id = entry.as_ref().and_then(|e| e.external_id.as_deref());
+            self.record(agreement_id, &removal.kept, external_id)
+                .await?;
         }
-        Ok(iam_writes)
+        match removal.refused {
+            Some(refused) => Err(refused.into()),
+            None => Ok(self.iam_writes() - before),
+        }
     }
 }

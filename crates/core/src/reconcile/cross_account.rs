@@ -16,6 +16,7 @@
 //! in between neither half is usable alone.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::Rng;
 use serde_json::{Value, json};
@@ -170,7 +171,10 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
     let consumer = allowed_role(&consumer_iam, converger.guard, plan.role.name()).await?;
     let access_name = access_role_name(agreement_id)?;
     let existing = provider_iam.access_role(&access_name).await?;
-    if existing.as_ref().is_some_and(|r| !r.is_managed()) {
+    if existing
+        .as_ref()
+        .is_some_and(|r| !r.belongs_to(agreement_id))
+    {
         return Err(Permanent::ForeignAccessRole {
             role: access_name,
             account: provider_account,
@@ -237,7 +241,7 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
     }
 
     // Provider side: the access role, its trust, its data policy.
-    let mut iam_writes = 0;
+    let before = converger.iam_writes();
     let trust = trust_policy(&consumer.arn, &external_id);
     match &existing {
         None => {
@@ -252,13 +256,13 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
                     ],
                 )
                 .await?;
-            iam_writes += 1;
+            converger.wrote();
         }
         Some(role) if !trust_matches(&role.trust_policy, &trust) => {
             provider_iam
                 .update_trust_policy(&access_name, &trust.to_string())
                 .await?;
-            iam_writes += 1;
+            converger.wrote();
         }
         Some(_) => {}
     }
@@ -273,7 +277,7 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
         provider_iam
             .put_policy(&access_name, &plan.policy_name, &plan.document.to_json())
             .await?;
-        iam_writes += 1;
+        converger.wrote();
     }
 
     // Consumer side: permission to assume exactly that role.
@@ -285,14 +289,18 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
                 &consumer_policy.to_json(),
             )
             .await?;
-        iam_writes += 1;
+        converger.wrote();
     }
 
     if !stale.is_empty() {
-        iam_writes += converger.remove(&stale).await?;
+        let removal = converger.remove(agreement_id, &stale).await?;
+        let remaining = removal.kept.union(&wanted).cloned().collect();
         converger
-            .record(agreement_id, &wanted, Some(&external_id))
+            .record(agreement_id, &remaining, Some(&external_id))
             .await?;
+        if let Some(refused) = removal.refused {
+            return Err(refused.into());
+        }
     }
     Ok(Granted {
         role_arn: consumer.arn,
@@ -301,36 +309,40 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
             role_arn: access_arn,
             external_id,
         }),
-        iam_writes,
+        iam_writes: converger.iam_writes() - before,
     })
 }
 
-/// Deletes an access role the ledger lists: its inline policies, then the role. A role without
-/// the integration's tag is left alone (someone else's role now holds the name).
+/// Deletes an access role the ledger lists (`record`, whose name the caller checked is the
+/// agreement's own access-role name): its inline policies, then the role. A role that does not
+/// carry the integration's tags for this agreement is left alone (someone else's role now holds
+/// the name, or the ledger was tampered with) and returned as the reason it was kept. IAM writes
+/// are counted in `writes` as they happen.
 pub(super) async fn delete_access_role<I>(
     iam: &I,
+    agreement_id: &str,
     record: &GrantRecord,
-) -> Result<usize, ReconcileError>
+    writes: &AtomicUsize,
+) -> Result<Option<Permanent>, ReconcileError>
 where
     I: RolePolicies + AccessRoles,
 {
     let Some(role) = iam.access_role(&record.role_name).await? else {
-        return Ok(0);
+        return Ok(None);
     };
-    if !role.is_managed() {
-        return Err(Permanent::ForeignAccessRole {
+    if !role.belongs_to(agreement_id) {
+        return Ok(Some(Permanent::ForeignAccessRole {
             role: record.role_name.clone(),
             account: record.account.clone().unwrap_or_else(|| "(own)".into()),
-        }
-        .into());
+        }));
     }
-    let mut writes = 0;
     for name in iam.policy_names(&role.name).await? {
         iam.delete_policy(&role.name, &name).await?;
-        writes += 1;
+        writes.fetch_add(1, Ordering::SeqCst);
     }
     iam.delete_access_role(&role.name).await?;
-    Ok(writes + 1)
+    writes.fetch_add(1, Ordering::SeqCst);
+    Ok(None)
 }
 
 /// The tags an access role is created with, as a map (tests and diagnostics).

@@ -27,7 +27,8 @@ pub enum Permanent {
     ProviderNotFound(String),
     #[error("the output port `{port}` does not exist on data product `{product}`")]
     PortNotFound { product: String, port: String },
-    #[error("provider data product `{product}`, output port `{port}`: {source}")]
+    /// `source` names the output port itself.
+    #[error("provider data product `{product}`: {source}")]
     Provider {
         product: String,
         port: String,
@@ -62,7 +63,8 @@ pub enum Permanent {
     InvalidAccountId(String),
     #[error(
         "a role named `{role}` already exists in account {account} and was not created by this \
-         integration (no tag managed-by=dmm-integration-aws); it is never adopted"
+         integration for this agreement (no tag managed-by=dmm-integration-aws, or a \
+         dmm-agreement-id tag naming another agreement); it is never adopted, changed or deleted"
     )]
     ForeignAccessRole { role: String, account: String },
     #[error(
@@ -70,6 +72,18 @@ pub enum Permanent {
          of the integration itself is unknown"
     )]
     UnknownOwnAccount { role: String },
+    /// A grant of the agreement sits on a role the integration may not write to (its own, a
+    /// reserved one, or one outside the allowlist, e.g. after the allowlist was narrowed). The
+    /// grant stays in the ledger; a person has to remove it or widen the allowlist.
+    #[error(
+        "the grant `{policy}` on role `{role}` cannot be revoked by the integration: {source}; \
+         remove it in IAM or allow the role"
+    )]
+    RevokeRefused {
+        role: String,
+        policy: String,
+        source: PolicyError,
+    },
     #[error("{0}")]
     Policy(#[from] PolicyError),
     #[error(transparent)]

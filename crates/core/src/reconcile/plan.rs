@@ -145,8 +145,14 @@ pub async fn plan<D: Directory>(
     scope: &Scope,
 ) -> Result<Desired, ReconcileError> {
     if !agreement.is_active() {
-        // Best effort: an unreadable consumer only means there is no extra place to look.
-        let consumer = consumer_role(agreement, directory, scope).await.ok();
+        // Best effort for problems with the data: a consumer without a usable role only means
+        // there is no extra place to look. A DMM fault is not such a problem: taking it as "no
+        // consumer" would report the agreement inactive while a pre-ledger grant stays.
+        let consumer = match consumer_role(agreement, directory, scope).await {
+            Ok(role) => Some(role),
+            Err(ReconcileError::Permanent(_)) => None,
+            Err(retry @ ReconcileError::Retry(_)) => return Err(retry),
+        };
         return Ok(Desired::NoGrant { consumer });
     }
     let provider = agreement.provider().map_err(Permanent::from)?;

@@ -113,8 +113,17 @@ pub fn with_status(agreement: &Agreement, status: &Status) -> Option<Agreement> 
             }
         }
     }
-    let updated = agreement.with_status(tags, custom);
-    (updated != *agreement).then_some(updated)
+    // The status is the set of tags and the custom map; the order DMM stores them in is not
+    // part of it. Comparing documents literally would write a reordered but equal status again,
+    // and each write emits an `AccessUpdatedEvent` that brings the agreement back here.
+    let mut current_tags = agreement.tags();
+    current_tags.sort();
+    let mut wanted_tags = tags.clone();
+    wanted_tags.sort();
+    if current_tags == wanted_tags && custom == agreement.custom_map() {
+        return None;
+    }
+    Some(agreement.with_status(tags, custom))
 }
 
 #[cfg(test)]
@@ -168,6 +177,18 @@ mod tests {
         let a = agreement(json!(["x"]), json!({}));
         let once = with_status(&a, &active()).unwrap();
         assert_eq!(with_status(&once, &active()), None);
+    }
+
+    #[test]
+    fn a_status_stored_in_another_order_needs_no_put() {
+        let a = agreement(
+            json!(["aws-integration-active", "x", "aws-integration"]),
+            json!({"aws-role-arn": "arn:aws:iam::123456789012:role/consumer",
+                   "k": "v", "aws-policy-name": "DMM_DataUsageAgreement_a1"}),
+        );
+        assert_eq!(with_status(&a, &active()), None);
+        // A different status still is a change, whatever the order.
+        assert!(with_status(&a, &Status::Inactive).is_some());
     }
 
     #[test]

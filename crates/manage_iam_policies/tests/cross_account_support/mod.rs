@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/iam_proxy.rs"]
+pub mod iam_proxy;
+
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -65,6 +68,9 @@ pub struct World {
     /// The consumer's workload: a user in the consumer account allowed to assume the consumer role.
     pub app: Credentials,
     pub invocations: std::sync::atomic::AtomicU32,
+    /// The function reaches IAM (of every account) through this proxy, which can inject
+    /// transient faults.
+    pub iam_proxy: iam_proxy::IamProxy,
 }
 
 const ADMIN_POLICY: &str =
@@ -224,9 +230,11 @@ impl World {
             CONSUMER: {"role_arn": management_role_arn(CONSUMER), "external_id": management_external_id(CONSUMER)},
             PROVIDER: {"role_arn": management_role_arn(PROVIDER), "external_id": management_external_id(PROVIDER)},
         });
+        let iam_proxy = iam_proxy::IamProxy::start(moto.endpoint()).await;
         let mut env = moto.lambda_env(&hub_admin);
         env.extend(
             [
+                ("AWS_ENDPOINT_URL_IAM", iam_proxy.url().to_owned()),
                 ("dmm_base_url", sim.base_url().to_owned()),
                 ("dmm_api_key_secret_name", SECRET_NAME.to_owned()),
                 ("bucket_name", STATE_BUCKET.to_owned()),
@@ -251,6 +259,7 @@ impl World {
             provider_admin,
             app,
             invocations: Default::default(),
+            iam_proxy,
         }
     }
 
@@ -318,6 +327,37 @@ impl World {
             fields["outcome"].as_str().unwrap_or_default().to_owned(),
             fields["iam_writes"].as_u64().unwrap_or(0),
         )
+    }
+
+    /// The grant ledger entry of the agreement, if there is one.
+    pub async fn ledger(&self) -> Option<Value> {
+        let key = dmm_aws_core::aws::ledger::ledger_key(AGREEMENT);
+        match s3_client(&self.hub)
+            .get_object()
+            .bucket(STATE_BUCKET)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(object) => {
+                let bytes = object.body.collect().await.unwrap().into_bytes();
+                Some(serde_json::from_slice(&bytes).unwrap())
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => None,
+            Err(e) => panic!("read ledger {key}: {e:?}"),
+        }
+    }
+
+    /// Overwrites the agreement's ledger entry, as someone with write access to the bucket could.
+    pub async fn put_ledger(&self, entry: &Value) {
+        s3_client(&self.hub)
+            .put_object()
+            .bucket(STATE_BUCKET)
+            .key(dmm_aws_core::aws::ledger::ledger_key(AGREEMENT))
+            .body(ByteStream::from(entry.to_string().into_bytes()))
+            .send()
+            .await
+            .unwrap();
     }
 
     pub fn agreement(&self) -> Value {

@@ -1,0 +1,337 @@
+//! The whole path for real: access granted by manage_iam_policies is checked by moto with IAM
+//! enforcement (the consumer assumes its role and reads S3), and events travel from the DMM
+//! feed through poll_feed and the SQS FIFO queue into manage_iam_policies.
+//!
+//! Needs the `poll_feed` binary of this build: `cargo build -p poll_feed`.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use common::*;
+use local_stack::{LambdaFunction, binary_path, s3_client};
+use serde_json::{Value, json};
+
+const ARCHIVE: &str = "archive-lake";
+const OTHER: &str = "other-lake";
+
+async fn put_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(
+            format!("contents of {bucket}/{key}").into_bytes(),
+        ))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+}
+
+/// `Ok` with the body, or the error code S3 answered.
+async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, String> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(object) => Ok(String::from_utf8(
+            object.body.collect().await.unwrap().into_bytes().to_vec(),
+        )
+        .unwrap()),
+        Err(e) => Err(e.code().unwrap_or("no error code").to_owned()),
+    }
+}
+
+/// An IAM user with `policy` and an access key for it.
+async fn user(stack: &Stack, name: &str, policy: &Value) -> (String, Credentials) {
+    let arn = stack
+        .iam
+        .create_user()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap()
+        .user
+        .unwrap()
+        .arn;
+    stack
+        .iam
+        .put_user_policy()
+        .user_name(name)
+        .policy_name("policy")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let key = stack
+        .iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    let credentials =
+        Credentials::new(key.access_key_id, key.secret_access_key, None, None, "test");
+    (arn, credentials)
+}
+
+/// manage_iam_policies' execution role as Terraform scopes it: exactly the actions
+/// `permissions.rs` declares (moto authorises IAM, STS and Secrets Manager calls against
+/// `Resource: "*"` only, so those stay unscoped here), S3 limited to the ledger.
+fn function_policy() -> Value {
+    let actions = dmm_aws_core::permissions::MANAGE_IAM_POLICIES_ACTIONS;
+    let other: Vec<&str> = actions
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with("s3:"))
+        .collect();
+    assert!(actions.contains(&"s3:GetObject") && actions.contains(&"s3:ListBucket"));
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{BUCKET}")},
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+         "Resource": format!("arn:aws:s3:::{BUCKET}/grants/*")},
+        {"Effect": "Allow", "Action": other, "Resource": "*"},
+    ]})
+}
+
+/// With IAM enforced: after activation the consumer, through its assumed role, reads the
+/// granted folder and bucket and nothing else; after deactivation and deletion it reads nothing.
+#[tokio::test]
+async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted() {
+    let mut scenario = scenario(vec![
+        agreement("agr-folder", "folder-inferred", by_product(SHIPMENTS)),
+        agreement("agr-archive", "archive", by_product(SHIPMENTS)),
+    ]);
+    scenario.data_products[0]["outputPorts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "archive", "type": "s3",
+                     "server": {"location": format!("s3://{ARCHIVE}")}}));
+    let stack = Stack::start(scenario).await;
+    for bucket in [LAKE, ARCHIVE, OTHER] {
+        stack
+            .s3
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+    }
+    for (bucket, key) in [
+        (LAKE, "curated/orders.csv"),
+        (LAKE, "curated-private/salaries.csv"),
+        (LAKE, "raw/orders.json"),
+        (ARCHIVE, "2019/orders.csv"),
+        (OTHER, "orders.csv"),
+    ] {
+        put_object(&stack.s3, bucket, key).await;
+    }
+    let (service_arn, service) = user(
+        &stack,
+        "shipments-service",
+        &json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
+    )
+    .await;
+    stack
+        .create_role(SHIPMENTS_ROLE, "/", Some(&service_arn))
+        .await;
+    let (_, function_credentials) = user(&stack, "manage-iam-policies", &function_policy()).await;
+    stack.moto.enforce_iam().await.unwrap();
+    let function = stack.function_as(&function_credentials, &[]).await;
+
+    let session = aws_sdk_sts::Client::new(&stack.moto.sdk_config(&service))
+        .assume_role()
+        .role_arn(role_arn(SHIPMENTS_ROLE, "/"))
+        .role_session_name("shipments-etl")
+        .send()
+        .await
+        .expect("the service assumes the consumer role")
+        .credentials
+        .unwrap();
+    let consumer = s3_client(&stack.moto.sdk_config(&Credentials::new(
+        session.access_key_id,
+        session.secret_access_key,
+        Some(session.session_token),
+        None,
+        "consumer-session",
+    )));
+    let everything = [
+        (LAKE, "curated/orders.csv"),
+        (LAKE, "curated-private/salaries.csv"),
+        (LAKE, "raw/orders.json"),
+        (ARCHIVE, "2019/orders.csv"),
+        (OTHER, "orders.csv"),
+    ];
+    for (bucket, key) in everything {
+        assert_eq!(
+            read(&consumer, bucket, key).await,
+            Err("AccessDenied".to_owned()),
+            "before activation: {bucket}/{key}"
+        );
+    }
+
+    let activated: Vec<Value> = ["agr-folder", "agr-archive"]
+        .iter()
+        .map(|id| serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap())
+        .collect();
+    let handled = stack.deliver(&function, &activated).await;
+    assert_eq!(handled.iam_writes(), 2, "{}", handled.dump());
+
+    assert_eq!(
+        read(&consumer, LAKE, "curated/orders.csv").await,
+        Ok(format!("contents of {LAKE}/curated/orders.csv"))
+    );
+    assert_eq!(
+        read(&consumer, ARCHIVE, "2019/orders.csv").await,
+        Ok(format!("contents of {ARCHIVE}/2019/orders.csv"))
+    );
+    for (bucket, key) in [
+        (LAKE, "curated-private/salaries.csv"),
+        (LAKE, "raw/orders.json"),
+        (OTHER, "orders.csv"),
+    ] {
+        assert_eq!(
+            read(&consumer, bucket, key).await,
+            Err("AccessDenied".to_owned()),
+            "outside the grant: {bucket}/{key}"
+        );
+    }
+
+    // One agreement ends, the other is deleted: the same session can read nothing any more.
+    let ended = [
+        serde_json::to_value(stack.sim.deactivate("agr-folder").unwrap()).unwrap(),
+        serde_json::to_value(stack.sim.delete_agreement("agr-archive").unwrap()).unwrap(),
+    ];
+    let handled = stack.deliver(&function, &ended).await;
+    assert_eq!(handled.iam_writes(), 2, "{}", handled.dump());
+    for (bucket, key) in everything {
+        assert_eq!(
+            read(&consumer, bucket, key).await,
+            Err("AccessDenied".to_owned()),
+            "after deactivation: {bucket}/{key}"
+        );
+    }
+    assert!(stack.ledger_keys().await.is_empty());
+}
+
+/// poll_feed with this stack's configuration.
+async fn poll_feed(stack: &Stack) -> LambdaFunction {
+    let mut env = stack.moto.lambda_env(&stack.admin);
+    env.extend(
+        [
+            ("dmm_base_url", stack.sim.base_url()),
+            ("dmm_api_key_secret_name", SECRET),
+            ("bucket_name", BUCKET),
+            ("sqs_queue_url", stack.queue_url.as_str()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let binary = binary_path("poll_feed").expect("build it first: cargo build -p poll_feed");
+    LambdaFunction::start(binary, "poll_feed", env)
+        .await
+        .expect("start poll_feed")
+}
+
+async fn poll(poll_feed: &LambdaFunction) -> u64 {
+    let summary = poll_feed
+        .invoke(json!({"source": "aws.events"}), Duration::from_secs(60))
+        .await
+        .expect("poll_feed");
+    assert_eq!(summary["caught_up"], true, "{summary}");
+    summary["forwarded"].as_u64().expect("forwarded")
+}
+
+/// DMM feed → poll_feed → SQS FIFO → manage_iam_policies → IAM and back to DMM; the status
+/// write comes back through the same path as an `AccessUpdatedEvent` and ends there.
+#[tokio::test]
+async fn feed_to_queue_to_iam_and_back_without_a_feedback_loop() {
+    let stack = Stack::start(scenario(vec![agreement(
+        "agr-e2e",
+        "table",
+        by_team(ANALYTICS),
+    )]))
+    .await;
+    stack.create_consumer_roles().await;
+    let poll_feed = poll_feed(&stack).await;
+    let manage = stack.function(&[]).await;
+    let name = policy_name("agr-e2e");
+    let analytics_arn = role_arn(ANALYTICS_ROLE, ANALYTICS_ROLE_PATH);
+
+    for (change, expected_policy_after, status) in [
+        ("activate", Some(expected_policy("table")), TAG_ACTIVE),
+        ("deactivate", None, TAG_INACTIVE),
+    ] {
+        match change {
+            "activate" => stack.sim.activate("agr-e2e").unwrap(),
+            _ => stack.sim.deactivate("agr-e2e").unwrap(),
+        };
+        let puts = stack.sim.puts().len();
+        assert_eq!(poll(&poll_feed).await, 1, "{change} forwarded");
+        let handled = Handled::merge(stack.drain(&manage, 5).await);
+        assert!(handled.failures.is_empty(), "{}", handled.dump());
+        assert_eq!(handled.iam_writes(), 1, "{change}: {}", handled.dump());
+        assert_eq!(handled.statuses_written(), 1);
+        assert_eq!(
+            stack.policy(ANALYTICS_ROLE, &name).await,
+            expected_policy_after
+        );
+        let arn = (status == TAG_ACTIVE).then_some(analytics_arn.as_str());
+        assert_status(&stack.agreement("agr-e2e"), status, arn);
+        assert_eq!(stack.sim.puts().len(), puts + 1);
+
+        // Our PUT produced an AccessUpdatedEvent; it travels the same way and stops here.
+        assert_eq!(poll(&poll_feed).await, 1, "own update event forwarded");
+        let handled = Handled::merge(stack.drain(&manage, 5).await);
+        assert_eq!(handled.outcomes().len(), 1, "{}", handled.dump());
+        assert_eq!(
+            handled.outcomes()[0]["event_type"],
+            event_type("AccessUpdatedEvent").as_str()
+        );
+        assert_eq!((handled.iam_writes(), handled.statuses_written()), (0, 0));
+        assert_eq!(stack.sim.puts().len(), puts + 1, "no second DMM write");
+        assert_eq!(poll(&poll_feed).await, 0, "nothing new: the loop ended");
+    }
+}
+
+/// IAM refusing the write (here: the execution role lacks `iam:PutRolePolicy`) is permanent for
+/// the agreement: error status naming the refusal, message acknowledged, nothing granted.
+#[tokio::test]
+async fn an_iam_refusal_is_an_error_status_not_an_endless_retry() {
+    let stack = Stack::start(scenario(vec![agreement(
+        "agr-denied",
+        "bucket",
+        by_product(SHIPMENTS),
+    )]))
+    .await;
+    stack.create_consumer_roles().await;
+    let mut policy = function_policy();
+    let statements = policy["Statement"].as_array_mut().unwrap();
+    let actions = statements[2]["Action"].as_array_mut().unwrap();
+    actions.retain(|a| a != "iam:PutRolePolicy");
+    let (_, credentials) = user(&stack, "manage-iam-policies", &policy).await;
+    stack.moto.enforce_iam().await.unwrap();
+    let function = stack.function_as(&credentials, &[]).await;
+
+    let activated = serde_json::to_value(stack.sim.activate("agr-denied").unwrap()).unwrap();
+    let handled = stack.deliver(&function, &[activated]).await;
+    assert_eq!(
+        handled.outcomes()[0]["outcome"],
+        "error_status",
+        "{}",
+        handled.dump()
+    );
+    let error = error_of(&stack.agreement("agr-denied"));
+    assert!(
+        error.contains("IAM refused PutRolePolicy on role `shipments-consumer`"),
+        "{error}"
+    );
+    assert_status(&stack.agreement("agr-denied"), TAG_ERROR, None);
+    assert!(stack.inline_policies(SHIPMENTS_ROLE).await.is_empty());
+    assert_eq!(
+        stack.ledger("agr-denied").await,
+        None,
+        "fail closed: ledger cleaned"
+    );
+}
