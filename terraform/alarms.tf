@@ -88,3 +88,27 @@ check "alarm_emails_need_the_topic" {
     error_message = "alarm_email_addresses are only subscribed when create_alarm_topic = true; they are ignored now."
   }
 }
+
+# From the EMF metrics poll_feed writes to its log stream: the age of the newest event it read.
+# It grows when DMM is unreachable or every run fails, even while Lambda reports no errors (e.g.
+# a run that is always cut off by its deadline).
+resource "aws_cloudwatch_metric_alarm" "feed_lag" {
+  alarm_name        = "${var.name_prefix}__feed_lag"
+  alarm_description = "poll_feed reads DMM events late: check poll_feed's errors and DMM's availability."
+
+  namespace   = "DmmIntegrationAws"
+  metric_name = "FeedLagSeconds"
+  dimensions = {
+    Function = aws_lambda_function.poll_feed.function_name
+  }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 2
+  threshold           = var.feed_lag_alarm_seconds
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+
+  actions_enabled = true
+  alarm_actions   = local.alarm_actions
+  ok_actions      = local.alarm_actions
+}

@@ -448,6 +448,17 @@ variable "oldest_message_age_alarm_seconds" {
   }
 }
 
+variable "feed_lag_alarm_seconds" {
+  type        = number
+  default     = 900
+  description = "Alarm when the newest event poll_feed read is older than this when read (metric FeedLagSeconds): DMM unreachable or poll_feed falling behind."
+
+  validation {
+    condition     = var.feed_lag_alarm_seconds >= 60
+    error_message = "feed_lag_alarm_seconds must be at least 60."
+  }
+}
+
 variable "poll_feed_error_alarm_evaluation_periods" {
   type        = number
   default     = 3

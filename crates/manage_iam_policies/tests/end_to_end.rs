@@ -273,6 +273,25 @@ async fn feed_to_queue_to_iam_and_back_without_a_feedback_loop() {
         assert!(handled.failures.is_empty(), "{}", handled.dump());
         assert_eq!(handled.iam_writes(), 1, "{change}: {}", handled.dump());
         assert_eq!(handled.statuses_written(), 1);
+        // The same outcome as CloudWatch metrics (EMF lines in the function's log stream).
+        let (applied, revoked) = if change == "activate" {
+            (1.0, 0.0)
+        } else {
+            (0.0, 1.0)
+        };
+        assert_eq!(
+            handled.metric("GrantsApplied"),
+            applied,
+            "{}",
+            handled.dump()
+        );
+        assert_eq!(
+            handled.metric("GrantsRevoked"),
+            revoked,
+            "{}",
+            handled.dump()
+        );
+        assert_eq!(handled.metric("Retries"), 0.0);
         assert_eq!(
             stack.policy(ANALYTICS_ROLE, &name).await,
             expected_policy_after
@@ -290,6 +309,7 @@ async fn feed_to_queue_to_iam_and_back_without_a_feedback_loop() {
             event_type("AccessUpdatedEvent").as_str()
         );
         assert_eq!((handled.iam_writes(), handled.statuses_written()), (0, 0));
+        assert_eq!(handled.metric("GrantsUnchanged"), 1.0, "{}", handled.dump());
         assert_eq!(stack.sim.puts().len(), puts + 1, "no second DMM write");
         assert_eq!(poll(&poll_feed).await, 0, "nothing new: the loop ended");
     }

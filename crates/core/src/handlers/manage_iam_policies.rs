@@ -23,6 +23,7 @@ use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::plan::{Desired, Scope, consumer_role, plan};
 use crate::reconcile::status::{Status, with_status};
 use crate::reconcile::{ReconcileError, Retry};
+use crate::telemetry::metrics::Metrics;
 
 /// manage_iam_policies' settings (SPEC §3.5).
 #[derive(Debug, Clone)]
@@ -204,8 +205,15 @@ impl ManageIamPolicies {
                 .map(|(_, records)| self.handle_group(records, dmm, &directory, &scope)),
         )
         .await;
+        let mut failures = Vec::new();
+        let mut outcomes = Vec::new();
+        for (group_failures, group_outcomes) in results {
+            failures.extend(group_failures);
+            outcomes.extend(group_outcomes);
+        }
+        batch_metrics(&outcomes, failures.len()).emit();
         Ok(BatchResponse {
-            batch_item_failures: results.into_iter().flatten().collect(),
+            batch_item_failures: failures,
         })
     }
 
@@ -215,8 +223,9 @@ impl ManageIamPolicies {
         dmm: &DmmClient,
         directory: &BatchDirectory<'_>,
         scope: &Scope,
-    ) -> Vec<ItemFailure> {
+    ) -> (Vec<ItemFailure>, Vec<&'static str>) {
         let mut failures = Vec::new();
+        let mut outcomes = Vec::new();
         for record in records {
             let message_id = record.message_id.clone().unwrap_or_default();
             if !failures.is_empty() {
@@ -228,7 +237,10 @@ impl ManageIamPolicies {
             let started = Instant::now();
             let body = record.body.as_deref().unwrap_or_default();
             match self.handle_message(body, dmm, directory, scope).await {
-                Ok((event, outcome)) => log_outcome(&message_id, event.as_ref(), &outcome, started),
+                Ok((event, outcome)) => {
+                    log_outcome(&message_id, event.as_ref(), &outcome, started);
+                    outcomes.push(outcome.name());
+                }
                 Err((event, error)) => {
                     tracing::error!(
                         message_id,
@@ -245,7 +257,7 @@ impl ManageIamPolicies {
                 }
             }
         }
-        failures
+        (failures, outcomes)
     }
 
     async fn handle_message(
@@ -422,6 +434,21 @@ async fn converge<A: AccountIam, L: GrantLedger>(
             .await
             .map(Converged::Revoked),
     }
+}
+
+/// The batch's metrics (EMF): what converging did, and how many messages SQS will redeliver.
+fn batch_metrics(outcomes: &[&'static str], retries: usize) -> Metrics {
+    let count = |name: &str| outcomes.iter().filter(|o| **o == name).count();
+    let mut metrics = Metrics::new("manage_iam_policies");
+    metrics
+        .count("GrantsApplied", count("granted"))
+        .count("GrantsRevoked", count("revoked"))
+        .count("GrantsUnchanged", count("unchanged"))
+        .count("ErrorStatuses", count("error_status"))
+        .count("Ignored", count("ignored"))
+        .count("Unreadable", count("unreadable"))
+        .count("Retries", retries);
+    metrics
 }
 
 fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, started: Instant) {

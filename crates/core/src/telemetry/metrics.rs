@@ -29,14 +29,17 @@ impl Unit {
 /// The metrics of one invocation, dimensioned by function.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    function: &'static str,
+    function: String,
     values: Vec<(&'static str, f64, Unit)>,
 }
 
 impl Metrics {
+    /// Dimensioned by the deployed function's name (`AWS_LAMBDA_FUNCTION_NAME`, set by Lambda),
+    /// so two installations in one account keep apart; `function` when run elsewhere.
     pub fn new(function: &'static str) -> Self {
         Self {
-            function,
+            function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_else(|_| function.to_owned()),
             values: Vec::new(),
         }
     }
@@ -69,7 +72,7 @@ impl Metrics {
                 "Metrics": definitions,
             }]}),
         );
-        doc.insert("Function".into(), Value::from(self.function));
+        doc.insert("Function".into(), Value::from(self.function.as_str()));
         for (name, value, _) in &self.values {
             doc.insert((*name).into(), Value::from(*value));
         }
@@ -100,7 +103,8 @@ mod tests {
             declared["Metrics"],
             json!([{"Name": "EventsForwarded", "Unit": "Count"}, {"Name": "FeedLag", "Unit": "Seconds"}])
         );
-        assert_eq!(doc["Function"], "poll_feed");
+        let expected = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or("poll_feed".into());
+        assert_eq!(doc["Function"], expected.as_str());
         assert_eq!(doc["EventsForwarded"], 12.0);
         assert_eq!(doc["FeedLag"], 3.5);
         assert!(doc["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);

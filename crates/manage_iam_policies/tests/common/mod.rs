@@ -838,6 +838,18 @@ impl Handled {
             .collect()
     }
 
+    /// The sum of one metric over the batches' Embedded Metric Format lines.
+    pub fn metric(&self, name: &str) -> f64 {
+        self.lines
+            .iter()
+            .filter(|l| {
+                l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "DmmIntegrationAws"
+                    && l["Function"] == "manage_iam_policies"
+            })
+            .filter_map(|l| l[name].as_f64())
+            .sum()
+    }
+
     pub fn dump(&self) -> String {
         self.lines
             .iter()
