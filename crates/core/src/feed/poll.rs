@@ -330,6 +330,13 @@ where
             .filter(|&i| route(&page[i], settings.forward_all) == Route::Forward)
             .collect();
         let forward: Vec<&FeedEvent> = forward_at.iter().map(|&i| &page[i]).collect();
+        for event in &page {
+            tracing::debug!(
+                event_id = event.id(),
+                payload = event.raw_json(),
+                "event read"
+            );
+        }
         let mut forwarded = 0usize;
         let mut failure = None;
         for batch in batches(&forward) {

@@ -236,6 +236,7 @@ impl ManageIamPolicies {
             }
             let started = Instant::now();
             let body = record.body.as_deref().unwrap_or_default();
+            tracing::debug!(message_id, body, "message received");
             match self.handle_message(body, dmm, directory, scope).await {
                 Ok((event, outcome)) => {
                     log_outcome(&message_id, event.as_ref(), &outcome, started);
