@@ -8,11 +8,8 @@
 //! looks the role up in the caller's IAM backend and skips the check when it is not found). So
 //! across accounts neither the trust principal nor the `sts:ExternalId` condition is enforced —
 //! not for the hub assuming the management roles, not for the consumer assuming the access role.
-//! The tests therefore assert those trust policies exactly as documents, show what the access
-//! role's trust policy does by copying it onto a twin role in the consumer's own account (where
-//! moto does evaluate it: no external id or a wrong one is refused, the right one admitted),
-//! assert the external id and session name moto recorded for every AssumeRole call, and rely
-//! on moto for what it does
+//! The tests therefore assert those trust policies exactly as documents, assert the external id
+//! and session name moto recorded for every AssumeRole call, and rely on moto for what it does
 //! enforce: the caller's identity policies (the consumer role may assume exactly the access
 //! role, only while the grant exists) and the access role's data policy on S3.
 
@@ -185,62 +182,10 @@ async fn cross_account_grant_is_readable_only_through_the_access_role_and_revoke
             .unwrap_err(),
         403
     );
-    // Without the external id AWS refuses by the trust policy's condition. moto evaluates trust
-    // policies only within one account, so a twin of the access role in the consumer's account,
-    // carrying the very trust policy the integration wrote, shows what that policy does.
-    let consumer_iam = aws_sdk_iam::Client::new(&world.consumer_admin);
-    let twin_arn = consumer_iam
-        .create_role()
-        .role_name("trust-policy-twin")
-        .assume_role_policy_document(
-            decode(role.assume_role_policy_document().unwrap()).to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .role()
-        .unwrap()
-        .arn()
-        .to_owned();
-    let may_assume_twin = json!({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": twin_arn}]});
-    consumer_iam
-        .put_role_policy()
-        .role_name(CONSUMER_ROLE)
-        .policy_name("test-may-assume-twin")
-        .policy_document(may_assume_twin.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        world.assume(&consumer, &twin_arn, None).await.unwrap_err(),
-        403
-    );
-    assert_eq!(
-        world
-            .assume(
-                &consumer,
-                &twin_arn,
-                Some("0123456789abcdef0123456789abcdef")
-            )
-            .await
-            .unwrap_err(),
-        403
-    );
-    assert!(
-        world
-            .assume(&consumer, &twin_arn, Some(&external_id))
-            .await
-            .is_ok(),
-        "the trust policy admits the consumer role with the external id"
-    );
-    consumer_iam
-        .delete_role_policy()
-        .role_name(CONSUMER_ROLE)
-        .policy_name("test-may-assume-twin")
-        .send()
-        .await
-        .unwrap();
+    // Without the external id AWS refuses by the trust policy's condition (asserted above as a
+    // document). moto cannot show it: it does not evaluate trust policies across accounts, and
+    // even within one account it admitted an AssumeRole without the `sts:ExternalId` its trust
+    // condition required (tried on a same-account twin of this trust policy, moto 5.2.5).
 
     world.sim.deactivate(AGREEMENT).unwrap();
     let (outcome, writes) = world.deliver("AccessDeactivatedEvent").await;
