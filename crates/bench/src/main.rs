@@ -529,7 +529,12 @@ fn report(args: &Args, f: &Figures, zips: &BTreeMap<String, u64>) -> String {
     let _ = writeln!(md, "- Commit: {}", commit());
     let _ = writeln!(
         md,
-        "- Stack: moto server (AWS, behind a counting proxy), DMM simulator, both binaries (debug or release as built) behind the Lambda Runtime API emulator"
+        "- Stack: moto server (AWS, behind a counting proxy), DMM simulator, both binaries ({} build) behind the Lambda Runtime API emulator",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     let _ = writeln!(
         md,
