@@ -26,6 +26,8 @@ pub enum EventSourceError {
 pub struct Delivery {
     /// Message ids in delivery order.
     pub message_ids: Vec<String>,
+    /// The records of the Lambda SQS event the function was invoked with (body, attributes).
+    pub records: Vec<Value>,
     /// Message ids the function reported as failed (all of them when the invocation failed).
     pub failed: Vec<String>,
     /// The invocation's error, when the function itself failed.
@@ -42,11 +44,18 @@ pub struct DrainReport {
 
 /// Feeds one FIFO queue into one function, like an event source mapping with
 /// `ReportBatchItemFailures` and batch size 10.
+///
+/// Reported failures are made visible again at once rather than after the visibility timeout, so
+/// tests do not wait for it. A batch whose invocation failed as a whole (crash, kill, timeout,
+/// function error) is treated the same way unless
+/// [`failed_invocations_wait_for_visibility_timeout`](Self::failed_invocations_wait_for_visibility_timeout)
+/// is set.
 pub struct SqsEventSource {
     client: aws_sdk_sqs::Client,
     queue_url: String,
     queue_arn: String,
     region: String,
+    failed_invocations_stay_in_flight: bool,
 }
 
 fn sqs_error(action: &'static str, err: impl std::fmt::Debug) -> EventSourceError {
@@ -84,7 +93,17 @@ impl SqsEventSource {
             queue_url,
             queue_arn,
             region,
+            failed_invocations_stay_in_flight: false,
         })
+    }
+
+    /// Leaves the messages of a failed invocation in flight, as Lambda does: they are received
+    /// again only after the queue's visibility timeout, and every such receive counts towards
+    /// the redrive policy's `maxReceiveCount`. Keep the visibility timeout above the function's
+    /// timeout, or a slow invocation's messages reach a second consumer while it still runs.
+    pub fn failed_invocations_wait_for_visibility_timeout(mut self) -> Self {
+        self.failed_invocations_stay_in_flight = true;
+        self
     }
 
     /// Receives one batch (up to ten messages) and delivers it; `None` when the queue is empty.
@@ -134,12 +153,20 @@ impl SqsEventSource {
             .map(|m| m.message_id().unwrap_or_default().to_owned())
             .collect();
         let (failed, invoke_error) = match function
-            .invoke(json!({ "Records": records }), timeout)
+            .invoke(json!({ "Records": &records }), timeout)
             .await
         {
             Ok(response) => (failed_ids(&response)?, None),
             Err(e) => (message_ids.clone(), Some(e.to_string())),
         };
+        if invoke_error.is_some() && self.failed_invocations_stay_in_flight {
+            return Ok(Some(Delivery {
+                message_ids,
+                records,
+                failed,
+                invoke_error,
+            }));
+        }
         for message in messages {
             let id = message.message_id().unwrap_or_default();
             let handle = message.receipt_handle().unwrap_or_default();
@@ -166,6 +193,7 @@ impl SqsEventSource {
         }
         Ok(Some(Delivery {
             message_ids,
+            records,
             failed,
             invoke_error,
         }))
