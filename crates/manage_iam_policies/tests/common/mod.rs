@@ -160,7 +160,7 @@ pub fn role_arn(name: &str, path: &str) -> String {
 
 // ----- the policies SPEC §4 prescribes, written out by hand -----
 
-fn s3_bucket_statements(bucket: &str) -> Vec<Value> {
+pub fn s3_bucket_statements(bucket: &str) -> Vec<Value> {
     vec![
         json!({"Sid": "S3ListBucket", "Effect": "Allow",
                "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
@@ -170,7 +170,7 @@ fn s3_bucket_statements(bucket: &str) -> Vec<Value> {
     ]
 }
 
-fn s3_folder_statements(bucket: &str, folder: &str) -> Vec<Value> {
+pub fn s3_folder_statements(bucket: &str, folder: &str) -> Vec<Value> {
     vec![
         json!({"Sid": "S3BucketLocation", "Effect": "Allow", "Action": "s3:GetBucketLocation",
                "Resource": format!("arn:aws:s3:::{bucket}")}),
@@ -182,7 +182,7 @@ fn s3_folder_statements(bucket: &str, folder: &str) -> Vec<Value> {
     ]
 }
 
-fn document(statements: Vec<Value>) -> Value {
+pub fn document(statements: Vec<Value>) -> Value {
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
