@@ -56,6 +56,10 @@ pub struct SqsEventSource {
     queue_arn: String,
     region: String,
     failed_invocations_stay_in_flight: bool,
+    /// moto's `ReceiveMessage` is not atomic: two at once can both take messages of one FIFO
+    /// group (each sees the group idle), which SQS never allows. Consumers sharing this source
+    /// therefore receive one at a time; the invocations still run concurrently.
+    receiving: tokio::sync::Mutex<()>,
 }
 
 fn sqs_error(action: &'static str, err: impl std::fmt::Debug) -> EventSourceError {
@@ -94,6 +98,7 @@ impl SqsEventSource {
             queue_arn,
             region,
             failed_invocations_stay_in_flight: false,
+            receiving: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -112,6 +117,7 @@ impl SqsEventSource {
         function: &LambdaFunction,
         timeout: Duration,
     ) -> Result<Option<Delivery>, EventSourceError> {
+        let receiving = self.receiving.lock().await;
         let received = self
             .client
             .receive_message()
@@ -122,6 +128,7 @@ impl SqsEventSource {
             .send()
             .await
             .map_err(|e| sqs_error("ReceiveMessage", e))?;
+        drop(receiving);
         let messages = received.messages();
         if messages.is_empty() {
             return Ok(None);
