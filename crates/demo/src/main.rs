@@ -385,8 +385,8 @@ async fn run(args: Args) -> DemoResult<usize> {
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
-    let mut poll_env = env.clone();
-    poll_env.push(("sqs_queue_url".to_owned(), queue_url.clone()));
+    env.push(("sqs_queue_url".to_owned(), queue_url.clone()));
+    let poll_env = env.clone();
     let integration = Integration {
         poll_feed: LambdaFunction::start(binary_path("poll_feed")?, "poll_feed", poll_env).await?,
         manage: LambdaFunction::start(
