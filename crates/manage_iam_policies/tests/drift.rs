@@ -307,6 +307,7 @@ async fn the_sweep_reports_drift_without_changes_then_repairs_it() {
     .collect();
     assert_eq!(rows, expected, "{}", report["table"]);
     let table = report["table"].as_str().unwrap();
+    eprintln!("dry-run report:\n{table}");
     assert!(table.starts_with("AGREEMENT"), "{table}");
     assert!(
         table.ends_with("4 of 6 agreements drifted; 0 could not be checked; nothing was changed\n"),
