@@ -2,7 +2,8 @@
 //! the function with the event Lambda would build, delete what succeeded, and make reported
 //! failures visible again. With this, tests and the demo run feed → SQS → function as deployed.
 
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::{Map, Value, json};
@@ -56,10 +57,17 @@ pub struct SqsEventSource {
     queue_arn: String,
     region: String,
     failed_invocations_stay_in_flight: bool,
+    /// The queue's visibility timeout.
+    visibility_timeout: Duration,
     /// moto's `ReceiveMessage` is not atomic: two at once can both take messages of one FIFO
     /// group (each sees the group idle), which SQS never allows. Consumers sharing this source
     /// therefore receive one at a time; the invocations still run concurrently.
     receiving: tokio::sync::Mutex<()>,
+    /// Receipt handles of messages left in flight, with when their visibility timeout ends at
+    /// the latest. moto returns such messages out of order once the timeout has passed (it skips
+    /// the first of a group while a later one is still marked in flight), so before each receive
+    /// the expired ones are made visible explicitly, which restores the group's order.
+    left_in_flight: Mutex<Vec<(Instant, String)>>,
 }
 
 fn sqs_error(action: &'static str, err: impl std::fmt::Debug) -> EventSourceError {
@@ -79,14 +87,15 @@ impl SqsEventSource {
             .get_queue_attributes()
             .queue_url(&queue_url)
             .attribute_names(QueueAttributeName::QueueArn)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
             .send()
             .await
             .map_err(|e| sqs_error("GetQueueAttributes", e))?;
-        let queue_arn = attributes
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .cloned()
-            .unwrap_or_default();
+        let attribute = |name| attributes.attributes().and_then(|a| a.get(&name)).cloned();
+        let queue_arn = attribute(QueueAttributeName::QueueArn).unwrap_or_default();
+        let visibility_timeout = attribute(QueueAttributeName::VisibilityTimeout)
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::from_secs(30), Duration::from_secs);
         let region = queue_arn
             .split(':')
             .nth(3)
@@ -98,7 +107,9 @@ impl SqsEventSource {
             queue_arn,
             region,
             failed_invocations_stay_in_flight: false,
+            visibility_timeout,
             receiving: tokio::sync::Mutex::new(()),
+            left_in_flight: Mutex::new(Vec::new()),
         })
     }
 
@@ -118,6 +129,9 @@ impl SqsEventSource {
         timeout: Duration,
     ) -> Result<Option<Delivery>, EventSourceError> {
         let receiving = self.receiving.lock().await;
+        self.release_expired().await?;
+        // Before the request, so that moto's end of the visibility timeout is never earlier.
+        let asked = Instant::now();
         let received = self
             .client
             .receive_message()
@@ -167,6 +181,15 @@ impl SqsEventSource {
             Err(e) => (message_ids.clone(), Some(e.to_string())),
         };
         if invoke_error.is_some() && self.failed_invocations_stay_in_flight {
+            let until = asked + self.visibility_timeout;
+            self.left_in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(
+                    messages
+                        .iter()
+                        .map(|m| (until, m.receipt_handle().unwrap_or_default().to_owned())),
+                );
             return Ok(Some(Delivery {
                 message_ids,
                 records,
@@ -204,6 +227,33 @@ impl SqsEventSource {
             failed,
             invoke_error,
         }))
+    }
+
+    /// Makes the messages left in flight whose visibility timeout has passed visible, in the
+    /// order they were received (see `left_in_flight`). Called with `receiving` held, so no
+    /// receive of this source can take them in between.
+    async fn release_expired(&self) -> Result<(), EventSourceError> {
+        let expired: Vec<String> = {
+            let mut left = self
+                .left_in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            let (expired, waiting) = left.drain(..).partition(|(until, _)| *until <= now);
+            *left = waiting;
+            expired.into_iter().map(|(_, handle)| handle).collect()
+        };
+        for handle in expired {
+            self.client
+                .change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .map_err(|e| sqs_error("ChangeMessageVisibility", e))?;
+        }
+        Ok(())
     }
 
     /// Delivers until the queue is empty or `max_batches` batches were delivered.
