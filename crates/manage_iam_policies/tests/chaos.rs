@@ -120,6 +120,10 @@ fn env_number(name: &str) -> Option<u64> {
     })
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn chance(rng: &mut Rng, percent: usize) -> bool {
     rng.below(100) < percent
 }
@@ -203,7 +207,6 @@ struct Organisation {
     agreement_ids: Vec<String>,
     provider_versions: Vec<usize>,
     provider_broken: Vec<bool>,
-    consumer_roles: Vec<String>,
 }
 
 impl Organisation {
@@ -214,7 +217,6 @@ impl Organisation {
             agreement_ids: (0..n).map(|i| format!("agr-{i:04}")).collect(),
             provider_versions: vec![0; PROVIDERS],
             provider_broken: vec![false; PROVIDERS],
-            consumer_roles: (0..CONSUMERS).map(|c| consumer_role(c, 0)).collect(),
         };
         let agreements = org
             .agreement_ids
@@ -236,7 +238,7 @@ impl Organisation {
         let mut data_products: Vec<Value> = (0..PROVIDERS)
             .map(|p| provider_product(p, 0, false))
             .collect();
-        data_products.extend((0..CONSUMERS).map(|c| consumer_product(c, &org.consumer_roles[c])));
+        data_products.extend((0..CONSUMERS).map(|c| consumer_product(c, &consumer_role(c, 0))));
         let scenario = Scenario {
             page_size: FEED_PAGE_SIZE,
             data_products,
@@ -296,8 +298,9 @@ enum Change {
     },
 }
 
-/// The changes of one round, decided from the current state in DMM. The first round touches every
-/// agreement (half are activated), so every one of them gets a status.
+/// The changes of one round, decided from the current state in DMM (which, between rounds, only
+/// the test changes). The first round activates half of the agreements and touches the rest, so
+/// every agreement is handled at least once.
 fn plan_changes(
     rng: &mut Rng,
     org: &mut Organisation,
@@ -378,7 +381,6 @@ fn plan_changes(
             } else {
                 consumer_role(c, rng.below(ROLE_VERSIONS))
             };
-            org.consumer_roles[c] = role.clone();
             changes.push(Change::ConsumerRole { c, role });
         }
     }
@@ -574,8 +576,10 @@ struct Driver<'a> {
     source: SqsEventSource,
     poll_feed: LambdaFunction,
     consumers: Vec<LambdaFunction>,
-    /// Every record delivered, with when, to whom and how it ended: the diagnosis of a failure.
+    /// Every record delivered and every poll run, with when and how it ended: the diagnosis
+    /// of a failure.
     journal: Mutex<Vec<Value>>,
+    tally: Mutex<Tally>,
     started: Instant,
 }
 
@@ -669,8 +673,39 @@ impl<'a> Driver<'a> {
             poll_feed,
             consumers,
             journal: Mutex::default(),
+            tally: Mutex::default(),
             started: Instant::now(),
         }
+    }
+
+    /// One round: the changes in DMM, then fresh faults, then the functions at work.
+    async fn round(&self, round: usize, changes: &[Change], rng: &mut Rng) {
+        let began = Instant::now();
+        for change in changes {
+            apply(self.stack, change, self.seed);
+        }
+        let plan = aws_faults(rng);
+        let faults = dmm_faults(rng);
+        let kills = kills(rng);
+        let rules = plan.rules.len();
+        self.proxy.set_faults(plan);
+        for fault in &faults {
+            self.stack
+                .sim
+                .inject_fault(fault.clone())
+                .unwrap_or_else(|e| panic!("{}: inject {fault:?}: {e}", self.seed));
+        }
+        let done = self.process(&kills).await;
+        lock(&self.tally).add(done);
+        eprintln!(
+            "{}: round {round}: {} changes, {rules} AWS fault rules ({} faults injected so far), \
+             {} DMM faults, kills {kills:?}: {done:?} in {:?}",
+            self.seed,
+            changes.len(),
+            self.proxy.stats().injected(),
+            faults.len(),
+            began.elapsed()
+        );
     }
 
     /// poll_feed runs `POLLS_PER_ROUND` times while both consumers work the queue; kills as
@@ -706,17 +741,14 @@ impl<'a> Driver<'a> {
             .poll_feed
             .invoke(json!({"source": "aws.events"}), POLL_TIMEOUT)
             .await;
-        self.journal
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(json!({
-                "poll_began_ms": began.as_millis() as u64,
-                "poll_ended_ms": self.started.elapsed().as_millis() as u64,
-                "result": match &result {
-                    Ok(summary) => summary.clone(),
-                    Err(e) => json!(e.to_string()),
-                },
-            }));
+        lock(&self.journal).push(json!({
+            "poll_began_ms": began.as_millis() as u64,
+            "poll_ended_ms": self.started.elapsed().as_millis() as u64,
+            "result": match &result {
+                Ok(summary) => summary.clone(),
+                Err(e) => json!(e.to_string()),
+            },
+        }));
         match result {
             Ok(summary) => {
                 tally.polls_ok += 1;
@@ -774,7 +806,10 @@ impl<'a> Driver<'a> {
     /// With all faults gone: poll until caught up and drain until the queue is empty, including
     /// batches of crashed invocations that come back after the visibility timeout, until a poll
     /// finds nothing new (the statuses written while draining are events, too).
-    async fn settle(&self) -> Tally {
+    async fn settle(&self) {
+        self.proxy.clear();
+        self.stack.sim.clear_faults();
+        let began = Instant::now();
         let mut total = Tally::default();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -794,7 +829,17 @@ impl<'a> Driver<'a> {
             total.add(round);
             let (visible, in_flight) = self.depth(&self.queue_url).await;
             if forwarded == 0 && round.messages == 0 && visible + in_flight == 0 {
-                return total;
+                let mut tally = lock(&self.tally);
+                tally.add(total);
+                eprintln!(
+                    "{}: drained in {:?} ({} messages); in all {:?}; {:?} since the start",
+                    self.seed,
+                    began.elapsed(),
+                    total.messages,
+                    *tally,
+                    self.started.elapsed()
+                );
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -812,7 +857,7 @@ impl<'a> Driver<'a> {
 
     fn record(&self, consumer: usize, began: Duration, delivery: &Delivery) {
         let ended = self.started.elapsed();
-        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut journal = lock(&self.journal);
         for record in &delivery.records {
             let body: Value = serde_json::from_str(record["body"].as_str().unwrap_or_default())
                 .unwrap_or_default();
@@ -880,6 +925,31 @@ impl<'a> Driver<'a> {
                 bodies.push(serde_json::from_str(body).unwrap_or_else(|_| json!({"raw": body})));
             }
         }
+    }
+
+    /// No event skipped, none in the dead-letter queue (see [`check_witness`]).
+    async fn check_events(&self) -> Vec<String> {
+        let log = self.manage_log();
+        let feed = self.stack.feed().await;
+        let journal = lock(&self.journal).clone();
+        let dead = self.dead_letters().await;
+        let requested: u64 = log
+            .iter()
+            .filter_map(|l| l["reconcile_requests"].as_u64())
+            .sum();
+        eprintln!(
+            "{}: {} feed events ({} acted on), {requested} reconcile requests, {} manage log \
+             lines, {} dead letters; poll_feed errors: {:?}",
+            self.seed,
+            feed.len(),
+            feed.iter().filter(|e| is_acted_on(e)).count(),
+            log.len(),
+            dead.len(),
+            poll_errors(&journal)
+        );
+        let mut violations = check_witness(&feed, &log, &journal);
+        violations.extend(explain_dead_letters(&dead, &log));
+        violations
     }
 
     /// manage_iam_policies' JSON log lines of every process of every consumer, in time order.
@@ -1274,6 +1344,19 @@ fn check_witness(feed: &[Value], log: &[Value], journal: &[Value]) -> Vec<String
     violations
 }
 
+/// The failed poll_feed runs by error kind (`DmmUnavailable`, the process died, ...), counted.
+fn poll_errors(journal: &[Value]) -> BTreeMap<String, usize> {
+    let mut errors = BTreeMap::new();
+    for error in journal.iter().filter_map(|j| j["result"].as_str()) {
+        let kind = match error.strip_prefix("function error ") {
+            Some(e) => e.split(':').next().unwrap_or(e).to_owned(),
+            None => error.split(' ').take(2).collect::<Vec<_>>().join(" "),
+        };
+        *errors.entry(kind).or_default() += 1;
+    }
+    errors
+}
+
 /// Messages in the DLQ, each with the errors manage_iam_policies logged for its event.
 fn explain_dead_letters(dead: &[Value], log: &[Value]) -> Vec<String> {
     dead.iter()
@@ -1296,15 +1379,13 @@ fn explain_dead_letters(dead: &[Value], log: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn randomized_faults_and_crashes_converge_to_exactly_what_dmm_says() {
-    let seed = env_number("CHAOS_SEED").unwrap_or_else(|| {
+    let seed = Seed(env_number("CHAOS_SEED").unwrap_or_else(|| {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         now.as_secs() ^ u64::from(now.subsec_nanos())
-    });
-    eprintln!("chaos seed: {seed} (rerun with CHAOS_SEED={seed})");
-    let seed = Seed(seed);
+    }));
+    eprintln!("chaos seed: {} (rerun with CHAOS_SEED={})", seed.0, seed.0);
     let agreements = env_number("CHAOS_AGREEMENTS").map_or(DEFAULT_AGREEMENTS, |n| n as usize);
     let product_changes = env_number("CHAOS_PRODUCT_CHANGES").map_or(PRODUCT_CHANGES, |v| v != 0);
-    let started = Instant::now();
     let mut rng = Rng::new(seed.0);
 
     let (mut org, scenario) = Organisation::generate(&mut rng, agreements);
@@ -1312,70 +1393,17 @@ async fn randomized_faults_and_crashes_converge_to_exactly_what_dmm_says() {
     Organisation::create_roles(&stack).await;
     let driver = Driver::start(&stack, seed).await;
     eprintln!(
-        "{seed}: {agreements} agreements, {ROUNDS} rounds, product changes {}; stack up after {:?}",
+        "{seed}: {agreements} agreements, {ROUNDS} rounds, data product changes {}",
         if product_changes { "on" } else { "off" },
-        started.elapsed()
     );
-
-    let mut tally = Tally::default();
     for round in 0..ROUNDS {
-        let round_started = Instant::now();
         let changes = plan_changes(&mut rng, &mut org, &stack, round, product_changes);
-        for change in &changes {
-            apply(&stack, change, seed);
-        }
-        let plan = aws_faults(&mut rng);
-        let faults = dmm_faults(&mut rng);
-        let kills = kills(&mut rng);
-        let rules = plan.rules.len();
-        driver.proxy.set_faults(plan);
-        for fault in &faults {
-            stack
-                .sim
-                .inject_fault(fault.clone())
-                .unwrap_or_else(|e| panic!("{seed}: inject {fault:?}: {e}"));
-        }
-        let done = driver.process(&kills).await;
-        tally.add(done);
-        eprintln!(
-            "{seed}: round {round}: {} changes, {rules} AWS fault rules ({} injected so far), {} \
-             DMM faults, kills {kills:?}: {done:?} in {:?}",
-            changes.len(),
-            driver.proxy.stats().injected(),
-            faults.len(),
-            round_started.elapsed()
-        );
+        driver.round(round, &changes, &mut rng).await;
     }
+    driver.settle().await;
 
-    driver.proxy.clear();
-    stack.sim.clear_faults();
-    let settle_started = Instant::now();
-    let settled = driver.settle().await;
-    tally.add(settled);
-    eprintln!(
-        "{seed}: drained in {:?} ({} messages); total {tally:?}; {:?} elapsed",
-        settle_started.elapsed(),
-        settled.messages,
-        started.elapsed()
-    );
-
-    let world = World::read(&stack, &org, seed).await;
-    let mut violations = check_state(&stack, &world, seed).await;
-    let log = driver.manage_log();
-    let feed = stack.feed().await;
-    let journal = driver.journal.lock().unwrap().clone();
-    violations.extend(check_witness(&feed, &log, &journal));
-    let dead = driver.dead_letters().await;
-    violations.extend(explain_dead_letters(&dead, &log));
-    eprintln!(
-        "{seed}: {} feed events ({} acted on), {} manage log lines, {} dead letters, {:?} \
-         elapsed",
-        feed.len(),
-        feed.iter().filter(|e| is_acted_on(e)).count(),
-        log.len(),
-        dead.len(),
-        started.elapsed()
-    );
+    let mut violations = check_state(&stack, &World::read(&stack, &org, seed).await, seed).await;
+    violations.extend(driver.check_events().await);
     assert!(
         violations.is_empty(),
         "{seed}: {} violations of the invariant:\n{}",
