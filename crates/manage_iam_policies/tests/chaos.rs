@@ -69,6 +69,10 @@ const MANAGE_TIMEOUT: Duration = Duration::from_secs(8);
 const POLL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Small, so the backlog spans several pages (and truncated pages hit real paging).
 const FEED_PAGE_SIZE: usize = 50;
+/// poll_feed runs per round (an EventBridge schedule would run it every minute).
+const POLLS_PER_ROUND: usize = 2;
+/// Batches each consumer delivers per round at most; the rest waits for the next round.
+const MAX_BATCHES_PER_ROUND: usize = 25;
 /// Event source mappings working the queue at once (`event_maximum_concurrency` is at least 2);
 /// the driver joins exactly this many.
 const CONSUMER_COUNT: usize = 2;
@@ -230,7 +234,7 @@ impl Organisation {
                 agreement_doc(
                     id,
                     &provider_id(rng.below(PROVIDERS)),
-                    *pick(rng, &PORTS),
+                    pick::<&str>(rng, &PORTS),
                     consumer,
                 )
             })
@@ -525,9 +529,6 @@ struct Kills {
     manage: Vec<Option<(usize, Duration)>>,
 }
 
-const POLLS_PER_ROUND: usize = 2;
-const MAX_BATCHES_PER_ROUND: usize = 25;
-
 fn kills(rng: &mut Rng) -> Kills {
     let delay = |rng: &mut Rng, max_ms: usize| Duration::from_millis(rng.below(max_ms) as u64);
     let poll_feed = chance(rng, 50).then(|| (rng.below(POLLS_PER_ROUND), delay(rng, 400)));
@@ -626,6 +627,22 @@ async fn create_queues(stack: &Stack, seed: Seed) -> (String, String) {
         ],
     )
     .await;
+    // moto accepted the redrive policy, so the dead-letter check below means something.
+    let policy = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{seed}: queue attributes: {e:?}"))
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy).cloned())
+        .unwrap_or_default();
+    assert!(
+        policy.contains(&dlq_arn),
+        "{seed}: redrive policy {policy:?}"
+    );
     (queue_url, dlq_url)
 }
 
