@@ -13,7 +13,7 @@ use crate::aws::accounts::{AccountClients, ManagedAccounts, StsAssumer};
 use crate::aws::ledger::{GrantLedger, S3Ledger};
 use crate::aws::s3_client;
 use crate::config::{self, ConfigError, Env};
-use crate::dmm::{Agreement, AgreementApi, DmmClient, FeedEvent};
+use crate::dmm::{Agreement, AgreementApi, DmmClient, DmmError, FeedEvent, ModelError};
 use crate::feed::event_types;
 use crate::policy::{
     Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleGuard,
@@ -98,6 +98,16 @@ pub struct ItemFailure {
 enum Outcome {
     /// Not a CloudEvent with an id; it can never succeed, so it is acknowledged.
     Unreadable(String),
+    /// The agreement id cannot be put in a DMM URL (`.`, `..`, over 512 bytes; shortened and
+    /// escaped here): there is no document to read, nor one to write an error status to, and no
+    /// retry changes the id. Acknowledged without any write.
+    UnusableId { id: String },
+    /// DMM sent the agreement in a form that must not be acted on (duplicated keys, another
+    /// id); see [`ManageIamPolicies::unusable_agreement`]. Acknowledged.
+    UnusableAgreement {
+        cause: ModelError,
+        iam_writes: usize,
+    },
     /// An event type the integration does not act on.
     Ignored,
     Granted {
@@ -119,6 +129,8 @@ impl Outcome {
     fn name(&self) -> &'static str {
         match self {
             Self::Unreadable(_) => "unreadable",
+            Self::UnusableId { .. } => "unusable_id",
+            Self::UnusableAgreement { .. } => "unusable_agreement",
             Self::Ignored => "ignored",
             Self::Granted { iam_writes: 0, .. } | Self::Revoked { iam_writes: 0, .. } => {
                 "unchanged"
@@ -311,7 +323,17 @@ impl ManageIamPolicies {
             agreement_id,
         };
         let converger = Converger::new(&iam, &self.ledger, &self.config.guard);
-        let Some(agreement) = dmm.get_agreement(api, agreement_id).await? else {
+        let found = match dmm.get_agreement(api, agreement_id).await {
+            Ok(found) => found,
+            Err(DmmError::InvalidId { id, .. }) => return Ok(Outcome::UnusableId { id }),
+            Err(DmmError::Unusable(cause)) => {
+                return self
+                    .unusable_agreement(&converger, agreement_id, cause)
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(agreement) = found else {
             // Deleted in DMM: the ledger is the only record of what to revoke.
             return match converger.revoke(agreement_id, None).await {
                 Ok(iam_writes) => Ok(Outcome::Revoked {
@@ -370,6 +392,42 @@ impl ManageIamPolicies {
                 status_written,
             },
         })
+    }
+
+    /// DMM sent the agreement document in a form that must not be acted on: a key twice with
+    /// different values (say two `consumer` objects), or a document naming another id.
+    ///
+    /// Fail closed: whatever the ledger records for the agreement is revoked, as for a deleted
+    /// agreement, because nobody can tell which version the people who approved it saw.
+    ///
+    /// The error status is deliberately *not* written back. A PUT takes the whole document, and
+    /// any document the integration writes must pick one of the duplicated values (the parsed
+    /// document keeps the last): the PUT would turn the ambiguous document into a clean one
+    /// carrying the integration's pick, and the `AccessUpdatedEvent` it causes would then grant
+    /// from it. Writing only the unambiguous parts is impossible for the same reason. So the
+    /// message is acknowledged (retrying reads the same document) with a WARN log naming the
+    /// event, the agreement and the duplicated key, and counted as unreadable.
+    async fn unusable_agreement<A, L>(
+        &self,
+        converger: &Converger<'_, A, L>,
+        agreement_id: &str,
+        cause: ModelError,
+    ) -> Result<Outcome, Retry>
+    where
+        A: AccountIam,
+        L: GrantLedger,
+    {
+        match converger.revoke(agreement_id, None).await {
+            Ok(iam_writes) => Ok(Outcome::UnusableAgreement { cause, iam_writes }),
+            Err(ReconcileError::Retry(e)) => Err(e),
+            Err(ReconcileError::Permanent(e)) => {
+                tracing::warn!(agreement_id, error = %e, "could not revoke a refused agreement");
+                Ok(Outcome::UnusableAgreement {
+                    cause,
+                    iam_writes: converger.iam_writes(),
+                })
+            }
+        }
     }
 
     /// A permanent problem: whatever the agreement had is revoked (no access is better than
@@ -447,7 +505,10 @@ fn batch_metrics(outcomes: &[&'static str], retries: usize) -> Metrics {
         .count("GrantsUnchanged", count("unchanged"))
         .count("ErrorStatuses", count("error_status"))
         .count("Ignored", count("ignored"))
-        .count("Unreadable", count("unreadable"))
+        .count(
+            "Unreadable",
+            count("unreadable") + count("unusable_id") + count("unusable_agreement"),
+        )
         .count("Retries", retries);
     metrics
 }
@@ -470,7 +531,8 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             iam_writes,
             status_written,
         } => (*iam_writes, *status_written),
-        Outcome::Unreadable(_) | Outcome::Ignored => (0, false),
+        Outcome::UnusableAgreement { iam_writes, .. } => (*iam_writes, false),
+        Outcome::Unreadable(_) | Outcome::Ignored | Outcome::UnusableId { .. } => (0, false),
     };
     match outcome {
         Outcome::Unreadable(reason) => tracing::warn!(
@@ -478,6 +540,29 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             outcome = outcome.name(),
             reason,
             "message is not a DMM CloudEvent; acknowledged"
+        ),
+        Outcome::UnusableId { id } => tracing::warn!(
+            message_id,
+            event_id,
+            event_type,
+            id_excerpt = id.as_str(),
+            outcome = outcome.name(),
+            iam_writes,
+            status_written,
+            duration_ms,
+            "agreement id cannot be used in a DMM URL; acknowledged without reading or writing"
+        ),
+        Outcome::UnusableAgreement { cause, .. } => tracing::warn!(
+            message_id,
+            event_id,
+            event_type,
+            agreement_id,
+            outcome = outcome.name(),
+            cause = %cause,
+            iam_writes,
+            status_written,
+            duration_ms,
+            "agreement document refused; its recorded grants are revoked, no status is written"
         ),
         Outcome::Failed { .. } => tracing::warn!(
             message_id,
