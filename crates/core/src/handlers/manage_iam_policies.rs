@@ -16,7 +16,7 @@ use crate::config::{self, ConfigError, Env};
 use crate::dmm::{Agreement, AgreementApi, DmmClient, DmmError, FeedEvent, ModelError};
 use crate::feed::event_types;
 use crate::policy::{
-    Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleGuard,
+    Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleArn, RoleGuard,
 };
 use crate::reconcile::converge::{AccountIam, AgreementIam, Converger, Granted};
 use crate::reconcile::directory::BatchDirectory;
@@ -37,6 +37,20 @@ pub struct ManageIamPoliciesConfig {
 
 impl ManageIamPoliciesConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let managed_accounts = match env.optional(config::MANAGED_ACCOUNTS) {
+            None => ManagedAccounts::default(),
+            Some(json) => ManagedAccounts::parse(&json).map_err(|reason| ConfigError::Invalid {
+                name: config::MANAGED_ACCOUNTS,
+                reason,
+            })?,
+        };
+        // The management roles are the integration's own roles in the managed accounts: a DMM
+        // consumer naming one must never have data access stacked onto it.
+        let management_roles = managed_accounts
+            .accounts()
+            .filter_map(|account| managed_accounts.get(account))
+            .filter_map(|managed| RoleArn::parse(&managed.role_arn).ok())
+            .map(|arn| arn.name().to_string());
         let protected: Vec<String> = env
             .optional(config::PROTECTED_ROLE_NAMES)
             .map(|names| {
@@ -45,9 +59,12 @@ impl ManageIamPoliciesConfig {
                     .map(str::trim)
                     .filter(|n| !n.is_empty())
                     .map(str::to_owned)
-                    .collect()
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .chain(management_roles)
+            .collect();
         let path_prefix = env
             .optional(config::MANAGED_ROLE_PATH_PREFIX)
             .unwrap_or_else(|| DEFAULT_ROLE_PATH_PREFIX.to_owned());
@@ -64,13 +81,6 @@ impl ManageIamPoliciesConfig {
                 ),
             }
         })?;
-        let managed_accounts = match env.optional(config::MANAGED_ACCOUNTS) {
-            None => ManagedAccounts::default(),
-            Some(json) => ManagedAccounts::parse(&json).map_err(|reason| ConfigError::Invalid {
-                name: config::MANAGED_ACCOUNTS,
-                reason,
-            })?,
-        };
         Ok(Self {
             dmm: DmmSettings::from_env(env)?,
             bucket_name: env.required(config::BUCKET_NAME)?,
