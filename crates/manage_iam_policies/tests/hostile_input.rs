@@ -130,16 +130,20 @@ async fn legal_ids_are_granted_and_unaddressable_ids_are_acknowledged() {
     let huge = format!("agr-{}", "x".repeat(10 * 1024));
     let unaddressable = ["..", ".", huge.as_str()];
     let ids: Vec<&str> = legal.iter().chain(&unaddressable).copied().collect();
-    let stack = Stack::start(scenario(
-        ids.iter()
-            .map(|id| active(id, "bucket", by_product(SHIPMENTS)))
-            .collect(),
-    ))
-    .await;
+    let mut agreements: Vec<Value> = ids
+        .iter()
+        .map(|id| active(id, "bucket", by_product(SHIPMENTS)))
+        .collect();
+    // Legal agreements naming a data product or team by an id that cannot be put in a URL.
+    let mut dot_provider = active("agr-dot-provider", "bucket", by_product(SHIPMENTS));
+    dot_provider["provider"]["dataProductId"] = json!("..");
+    agreements.extend([dot_provider, active("agr-dot-team", "bucket", by_team("."))]);
+    let stack = Stack::start(scenario(agreements)).await;
     stack.create_consumer_roles().await;
     let function = stack.function(&[]).await;
 
     let mut events: Vec<Value> = ids.iter().map(|id| activated(&stack, id)).collect();
+    events.extend(["agr-dot-provider", "agr-dot-team"].map(|id| activated(&stack, id)));
     let mut nameless = activated(&stack, "agr-with-slash");
     nameless["data"]["id"] = json!("");
     events.push(nameless.clone());
@@ -188,11 +192,22 @@ async fn legal_ids_are_granted_and_unaddressable_ids_are_acknowledged() {
     }
     assert_eq!(handled.metric("Unreadable"), 3.0, "{}", handled.dump());
     assert_eq!(line_for(&handled, &nameless)["outcome"], "ignored");
+    assert_error(
+        &stack,
+        "agr-dot-provider",
+        "the data product id `..` cannot be used in a DMM URL",
+    );
+    assert_error(
+        &stack,
+        "agr-dot-team",
+        "the team id `.` cannot be used in a DMM URL",
+    );
+    assert_eq!(handled.metric("ErrorStatuses"), 2.0);
     // Only the agreements' own GETs: nothing was requested for the unaddressable ids.
     let counts = stack.sim.request_counts();
     assert_eq!(
         counts["GET /api/access/{id}"],
-        legal.len() as u64,
+        legal.len() as u64 + 2,
         "{counts:?}"
     );
 }
