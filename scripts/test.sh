@@ -15,6 +15,8 @@ cd "$repo_root"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dmm-integration-aws/target}"
 mkdir -p "$CARGO_TARGET_DIR"
+# The harness finds moto's virtualenv here, whichever checkout last built the shared target dir.
+export DMM_AWS_REPO_ROOT="$repo_root"
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -117,6 +117,15 @@ data "aws_iam_policy_document" "manage_iam_policies" {
     resources = [aws_secretsmanager_secret.dmm_api_key.arn]
   }
 
+  # Reconcile requests (data product changes, the drift sweep), in the agreements' FIFO groups.
+  # SendMessageBatch is authorised as sqs:SendMessage.
+  statement {
+    sid       = "RequestReconciles"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events.arn]
+  }
+
   statement {
     sid       = "ReadWriteGrantLedger"
     effect    = "Allow"

@@ -37,6 +37,7 @@ resource "aws_lambda_function" "manage_iam_policies" {
       dmm_base_url              = var.dmm_base_url
       dmm_api_key_secret_name   = aws_secretsmanager_secret.dmm_api_key.name
       bucket_name               = local.bucket_name
+      sqs_queue_url             = aws_sqs_queue.events.url
       managed_role_path_prefix  = var.managed_role_path_prefix
       managed_role_name_pattern = var.managed_role_name_pattern
       protected_role_names      = join(",", local.protected_role_names)
@@ -102,4 +103,30 @@ resource "aws_lambda_event_source_mapping" "manage_iam_policies" {
 
   # Creating the mapping checks that the role may read the queue.
   depends_on = [aws_iam_role_policy.manage_iam_policies]
+}
+
+# The drift sweep: every agreement DMM lists, and every one only the grant ledger knows, is
+# reconciled through the queue like an event (README "Drift reconciliation").
+resource "aws_cloudwatch_event_rule" "drift_reconcile" {
+  count               = var.drift_reconcile_schedule_expression == null ? 0 : 1
+  name                = "${var.name_prefix}__drift_reconcile_schedule"
+  description         = "Reconciles every agreement with ${local.manage_iam_policies_function_name}"
+  schedule_expression = var.drift_reconcile_schedule_expression
+}
+
+resource "aws_cloudwatch_event_target" "drift_reconcile" {
+  count     = var.drift_reconcile_schedule_expression == null ? 0 : 1
+  rule      = aws_cloudwatch_event_rule.drift_reconcile[0].name
+  target_id = "drift_reconcile"
+  arn       = aws_lambda_function.manage_iam_policies.arn
+  input     = jsonencode({ reconcile = "all" })
+}
+
+resource "aws_lambda_permission" "drift_reconcile_schedule" {
+  count         = var.drift_reconcile_schedule_expression == null ? 0 : 1
+  statement_id  = "AllowExecutionFromEventBridgeDriftSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.manage_iam_policies.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.drift_reconcile[0].arn
 }

@@ -298,6 +298,18 @@ variable "manage_iam_policies_reserved_concurrency" {
   description = "Optional reserved concurrency of manage_iam_policies; at least event_maximum_concurrency when set. Null: no reservation, the event source mapping's maximum concurrency caps it."
 }
 
+variable "drift_reconcile_schedule_expression" {
+  type        = string
+  default     = "rate(1 day)"
+  nullable    = true
+  description = "EventBridge schedule of the drift sweep, which reconciles every agreement (repairs policies changed by hand and grants whose events were lost). Null turns it off."
+
+  validation {
+    condition     = var.drift_reconcile_schedule_expression == null || can(regex("^(rate\\(\\d+ (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", coalesce(var.drift_reconcile_schedule_expression, "x")))
+    error_message = "drift_reconcile_schedule_expression must be an EventBridge rate(...) or cron(...) expression, or null."
+  }
+}
+
 variable "managed_role_path_prefix" {
   type        = string
   default     = "/"

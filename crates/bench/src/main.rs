@@ -195,11 +195,14 @@ impl Stack {
         Ok(LambdaFunction::start(binary_path("poll_feed")?, "poll_feed", env).await?)
     }
 
-    async fn manage(&self) -> BenchResult<LambdaFunction> {
+    /// A manage_iam_policies process whose reconcile requests go to `queue_url`.
+    async fn manage(&self, queue_url: &str) -> BenchResult<LambdaFunction> {
+        let mut env = self.env.clone();
+        env.push(("sqs_queue_url".into(), queue_url.to_owned()));
         Ok(LambdaFunction::start(
             binary_path("manage_iam_policies")?,
             "manage_iam_policies",
-            self.env.clone(),
+            env,
         )
         .await?)
     }
@@ -221,7 +224,7 @@ impl Stack {
         let id = format!("bench-mark-{name}");
         self.sim
             .append_event(json!({"specversion": "1.0", "id": id,
-            "type": "com.datamesh-manager.events.DataProductUpdatedEvent", "source": "bench",
+            "type": "com.datamesh-manager.events.TeamUpdatedEvent", "source": "bench",
             "data": {"id": "orders"}}))?;
         Ok(id)
     }
@@ -435,7 +438,7 @@ async fn bench_manage(stack: &Stack, args: &Args, figures: &mut Figures) -> Benc
         let start = stack.mark(&name)?;
         let poll = stack.poll_feed(&name, &queue, Some(&start)).await?;
         let source = SqsEventSource::new(aws_sdk_sqs::Client::new(&stack.aws), &queue).await?;
-        let manage = stack.manage().await?;
+        let manage = stack.manage(&queue).await?;
 
         for id in &stack.agreement_ids {
             stack.sim.activate(id)?;

@@ -18,7 +18,8 @@ pub const DMM_API_KEY_SECRET_NAME: &str = "dmm_api_key_secret_name";
 pub const BUCKET_NAME: &str = "bucket_name";
 /// Key of the checkpoint object; the reference integration's default is kept.
 pub const LAST_EVENT_ID_OBJECT_NAME: &str = "last_event_id_object_name";
-/// URL of the SQS FIFO queue poll_feed forwards to.
+/// URL of the SQS FIFO queue: poll_feed forwards events to it, manage_iam_policies queues
+/// reconcile requests on it (data product changes, the drift sweep).
 pub const SQS_QUEUE_URL: &str = "sqs_queue_url";
 /// `true` forwards every event type, not only the agreement events manage_iam_policies acts on.
 pub const FORWARD_ALL_EVENTS: &str = "forward_all_events";
@@ -64,6 +65,7 @@ pub const MANAGE_IAM_POLICIES_VARIABLES: &[&str] = &[
     DMM_BASE_URL,
     DMM_API_KEY_SECRET_NAME,
     BUCKET_NAME,
+    SQS_QUEUE_URL,
     MANAGED_ROLE_PATH_PREFIX,
     MANAGED_ROLE_NAME_PATTERN,
     PROTECTED_ROLE_NAMES,

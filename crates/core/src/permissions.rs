@@ -21,6 +21,9 @@ pub const MANAGE_IAM_POLICIES_ACTIONS: &[&str] = &[
     "s3:GetObject",
     "s3:PutObject",
     "s3:DeleteObject",
+    // Reconcile requests (data product changes, the drift sweep); SendMessageBatch is
+    // authorised as sqs:SendMessage.
+    "sqs:SendMessage",
     "iam:GetRole",
     "iam:ListRolePolicies",
     "iam:GetRolePolicy",

@@ -385,8 +385,8 @@ async fn run(args: Args) -> DemoResult<usize> {
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
-    let mut poll_env = env.clone();
-    poll_env.push(("sqs_queue_url".to_owned(), queue_url.clone()));
+    env.push(("sqs_queue_url".to_owned(), queue_url.clone()));
+    let poll_env = env.clone();
     let integration = Integration {
         poll_feed: LambdaFunction::start(binary_path("poll_feed")?, "poll_feed", poll_env).await?,
         manage: LambdaFunction::start(
@@ -470,6 +470,60 @@ async fn run(args: Args) -> DemoResult<usize> {
             "{} still cannot read {outside} ({})",
             grant.role_name,
             next_door.err().unwrap_or_default()
+        ),
+    );
+
+    println!();
+    iam.delete_role_policy()
+        .role_name(&grant.role_name)
+        .policy_name(&policy_name)
+        .send()
+        .await?;
+    timeline.say(
+        "IAM",
+        format!(
+            "someone deletes {policy_name} from {} by hand (no event tells the integration)",
+            grant.role_name
+        ),
+    );
+    let dry_run = integration
+        .manage
+        .invoke(json!({"reconcile": "dry-run"}), INVOKE_TIMEOUT)
+        .await?;
+    let table = dry_run["table"].as_str().unwrap_or_default();
+    timeline.say(
+        "Lambda",
+        r#"manage_iam_policies {"reconcile": "dry-run"} reports the drift:"#,
+    );
+    timeline.detail(table.trim_end());
+    timeline.check(
+        table.contains(&format!("put {policy_name}"))
+            && inline_policy(&iam, &grant.role_name, &policy_name)
+                .await
+                .is_none(),
+        "the dry run names the missing policy and changes nothing",
+    );
+    let swept = integration
+        .manage
+        .invoke(json!({"reconcile": "all"}), INVOKE_TIMEOUT)
+        .await?;
+    timeline.say(
+        "Lambda",
+        format!(
+            r#"manage_iam_policies {{"reconcile": "all"}} (the daily drift sweep) queued {} reconcile request(s)"#,
+            swept["requested"]
+        ),
+    );
+    integration.run(&timeline).await?;
+    let repaired = read_as_consumer(&moto, &app, &role_arn, &objects.inside).await?;
+    timeline.check(
+        inline_policy(&iam, &grant.role_name, &policy_name)
+            .await
+            .is_some()
+            && repaired.is_ok(),
+        format!(
+            "the sweep put {policy_name} back: {} can read {inside} again",
+            grant.role_name
         ),
     );
 

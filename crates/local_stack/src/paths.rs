@@ -48,6 +48,15 @@ pub fn repo_root() -> Result<PathBuf, LocateError> {
         }
         tried.push(root);
     }
+    // `cargo test` runs a test binary in its package's directory. Cargo does not rebuild a
+    // workspace crate when the checkout moves (its fingerprint holds relative paths), so with a
+    // shared target directory the path compiled in below can name another checkout.
+    if let Ok(cwd) = env::current_dir() {
+        if let Some(root) = cwd.ancestors().find(|dir| is_repo_root(dir)) {
+            return Ok(root.to_path_buf());
+        }
+        tried.push(cwd);
+    }
     let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     if is_repo_root(&built_in) {
         return Ok(built_in.canonicalize().unwrap_or(built_in));

@@ -262,7 +262,7 @@ async fn other_event_types_are_skipped_but_passed_by_the_checkpoint() {
         // A non-agreement event after each one.
         let other = [
             "TeamCreatedEvent",
-            "DataProductUpdatedEvent",
+            "DataContractUpdatedEvent",
             "AccessRequestedEvent",
         ][i % 3];
         all.push(sim.emit(other, &format!("res-{i}")).id);
@@ -366,6 +366,42 @@ async fn other_event_types_are_skipped_but_passed_by_the_checkpoint() {
         stack.object("poll_feed/all").await.as_deref(),
         Some(all[32].as_str())
     );
+}
+
+/// Data product and output port changes are forwarded too (manage_iam_policies reconciles the
+/// agreements naming the product), each product in its own group, apart from an agreement that
+/// happens to share its id; a product's creation is not.
+#[tokio::test]
+async fn product_changes_are_forwarded_in_the_product_group() {
+    let stack = Stack::start(1000).await;
+    let sim = &stack.sim;
+    let changes = [
+        sim.emit("DataProductUpdatedEvent", "orders"),
+        sim.emit("OutputPortUpdatedEvent", "orders"),
+        sim.emit("OutputPortDeletedEvent", "orders"),
+        sim.emit("DataProductDeletedEvent", "billing"),
+    ];
+    sim.emit("DataProductCreatedEvent", "fresh");
+    let agreement = sim.emit("AccessActivatedEvent", "orders");
+
+    let function = stack.function(&[]).await;
+    let summary = run(&function, TIMEOUT).await.unwrap();
+    assert_eq!((summary.forwarded, summary.skipped), (5, 1));
+    let queued: Vec<(String, String)> = stack
+        .drain()
+        .await
+        .into_iter()
+        .map(|m| (m.deduplication_id, m.group_id))
+        .collect();
+    let mut expected: Vec<(String, String)> = changes
+        .iter()
+        .map(|e| {
+            let product = e.data["id"].as_str().unwrap();
+            (e.id.clone(), format!("data-product:{product}"))
+        })
+        .collect();
+    expected.push((agreement.id, "orders".to_owned()));
+    assert_eq!(queued, expected);
 }
 
 /// A drop-in replacement: the checkpoint the Python integration left (same key, plain text, here

@@ -116,19 +116,45 @@ impl S3Ledger {
     }
 }
 
-impl GrantLedger for S3Ledger {
-    async fn get(&self, agreement_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
-        let key = ledger_key(agreement_id);
+impl S3Ledger {
+    /// Every object key in the ledger, for the drift sweep: an entry whose agreement DMM no
+    /// longer lists is found only here.
+    pub async fn keys(&self) -> Result<Vec<String>, LedgerError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(LEDGER_PREFIX)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| LedgerError {
+                action: "list",
+                key: LEDGER_PREFIX.to_owned(),
+                reason: describe(&e),
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        Ok(keys)
+    }
+
+    /// The entry stored under `key`; `None` when it is gone.
+    pub async fn entry_at(&self, key: &str) -> Result<Option<LedgerEntry>, LedgerError> {
         let error = |reason: String| LedgerError {
             action: "read",
-            key: key.clone(),
+            key: key.to_owned(),
             reason,
         };
         let output = match self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(&key)
+            .key(key)
             .send()
             .await
         {
@@ -145,6 +171,12 @@ impl GrantLedger for S3Ledger {
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| error(format!("not a ledger entry: {e}")))
+    }
+}
+
+impl GrantLedger for S3Ledger {
+    async fn get(&self, agreement_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        self.entry_at(&ledger_key(agreement_id)).await
     }
 
     async fn put(&self, entry: &LedgerEntry) -> Result<(), LedgerError> {

@@ -491,6 +491,30 @@ impl DmmClient {
         Ok(items.unwrap_or_default())
     }
 
+    /// Every agreement, page by page until an empty page. A server that ignores the page
+    /// number would repeat its first page forever; that is refused rather than looped on.
+    pub async fn all_agreements(&self) -> Result<Vec<Value>, DmmError> {
+        let mut all = Vec::new();
+        let mut previous_first: Option<Value> = None;
+        for page in 0u32.. {
+            let items = self.list_agreements(page).await?;
+            let Some(first) = items.first() else {
+                return Ok(all);
+            };
+            let first_id = first.get("id").cloned();
+            if page > 0 && first_id.is_some() && previous_first == first_id {
+                return Err(DmmError::Malformed {
+                    method: Method::GET,
+                    path: format!("/api/access?p={page}"),
+                    reason: "the page repeats the previous one; the server ignores `p`".into(),
+                });
+            }
+            previous_first = first_id;
+            all.extend(items);
+        }
+        Ok(all)
+    }
+
     pub async fn get_data_product(&self, id: &str) -> Result<Option<DataProduct>, DmmError> {
         const WHAT: &str = "data product";
         let url = self.url(&["dataproducts", Self::checked_id(WHAT, id)?])?;

@@ -48,6 +48,7 @@ pub struct FeedEvent {
     event_type: Option<String>,
     time: Option<String>,
     resource_id: Option<String>,
+    output_port_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -77,8 +78,8 @@ impl FeedEvent {
             Some(Value::String(t)) => Some(t),
             _ => None,
         };
-        let resource_id = match head.data.as_ref().and_then(|d| d.get("id")) {
-            Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+        let data_string = |field: &str| match head.data.as_ref().and_then(|d| d.get(field)) {
+            Some(Value::String(value)) if !value.is_empty() => Some(value.clone()),
             _ => None,
         };
         Ok(Self {
@@ -86,7 +87,8 @@ impl FeedEvent {
             id,
             event_type,
             time,
-            resource_id,
+            resource_id: data_string("id"),
+            output_port_id: data_string("outputPortId"),
         })
     }
 
@@ -106,6 +108,11 @@ impl FeedEvent {
     /// `data.id`: the agreement (or other resource) the event is about.
     pub fn resource_id(&self) -> Option<&str> {
         self.resource_id.as_deref()
+    }
+
+    /// `data.outputPortId` of output port events: only agreements on that port are affected.
+    pub fn output_port_id(&self) -> Option<&str> {
+        self.output_port_id.as_deref()
     }
 
     /// The event exactly as DMM sent it.

@@ -19,13 +19,36 @@ const ACTED_ON: &[&str] = &[
     "DataUsageAgreementUpdatedEvent",
 ];
 
+/// Data product and output port changes: they can move the grants of every agreement naming the
+/// product (a changed bucket ARN, a changed consumer role), so those agreements are reconciled.
+/// Creations are left out: no agreement can name a product or port before it exists.
+const PRODUCT_CHANGES: &[&str] = &[
+    "DataProductUpdatedEvent",
+    "DataProductDeletedEvent",
+    "OutputPortCreatedEvent",
+    "OutputPortUpdatedEvent",
+    "OutputPortDeletedEvent",
+];
+
 /// The short name (`AccessActivatedEvent`) of a DMM event type.
 pub fn short_name(event_type: &str) -> Option<&str> {
     event_type.strip_prefix(PREFIX)
 }
 
-pub fn is_acted_on(event_type: &str) -> bool {
+/// An agreement event: its `data.id` is the agreement to reconcile.
+pub fn is_agreement_event(event_type: &str) -> bool {
     short_name(event_type).is_some_and(|name| ACTED_ON.contains(&name))
+}
+
+/// A data product or output port change: its `data.id` is the data product (and
+/// `data.outputPortId` the port) whose agreements are reconciled.
+pub fn is_product_change(event_type: &str) -> bool {
+    short_name(event_type).is_some_and(|name| PRODUCT_CHANGES.contains(&name))
+}
+
+/// Whether manage_iam_policies acts on the event, so poll_feed forwards it by default.
+pub fn is_acted_on(event_type: &str) -> bool {
+    is_agreement_event(event_type) || is_product_change(event_type)
 }
 
 /// Events of the deprecated family are answered from the deprecated endpoint.
@@ -50,6 +73,23 @@ mod tests {
             "com.datamesh-manager.events.AccessRequestedEvent"
         ));
         assert!(!is_acted_on("com.example.events.AccessActivatedEvent"));
+    }
+
+    #[test]
+    fn product_changes_are_acted_on_but_are_not_agreement_events() {
+        for name in ["DataProductUpdatedEvent", "OutputPortDeletedEvent"] {
+            let full = format!("{PREFIX}{name}");
+            assert!(is_acted_on(&full) && is_product_change(&full));
+            assert!(!is_agreement_event(&full));
+        }
+        for name in [
+            "DataProductCreatedEvent",
+            "DataContractUpdatedEvent",
+            "TeamUpdatedEvent",
+        ] {
+            assert!(!is_acted_on(&format!("{PREFIX}{name}")), "{name}");
+        }
+        assert!(!is_product_change(&format!("{PREFIX}AccessActivatedEvent")));
     }
 
     #[test]

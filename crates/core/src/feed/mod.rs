@@ -40,7 +40,7 @@ fn is_sqs_id_char(c: char) -> bool {
 
 /// A value SQS accepts as a FIFO id (1–128 chars of alphanumerics and punctuation). Other values
 /// are hashed, so the mapping stays deterministic and distinct values stay distinct.
-fn sqs_id(value: &str) -> String {
+pub fn sqs_id(value: &str) -> String {
     if !value.is_empty() && value.len() <= 128 && value.chars().all(is_sqs_id_char) {
         value.to_owned()
     } else {
@@ -51,10 +51,28 @@ fn sqs_id(value: &str) -> String {
 /// One FIFO group per agreement: different agreements are processed in parallel, events of one
 /// agreement strictly in order.
 pub fn group_id(event: &FeedEvent) -> String {
-    event
-        .resource_id()
-        .map_or_else(|| FALLBACK_GROUP_ID.to_owned(), sqs_id)
+    match event.resource_id() {
+        None => FALLBACK_GROUP_ID.to_owned(),
+        // A data product may share its id with an agreement; its own namespace keeps the two
+        // from waiting on each other.
+        Some(product)
+            if event
+                .event_type()
+                .is_some_and(event_types::is_product_change) =>
+        {
+            sqs_id(&format!("{PRODUCT_GROUP_PREFIX}{product}"))
+        }
+        Some(agreement) => agreement_group_id(agreement),
+    }
 }
+
+/// The FIFO group of an agreement, for its events and for the reconcile requests made for it.
+pub fn agreement_group_id(agreement_id: &str) -> String {
+    sqs_id(agreement_id)
+}
+
+/// Prefix of the FIFO group of a data product's change events.
+pub const PRODUCT_GROUP_PREFIX: &str = "data-product:";
 
 /// The event id, so a re-sent event (after a crash before the checkpoint) is dropped by SQS
 /// within its five-minute deduplication window.
@@ -114,6 +132,22 @@ mod tests {
         );
         assert_eq!(route(&other, false), Route::Skip);
         assert_eq!(route(&other, true), Route::Forward);
+    }
+
+    #[test]
+    fn product_changes_are_forwarded_in_their_own_group() {
+        let changed = event(
+            "3",
+            "com.datamesh-manager.events.DataProductUpdatedEvent",
+            Some("orders"),
+            0,
+        );
+        assert_eq!(route(&changed, false), Route::Forward);
+        assert_eq!(group_id(&changed), "data-product:orders");
+        assert_eq!(
+            group_id(&event("4", ACTIVATED, Some("orders"), 0)),
+            "orders"
+        );
     }
 
     #[test]

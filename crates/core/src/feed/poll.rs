@@ -196,7 +196,7 @@ fn message_for(event: &FeedEvent, original_rejected: Option<&str>) -> QueueMessa
                 "id": event.id(),
                 "type": event.event_type(),
                 "source": "dmm-integration-aws/poll_feed",
-                "data": {"id": event.resource_id()},
+                "data": reduced_data(event),
                 "dmmIntegrationReduced": reason.unwrap_or("larger than the SQS message limit"),
             })
             .to_string()
@@ -206,6 +206,15 @@ fn message_for(event: &FeedEvent, original_rejected: Option<&str>) -> QueueMessa
         body,
         group_id: group_id(event),
         deduplication_id: deduplication_id(event),
+    }
+}
+
+/// The `data` of a reduced copy: what manage_iam_policies needs to find the agreements to
+/// reconcile.
+fn reduced_data(event: &FeedEvent) -> serde_json::Value {
+    match event.output_port_id() {
+        Some(port) => json!({"id": event.resource_id(), "outputPortId": port}),
+        None => json!({"id": event.resource_id()}),
     }
 }
 

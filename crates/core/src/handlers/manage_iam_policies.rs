@@ -1,5 +1,7 @@
 //! manage_iam_policies: converges IAM for each agreement event delivered by the SQS FIFO queue.
 
+pub mod sweep;
+
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -11,6 +13,7 @@ use serde_json::value::RawValue;
 use super::{ConnectError, DmmSettings, LazyDmm};
 use crate::aws::accounts::{AccountClients, ManagedAccounts, StsAssumer};
 use crate::aws::ledger::{GrantLedger, S3Ledger};
+use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
 use crate::config::{self, ConfigError, Env};
 use crate::dmm::{Agreement, AgreementApi, DmmClient, DmmError, FeedEvent, ModelError};
@@ -21,7 +24,8 @@ use crate::policy::{
 use crate::reconcile::converge::{AccountIam, AgreementIam, Converger, Granted};
 use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::plan::{Desired, Scope, consumer_role, plan};
-use crate::reconcile::status::{Status, with_status};
+use crate::reconcile::requests::{self, ProductChange, RECONCILE_REQUESTED};
+use crate::reconcile::status::{Status, status_tag, with_status};
 use crate::reconcile::{ReconcileError, Retry};
 use crate::telemetry::metrics::Metrics;
 
@@ -30,6 +34,8 @@ use crate::telemetry::metrics::Metrics;
 pub struct ManageIamPoliciesConfig {
     pub dmm: DmmSettings,
     pub bucket_name: String,
+    /// Where reconcile requests go (data product changes, the drift sweep): the event queue.
+    pub queue_url: String,
     pub guard: RoleGuard,
     /// Other accounts the integration may write to, and how (`managed_accounts`).
     pub managed_accounts: ManagedAccounts,
@@ -84,6 +90,7 @@ impl ManageIamPoliciesConfig {
         Ok(Self {
             dmm: DmmSettings::from_env(env)?,
             bucket_name: env.required(config::BUCKET_NAME)?,
+            queue_url: env.required(config::SQS_QUEUE_URL)?,
             guard,
             managed_accounts,
         })
@@ -120,6 +127,8 @@ enum Outcome {
     },
     /// An event type the integration does not act on.
     Ignored,
+    /// A data product change: reconcile requests queued for the agreements it affects.
+    Requested(usize),
     Granted {
         iam_writes: usize,
         status_written: bool,
@@ -142,6 +151,7 @@ impl Outcome {
             Self::UnusableId { .. } => "unusable_id",
             Self::UnusableAgreement { .. } => "unusable_agreement",
             Self::Ignored => "ignored",
+            Self::Requested(_) => "requested",
             Self::Granted { iam_writes: 0, .. } | Self::Revoked { iam_writes: 0, .. } => {
                 "unchanged"
             }
@@ -160,6 +170,7 @@ pub struct ManageIamPolicies {
     dmm: LazyDmm,
     accounts: AccountClients<StsAssumer>,
     ledger: S3Ledger,
+    queue: SqsQueue,
 }
 
 /// The account id in a Lambda function ARN (`arn:aws:lambda:region:account:function:name`).
@@ -183,7 +194,22 @@ impl ManageIamPolicies {
                 StsAssumer::new(aws_sdk_sts::Client::new(sdk)),
             ),
             ledger: S3Ledger::new(s3_client(sdk), &config.bucket_name),
+            queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url),
             config,
+        }
+    }
+
+    /// Where the function runs, for deciding what it may manage.
+    fn scope(&self, function_arn: &str) -> Scope {
+        Scope {
+            context: self.context,
+            account: account_of(function_arn),
+            managed: self
+                .config
+                .managed_accounts
+                .accounts()
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
@@ -197,16 +223,7 @@ impl ManageIamPolicies {
     ) -> Result<BatchResponse, ConnectError> {
         let dmm = self.dmm.client().await?;
         let directory = BatchDirectory::new(dmm);
-        let scope = Scope {
-            context: self.context,
-            account: account_of(function_arn),
-            managed: self
-                .config
-                .managed_accounts
-                .accounts()
-                .map(str::to_owned)
-                .collect(),
-        };
+        let scope = self.scope(function_arn);
         let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for (position, record) in event.records.iter().enumerate() {
@@ -297,17 +314,26 @@ impl ManageIamPolicies {
             Ok(event) => event,
             Err(reason) => return Ok((None, Outcome::Unreadable(reason))),
         };
-        let acted_on = event.event_type().is_some_and(event_types::is_acted_on);
-        let Some(agreement_id) = event.resource_id().filter(|_| acted_on) else {
-            return Ok((Some(event), Outcome::Ignored));
-        };
-        let api = if event
-            .event_type()
-            .is_some_and(event_types::is_deprecated_agreement_event)
-        {
-            AgreementApi::DataUsageAgreements
+        let event_type = event.event_type().unwrap_or_default();
+        let (agreement_id, api) = if event_types::is_agreement_event(event_type) {
+            let api = if event_types::is_deprecated_agreement_event(event_type) {
+                AgreementApi::DataUsageAgreements
+            } else {
+                AgreementApi::Access
+            };
+            (event.resource_id(), api)
+        } else if event_type == RECONCILE_REQUESTED {
+            (event.resource_id(), AgreementApi::Access)
+        } else if event_types::is_product_change(event_type) {
+            return match self.propagate(&event, dmm).await {
+                Ok(requests) => Ok((Some(event), Outcome::Requested(requests))),
+                Err(retry) => Err((Some(event), retry)),
+            };
         } else {
-            AgreementApi::Access
+            (None, AgreementApi::Access)
+        };
+        let Some(agreement_id) = agreement_id else {
+            return Ok((Some(event), Outcome::Ignored));
         };
         let result = self
             .reconcile(agreement_id, api, dmm, directory, scope)
@@ -316,6 +342,32 @@ impl ManageIamPolicies {
             Ok(outcome) => Ok((Some(event), outcome)),
             Err(retry) => Err((Some(event), retry)),
         }
+    }
+
+    /// A data product or output port changed: every agreement it affects gets a reconcile
+    /// request in its own FIFO group, so a moved bucket or consumer role moves the grant.
+    async fn propagate(&self, event: &FeedEvent, dmm: &DmmClient) -> Result<usize, Retry> {
+        let Some(product) = event.resource_id() else {
+            return Ok(0);
+        };
+        let change = ProductChange {
+            product,
+            port: event.output_port_id(),
+        };
+        let agreements = dmm.all_agreements().await?;
+        let reason = format!(
+            "{} {}",
+            event
+                .event_type()
+                .and_then(event_types::short_name)
+                .unwrap_or("change"),
+            event.id()
+        );
+        let requests: Vec<_> = requests::affected(&agreements, &change)
+            .iter()
+            .map(|agreement| requests::request(event.id(), agreement, &reason))
+            .collect();
+        requests::send_all(&self.queue, &requests).await
     }
 
     /// Converges one agreement and writes its status back to DMM.
@@ -327,11 +379,7 @@ impl ManageIamPolicies {
         directory: &BatchDirectory<'_>,
         scope: &Scope,
     ) -> Result<Outcome, Retry> {
-        let iam = AgreementIam {
-            clients: &self.accounts,
-            own_account: scope.account.as_deref(),
-            agreement_id,
-        };
+        let iam = self.agreement_iam(agreement_id, scope);
         let converger = Converger::new(&iam, &self.ledger, &self.config.guard);
         let found = match dmm.get_agreement(api, agreement_id).await {
             Ok(found) => found,
@@ -343,45 +391,10 @@ impl ManageIamPolicies {
             }
             Err(e) => return Err(e.into()),
         };
-        let Some(agreement) = found else {
-            // Deleted in DMM: the ledger is the only record of what to revoke.
-            return match converger.revoke(agreement_id, None).await {
-                Ok(iam_writes) => Ok(Outcome::Revoked {
-                    iam_writes,
-                    status_written: false,
-                }),
-                Err(ReconcileError::Retry(e)) => Err(e),
-                Err(ReconcileError::Permanent(e)) => {
-                    tracing::warn!(agreement_id, error = %e, "could not revoke a deleted agreement");
-                    Ok(Outcome::Failed {
-                        iam_writes: converger.iam_writes(),
-                        status_written: false,
-                    })
-                }
-            };
-        };
-        let converged = match converge(&converger, &agreement, directory, scope).await {
-            Ok(converged) => converged,
-            Err(ReconcileError::Retry(e)) => return Err(e),
-            Err(ReconcileError::Permanent(e)) => {
-                let cause = e.to_string();
-                self.fail_closed(&converger, &agreement, directory, scope, &cause)
-                    .await?;
-                Converged::Failed(cause)
-            }
-        };
-        let status = match &converged {
-            Converged::Granted(granted) => Status::Active {
-                role_arn: granted.role_arn.clone(),
-                policy_name: granted.policy_name.clone(),
-                access_role: granted.access_role.clone(),
-            },
-            Converged::Revoked(_) => Status::Inactive,
-            Converged::Failed(message) => Status::Error {
-                message: message.clone(),
-            },
-        };
-        let status_written = match with_status(&agreement, &status) {
+        let (converged, update) = self
+            .decide(&converger, agreement_id, found.as_ref(), directory, scope)
+            .await?;
+        let status_written = match update {
             Some(updated) => {
                 dmm.put_agreement(api, &updated).await?;
                 true
@@ -402,6 +415,74 @@ impl ManageIamPolicies {
                 status_written,
             },
         })
+    }
+
+    fn agreement_iam<'a>(
+        &'a self,
+        agreement_id: &'a str,
+        scope: &'a Scope,
+    ) -> AgreementIam<'a, StsAssumer> {
+        AgreementIam {
+            clients: &self.accounts,
+            own_account: scope.account.as_deref(),
+            agreement_id,
+        }
+    }
+
+    /// Converges IAM and the ledger through `converger` and decides the agreement's new status
+    /// document (`None`: no PUT needed, or no agreement in DMM to write to). The caller writes
+    /// it, or, in a dry run, only reports it.
+    async fn decide<A: AccountIam, L: GrantLedger>(
+        &self,
+        converger: &Converger<'_, A, L>,
+        agreement_id: &str,
+        agreement: Option<&Agreement>,
+        directory: &BatchDirectory<'_>,
+        scope: &Scope,
+    ) -> Result<(Converged, Option<Agreement>), Retry> {
+        let Some(agreement) = agreement else {
+            // Deleted in DMM: the ledger is the only record of what to revoke.
+            return match converger.revoke(agreement_id, None).await {
+                Ok(iam_writes) => Ok((Converged::Revoked(iam_writes), None)),
+                Err(ReconcileError::Retry(e)) => Err(e),
+                Err(ReconcileError::Permanent(e)) => {
+                    tracing::warn!(agreement_id, error = %e, "could not revoke a deleted agreement");
+                    Ok((Converged::Failed(e.to_string()), None))
+                }
+            };
+        };
+        let converged = match converge(converger, agreement, directory, scope).await {
+            Ok(converged) => converged,
+            Err(ReconcileError::Retry(e)) => return Err(e),
+            Err(ReconcileError::Permanent(e)) => {
+                let cause = e.to_string();
+                self.fail_closed(converger, agreement, directory, scope, &cause)
+                    .await?;
+                Converged::Failed(cause)
+            }
+        };
+        let status = match &converged {
+            Converged::Granted(granted) => Status::Active {
+                role_arn: granted.role_arn.clone(),
+                policy_name: granted.policy_name.clone(),
+                access_role: granted.access_role.clone(),
+            },
+            Converged::Revoked(_) => Status::Inactive,
+            Converged::Failed(message) => Status::Error {
+                message: message.clone(),
+            },
+        };
+        // An agreement the integration never handled (no status of its own) that had nothing to
+        // revoke is left as it is: the drift sweep visits every agreement in DMM, including
+        // requests never approved and agreements on other platforms, and must not tag them all.
+        let untouched =
+            matches!(converged, Converged::Revoked(0)) && status_tag(agreement).is_none();
+        let update = if untouched {
+            None
+        } else {
+            with_status(agreement, &status)
+        };
+        Ok((converged, update))
     }
 
     /// DMM sent the agreement document in a form that must not be acted on: a key twice with
@@ -515,6 +596,7 @@ fn batch_metrics(outcomes: &[&'static str], retries: usize) -> Metrics {
         .count("GrantsUnchanged", count("unchanged"))
         .count("ErrorStatuses", count("error_status"))
         .count("Ignored", count("ignored"))
+        .count("ProductChanges", count("requested"))
         .count(
             "Unreadable",
             count("unreadable") + count("unusable_id") + count("unusable_agreement"),
@@ -542,7 +624,10 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             status_written,
         } => (*iam_writes, *status_written),
         Outcome::UnusableAgreement { iam_writes, .. } => (*iam_writes, false),
-        Outcome::Unreadable(_) | Outcome::Ignored | Outcome::UnusableId { .. } => (0, false),
+        Outcome::Unreadable(_)
+        | Outcome::Ignored
+        | Outcome::Requested(_)
+        | Outcome::UnusableId { .. } => (0, false),
     };
     match outcome {
         Outcome::Unreadable(reason) => tracing::warn!(
@@ -584,6 +669,16 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             status_written,
             duration_ms,
             "agreement has an error status"
+        ),
+        Outcome::Requested(requests) => tracing::info!(
+            message_id,
+            event_id,
+            event_type,
+            data_product_id = agreement_id,
+            outcome = outcome.name(),
+            reconcile_requests = requests,
+            duration_ms,
+            "reconcile requested for the agreements the change affects"
         ),
         _ => tracing::info!(
             message_id,

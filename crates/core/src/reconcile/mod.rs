@@ -8,13 +8,16 @@
 pub mod converge;
 pub mod cross_account;
 pub mod directory;
+pub mod drift;
 pub mod plan;
+pub mod requests;
 pub mod status;
 
 use crate::aws::accounts::AccountError;
 use crate::aws::iam::IamError;
 use crate::aws::ledger::LedgerError;
 use crate::dmm::{DmmError, ModelError};
+use crate::feed::poll::QueueError;
 use crate::policy::PolicyError;
 
 /// A problem with the agreement's data or the AWS objects it names. Retrying cannot help: the
@@ -111,6 +114,9 @@ pub enum Retry {
     Account(AccountError),
     #[error("{0}")]
     Setup(String),
+    /// Reconcile requests (change propagation, drift sweep) could not be queued.
+    #[error("queueing reconcile requests failed: {0}")]
+    Queue(QueueError),
 }
 
 /// Why converging one agreement did not finish.

@@ -61,6 +61,14 @@ fn shorten(message: &str) -> String {
     }
 }
 
+/// The integration's status tag on the agreement now (`aws-integration-active`, …), if any.
+pub fn status_tag(agreement: &Agreement) -> Option<&'static str> {
+    let tags = agreement.tags();
+    [TAG_ACTIVE, TAG_INACTIVE, TAG_ERROR]
+        .into_iter()
+        .find(|own| tags.iter().any(|t| t == own))
+}
+
 /// The agreement with `status` applied, or `None` when the document would not change — then no
 /// PUT is sent, which is what stops our own `AccessUpdatedEvent` from causing another write.
 pub fn with_status(agreement: &Agreement, status: &Status) -> Option<Agreement> {

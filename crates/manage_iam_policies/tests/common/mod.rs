@@ -324,6 +324,7 @@ impl Stack {
                 ("dmm_base_url", self.sim.base_url()),
                 ("dmm_api_key_secret_name", SECRET),
                 ("bucket_name", BUCKET),
+                ("sqs_queue_url", self.queue_url.as_str()),
                 // Keep a DMM fault test short: the client's own retries are not what is tested.
                 ("dmm_request_timeout_ms", "5000"),
                 ("log_level", "info"),

@@ -238,6 +238,11 @@ impl World {
                 ("dmm_base_url", sim.base_url().to_owned()),
                 ("dmm_api_key_secret_name", SECRET_NAME.to_owned()),
                 ("bucket_name", STATE_BUCKET.to_owned()),
+                // These tests send no product changes and run no sweep: nothing is queued.
+                (
+                    "sqs_queue_url",
+                    format!("{}/{HUB}/unused.fifo", moto.endpoint()),
+                ),
                 ("managed_accounts", managed.to_string()),
                 ("log_level", "info".to_owned()),
             ]

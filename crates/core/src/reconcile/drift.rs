@@ -1,0 +1,385 @@
+//! Drift, found without changing anything: the dry run of the drift sweep.
+//!
+//! The dry run converges every agreement with the same code as a real run, but through IAM and
+//! ledger wrappers that read for real and record each write instead of making it. What a
+//! convergence would write *is* the drift, so the report cannot disagree with what a repair
+//! does: a policy deleted or edited by hand shows as the policy it would put back, a grant whose
+//! agreement is gone as the policy it would delete.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::ReconcileError;
+use super::converge::AccountIam;
+use crate::aws::access_roles::{AccessRoleInfo, AccessRoles};
+use crate::aws::iam::{IamError, RoleInfo, RolePolicies};
+use crate::aws::ledger::{GrantLedger, LedgerEntry, LedgerError};
+
+/// One write a convergence would make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "change")]
+pub enum Change {
+    /// `existed`: the policy is there with another document (edited by hand); otherwise it is
+    /// missing.
+    PutPolicy {
+        account: Option<String>,
+        role: String,
+        policy: String,
+        existed: bool,
+    },
+    DeletePolicy {
+        account: Option<String>,
+        role: String,
+        policy: String,
+    },
+    CreateAccessRole {
+        account: Option<String>,
+        role: String,
+    },
+    UpdateTrustPolicy {
+        account: Option<String>,
+        role: String,
+    },
+    DeleteAccessRole {
+        account: Option<String>,
+        role: String,
+    },
+    /// The ledger would be rewritten: it misses a grant that is (or is about to be) in IAM, or
+    /// still lists one that is gone.
+    RecordGrants,
+    /// The ledger entry would be deleted: nothing is granted any more.
+    ForgetAgreement,
+    /// The status in DMM would change (`from`: the integration's status tag now, if any).
+    Status { from: Option<String>, to: String },
+}
+
+fn on(account: &Option<String>) -> String {
+    account
+        .as_deref()
+        .map(|a| format!(" in account {a}"))
+        .unwrap_or_default()
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PutPolicy {
+                account,
+                role,
+                policy,
+                existed,
+            } => {
+                let why = if *existed { "edited" } else { "missing" };
+                write!(f, "put {policy} on role {role}{} ({why})", on(account))
+            }
+            Self::DeletePolicy {
+                account,
+                role,
+                policy,
+            } => write!(f, "delete {policy} from role {role}{}", on(account)),
+            Self::CreateAccessRole { account, role } => {
+                write!(f, "create access role {role}{}", on(account))
+            }
+            Self::UpdateTrustPolicy { account, role } => {
+                write!(f, "reset trust policy of {role}{}", on(account))
+            }
+            Self::DeleteAccessRole { account, role } => {
+                write!(f, "delete access role {role}{}", on(account))
+            }
+            Self::RecordGrants => f.write_str("update the grant ledger"),
+            Self::ForgetAgreement => f.write_str("delete the grant ledger entry"),
+            Self::Status { from, to } => write!(
+                f,
+                "DMM status {} -> {to}",
+                from.as_deref().unwrap_or("(none)")
+            ),
+        }
+    }
+}
+
+/// The writes one dry convergence would make, in order, without repeats.
+#[derive(Debug, Clone, Default)]
+pub struct Changes(Arc<Mutex<Vec<Change>>>);
+
+impl Changes {
+    pub fn push(&self, change: Change) {
+        let mut changes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !changes.contains(&change) {
+            changes.push(change);
+        }
+    }
+
+    pub fn take(&self) -> Vec<Change> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// [`AccountIam`] that hands out [`Recording`] IAM.
+pub struct DryRunIam<'a, A> {
+    inner: &'a A,
+    changes: Changes,
+}
+
+impl<'a, A> DryRunIam<'a, A> {
+    pub fn new(inner: &'a A, changes: Changes) -> Self {
+        Self { inner, changes }
+    }
+}
+
+impl<A: AccountIam> AccountIam for DryRunIam<'_, A> {
+    type Iam = Recording<A::Iam>;
+
+    async fn iam(&self, account: Option<&str>) -> Result<Self::Iam, ReconcileError> {
+        Ok(Recording {
+            inner: self.inner.iam(account).await?,
+            account: account.map(str::to_owned),
+            changes: self.changes.clone(),
+        })
+    }
+
+    fn own_account(&self) -> Option<&str> {
+        self.inner.own_account()
+    }
+}
+
+/// One account's IAM: reads pass through, writes are recorded and succeed.
+pub struct Recording<I> {
+    inner: I,
+    account: Option<String>,
+    changes: Changes,
+}
+
+impl<I: RolePolicies + Sync> RolePolicies for Recording<I> {
+    async fn role(&self, name: &str) -> Result<Option<RoleInfo>, IamError> {
+        self.inner.role(name).await
+    }
+
+    async fn policy_names(&self, role: &str) -> Result<Vec<String>, IamError> {
+        self.inner.policy_names(role).await
+    }
+
+    async fn policy(&self, role: &str, name: &str) -> Result<Option<String>, IamError> {
+        self.inner.policy(role, name).await
+    }
+
+    async fn put_policy(&self, role: &str, name: &str, _document: &str) -> Result<(), IamError> {
+        let existed = self.inner.policy(role, name).await?.is_some();
+        self.changes.push(Change::PutPolicy {
+            account: self.account.clone(),
+            role: role.to_owned(),
+            policy: name.to_owned(),
+            existed,
+        });
+        Ok(())
+    }
+
+    async fn delete_policy(&self, role: &str, name: &str) -> Result<(), IamError> {
+        self.changes.push(Change::DeletePolicy {
+            account: self.account.clone(),
+            role: role.to_owned(),
+            policy: name.to_owned(),
+        });
+        Ok(())
+    }
+}
+
+impl<I: AccessRoles + Sync> AccessRoles for Recording<I> {
+    async fn access_role(&self, name: &str) -> Result<Option<AccessRoleInfo>, IamError> {
+        self.inner.access_role(name).await
+    }
+
+    async fn create_access_role(
+        &self,
+        name: &str,
+        path: &str,
+        _trust_policy: &str,
+        _tags: &[(&str, &str)],
+    ) -> Result<String, IamError> {
+        self.changes.push(Change::CreateAccessRole {
+            account: self.account.clone(),
+            role: name.to_owned(),
+        });
+        // The ARN the role would get; only the dry run's own later steps see it.
+        let account = self.account.as_deref().unwrap_or("000000000000");
+        Ok(format!("arn:aws:iam::{account}:role{path}{name}"))
+    }
+
+    async fn update_trust_policy(&self, name: &str, _trust_policy: &str) -> Result<(), IamError> {
+        self.changes.push(Change::UpdateTrustPolicy {
+            account: self.account.clone(),
+            role: name.to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn delete_access_role(&self, name: &str) -> Result<(), IamError> {
+        self.changes.push(Change::DeleteAccessRole {
+            account: self.account.clone(),
+            role: name.to_owned(),
+        });
+        Ok(())
+    }
+}
+
+/// The ledger, read for real; writes recorded.
+pub struct DryRunLedger<'a, L> {
+    inner: &'a L,
+    changes: Changes,
+}
+
+impl<'a, L> DryRunLedger<'a, L> {
+    pub fn new(inner: &'a L, changes: Changes) -> Self {
+        Self { inner, changes }
+    }
+}
+
+impl<L: GrantLedger + Sync> GrantLedger for DryRunLedger<'_, L> {
+    async fn get(&self, agreement_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        self.inner.get(agreement_id).await
+    }
+
+    async fn put(&self, _entry: &LedgerEntry) -> Result<(), LedgerError> {
+        self.changes.push(Change::RecordGrants);
+        Ok(())
+    }
+
+    async fn delete(&self, _agreement_id: &str) -> Result<(), LedgerError> {
+        self.changes.push(Change::ForgetAgreement);
+        Ok(())
+    }
+}
+
+/// One agreement's line in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftRow {
+    pub agreement_id: String,
+    /// `active`, `inactive`, or `not in DMM` (only the ledger knows it).
+    pub in_dmm: String,
+    /// What a reconcile would change; a row whose check failed has none and says why here.
+    pub changes: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// Longest agreement id shown in the table (ids are the user's; the JSON rows have them whole).
+const ID_WIDTH: usize = 40;
+
+fn shorten(id: &str) -> String {
+    match id.char_indices().nth(ID_WIDTH) {
+        Some((cut, _)) => format!("{}…", &id[..cut]),
+        None => id.to_owned(),
+    }
+}
+
+/// The drift report as a text table, one line per change, for a terminal or the log.
+pub fn render_table(rows: &[DriftRow], checked: usize) -> String {
+    let ids: Vec<String> = rows.iter().map(|r| shorten(&r.agreement_id)).collect();
+    let id_width = ids
+        .iter()
+        .map(|i| i.chars().count())
+        .chain(["AGREEMENT".len()])
+        .max()
+        .unwrap_or(0);
+    let state_width = rows
+        .iter()
+        .map(|r| r.in_dmm.len())
+        .chain(["IN DMM".len()])
+        .max()
+        .unwrap_or(0);
+    let mut out = format!(
+        "{:id_width$}  {:state_width$}  WHAT A RECONCILE WOULD CHANGE\n",
+        "AGREEMENT", "IN DMM"
+    );
+    for (row, id) in rows.iter().zip(&ids) {
+        let lines: Vec<String> = match &row.error {
+            Some(error) => vec![format!("could not check: {error}")],
+            None => row.changes.clone(),
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let (id, state) = if i == 0 {
+                (id.as_str(), row.in_dmm.as_str())
+            } else {
+                ("", "")
+            };
+            out.push_str(&format!("{id:id_width$}  {state:state_width$}  {line}\n"));
+        }
+    }
+    let drifted = rows.iter().filter(|r| r.error.is_none()).count();
+    let failed = rows.len() - drifted;
+    out.push_str(&format!(
+        "{drifted} of {checked} agreements drifted; {failed} could not be checked; nothing was changed\n"
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_lists_each_change_under_its_agreement() {
+        let rows = vec![
+            DriftRow {
+                agreement_id: "agr-1".into(),
+                in_dmm: "active".into(),
+                changes: vec![
+                    Change::PutPolicy {
+                        account: None,
+                        role: "shipments".into(),
+                        policy: "DMM_DataUsageAgreement_agr-1".into(),
+                        existed: true,
+                    }
+                    .to_string(),
+                    Change::Status {
+                        from: None,
+                        to: "aws-integration-active".into(),
+                    }
+                    .to_string(),
+                ],
+                error: None,
+            },
+            DriftRow {
+                agreement_id: "x".repeat(60),
+                in_dmm: "not in DMM".into(),
+                changes: vec![],
+                error: Some("IAM unavailable".into()),
+            },
+        ];
+        let table = render_table(&rows, 7);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 5, "{table}");
+        assert!(lines[0].starts_with("AGREEMENT"));
+        assert!(
+            lines[1].contains("agr-1")
+                && lines[1].contains("put DMM_DataUsageAgreement_agr-1 on role shipments (edited)")
+        );
+        assert!(
+            lines[2]
+                .trim_start()
+                .starts_with("DMM status (none) -> aws-integration-active")
+        );
+        assert!(
+            lines[3].contains(&format!("{}…", "x".repeat(40)))
+                && lines[3].contains("could not check: IAM unavailable")
+        );
+        assert_eq!(
+            lines[4],
+            "1 of 7 agreements drifted; 1 could not be checked; nothing was changed"
+        );
+    }
+
+    #[test]
+    fn changes_are_recorded_once_in_order() {
+        let changes = Changes::default();
+        changes.push(Change::RecordGrants);
+        changes.push(Change::ForgetAgreement);
+        changes.push(Change::RecordGrants);
+        assert_eq!(
+            changes.take(),
+            [Change::RecordGrants, Change::ForgetAgreement]
+        );
+        assert!(changes.take().is_empty());
+    }
+}

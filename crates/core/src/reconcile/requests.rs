@@ -1,0 +1,235 @@
+//! Reconcile requests: queue messages asking manage_iam_policies to converge one agreement, for
+//! triggers that are not the agreement's own events (a data product change, the drift sweep).
+//!
+//! They travel in the agreement's FIFO group, so they never run at the same time as the
+//! agreement's own events: converging is level-triggered, but two convergences of one agreement
+//! racing each other could still leave a grant a later event had revoked.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::Retry;
+use crate::dmm::{Agreement, ConsumerRef};
+use crate::feed::poll::{EventQueue, QueueError, QueueMessage};
+use crate::feed::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, agreement_group_id};
+
+/// The CloudEvent type of a reconcile request. Not DMM's prefix: nobody mistakes it for a DMM
+/// event in the queue or the logs.
+pub const RECONCILE_REQUESTED: &str = "dmm-integration-aws.AgreementReconcileRequested";
+
+/// Largest message SQS accepts on every queue.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Attempts per batch for entries SQS rejected as transient.
+const SEND_ATTEMPTS: u32 = 4;
+
+/// The request for `agreement_id`, made because of `trigger` (an event id, or the sweep's
+/// invocation id). The same trigger and agreement always give the same message id, so SQS drops
+/// the copy a retried trigger sends within its deduplication window.
+pub fn request(trigger: &str, agreement_id: &str, reason: &str) -> QueueMessage {
+    let mut digest = Sha256::new();
+    digest.update(trigger.as_bytes());
+    digest.update([0]);
+    digest.update(agreement_id.as_bytes());
+    let id = format!("reconcile-{}", hex::encode(digest.finalize()));
+    let body = json!({
+        "specversion": "1.0",
+        "id": id,
+        "type": RECONCILE_REQUESTED,
+        "source": "dmm-integration-aws/manage_iam_policies",
+        "data": {"id": agreement_id, "reason": reason},
+    });
+    QueueMessage {
+        body: body.to_string(),
+        group_id: agreement_group_id(agreement_id),
+        deduplication_id: id,
+    }
+}
+
+/// A data product or output port that changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductChange<'a> {
+    pub product: &'a str,
+    /// Set for output port events: only agreements on that port are affected.
+    pub port: Option<&'a str>,
+}
+
+impl ProductChange<'_> {
+    /// Whether the change can move the grant of `agreement`: an active agreement on the product
+    /// (or on the port) as provider, or, for a product change, with the product as consumer
+    /// (its role may have changed). Inactive agreements have no grant to move; one whose
+    /// deactivation was missed is repaired by the drift sweep.
+    pub fn affects(&self, agreement: &Agreement) -> bool {
+        if !agreement.is_active() {
+            return false;
+        }
+        let provider = agreement.provider().ok().is_some_and(|p| {
+            p.data_product_id == self.product
+                && self.port.is_none_or(|port| p.output_port_id == port)
+        });
+        let consumer = self.port.is_none()
+            && matches!(agreement.consumer(), Ok(ConsumerRef::DataProduct(id)) if id == self.product);
+        provider || consumer
+    }
+}
+
+/// The ids of the agreements in `documents` (as listed by DMM) the change affects; documents
+/// that are not agreements are skipped.
+pub fn affected(documents: &[Value], change: &ProductChange<'_>) -> Vec<String> {
+    documents
+        .iter()
+        .filter_map(|doc| Agreement::from_value(doc.clone()).ok())
+        .filter(|agreement| change.affects(agreement))
+        .map(|agreement| agreement.id().to_owned())
+        .collect()
+}
+
+/// Sends every request, ten per call, re-sending entries SQS rejected as transient. A request
+/// SQS refuses for good (larger than a message can be: only an absurd agreement id does that) is
+/// logged and left out; there is no agreement it could converge. Returns how many were sent.
+pub async fn send_all<Q: EventQueue>(queue: &Q, requests: &[QueueMessage]) -> Result<usize, Retry> {
+    let (fit, too_large): (Vec<&QueueMessage>, Vec<&QueueMessage>) = requests
+        .iter()
+        .partition(|m| m.body.len() <= MAX_MESSAGE_BYTES);
+    for message in &too_large {
+        tracing::warn!(
+            bytes = message.body.len(),
+            "reconcile request larger than an SQS message; left out"
+        );
+    }
+    let mut sent = 0usize;
+    let mut batch: Vec<QueueMessage> = Vec::new();
+    let mut bytes = 0usize;
+    for message in fit {
+        if batch.len() == MAX_BATCH_ENTRIES || bytes + message.body.len() > MAX_BATCH_BYTES {
+            sent += send_batch(queue, std::mem::take(&mut batch)).await?;
+            bytes = 0;
+        }
+        bytes += message.body.len();
+        batch.push(message.clone());
+    }
+    if !batch.is_empty() {
+        sent += send_batch(queue, batch).await?;
+    }
+    Ok(sent)
+}
+
+async fn send_batch<Q: EventQueue>(
+    queue: &Q,
+    mut pending: Vec<QueueMessage>,
+) -> Result<usize, Retry> {
+    let total = pending.len();
+    let mut refused = 0usize;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let rejected = queue.send_batch(&pending).await.map_err(Retry::Queue)?;
+        let mut again = Vec::new();
+        for entry in &rejected {
+            let message = &pending[entry.index];
+            if entry.sender_fault {
+                refused += 1;
+                tracing::warn!(
+                    code = entry.code,
+                    reason = entry.message,
+                    request = message.deduplication_id,
+                    "SQS refused a reconcile request; left out"
+                );
+            } else {
+                again.push(message.clone());
+            }
+        }
+        if again.is_empty() {
+            return Ok(total - refused);
+        }
+        if attempt == SEND_ATTEMPTS {
+            let entry = &rejected[0];
+            return Err(Retry::Queue(QueueError {
+                reason: format!(
+                    "SQS kept rejecting reconcile requests ({}: {}) after {attempt} attempts",
+                    entry.code, entry.message
+                ),
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+        pending = again;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agreement(id: &str, active: bool, provider: (&str, &str), consumer: Value) -> Value {
+        json!({"id": id, "info": {"active": active},
+               "provider": {"dataProductId": provider.0, "outputPortId": provider.1},
+               "consumer": consumer})
+    }
+
+    #[test]
+    fn product_changes_affect_active_agreements_naming_the_product_or_port() {
+        let docs = vec![
+            agreement(
+                "on-port",
+                true,
+                ("orders", "s3"),
+                json!({"dataProductId": "billing"}),
+            ),
+            agreement(
+                "other-port",
+                true,
+                ("orders", "raw"),
+                json!({"teamId": "t"}),
+            ),
+            agreement(
+                "consumer",
+                true,
+                ("sales", "s3"),
+                json!({"dataProductId": "orders"}),
+            ),
+            agreement("inactive", false, ("orders", "s3"), json!({"teamId": "t"})),
+            agreement(
+                "unrelated",
+                true,
+                ("sales", "s3"),
+                json!({"teamId": "orders"}),
+            ),
+            json!("not an agreement"),
+        ];
+        let product = ProductChange {
+            product: "orders",
+            port: None,
+        };
+        assert_eq!(
+            affected(&docs, &product),
+            ["on-port", "other-port", "consumer"]
+        );
+        let port = ProductChange {
+            product: "orders",
+            port: Some("s3"),
+        };
+        assert_eq!(affected(&docs, &port), ["on-port"]);
+    }
+
+    #[test]
+    fn requests_are_deterministic_per_trigger_and_grouped_by_agreement() {
+        let a = request("evt-1", "agr/1", "why");
+        assert_eq!(a, request("evt-1", "agr/1", "why"));
+        assert_ne!(
+            a.deduplication_id,
+            request("evt-2", "agr/1", "why").deduplication_id
+        );
+        assert_ne!(
+            a.deduplication_id,
+            request("evt-1", "agr/2", "why").deduplication_id
+        );
+        assert_eq!(a.group_id, "agr/1");
+        assert!(a.deduplication_id.len() <= 128);
+        let body: Value = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(body["type"], RECONCILE_REQUESTED);
+        assert_eq!(body["data"]["id"], "agr/1");
+        assert_eq!(body["id"], a.deduplication_id.as_str());
+    }
+}

@@ -1,0 +1,396 @@
+//! Change over time: data product changes move the grants of the agreements naming the product,
+//! and the drift sweep (`{"reconcile": "all" | "dry-run"}`) finds and repairs what events
+//! missed or hands changed, through the same FIFO path as events.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// The provider product with its `bucket` port pointing at `bucket`.
+fn provider_with_bucket(bucket: &str) -> Value {
+    let mut product = provider_product();
+    for port in product["outputPorts"].as_array_mut().unwrap() {
+        if port["id"] == "bucket" {
+            port["custom"]["aws-s3-bucket-arn"] = json!(format!("arn:aws:s3:::{bucket}"));
+        }
+    }
+    product
+}
+
+fn event_value(event: dmm_simulator::CloudEvent) -> Value {
+    serde_json::to_value(event).unwrap()
+}
+
+/// Activates the agreements through the queue.
+async fn activate(stack: &Stack, function: &Function, ids: &[&str]) {
+    let events: Vec<Value> = ids
+        .iter()
+        .map(|id| event_value(stack.sim.activate(id).unwrap()))
+        .collect();
+    stack.deliver(function, &events).await;
+}
+
+/// Invokes the function directly, as the schedule or an operator does.
+async fn sweep(function: &Function, mode: &str) -> Value {
+    function
+        .lambda
+        .invoke(json!({"reconcile": mode}), TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("sweep {mode} failed: {e}"))
+}
+
+fn outcomes_named(handled: &Handled, outcome: &str) -> Vec<Value> {
+    handled
+        .outcomes()
+        .into_iter()
+        .filter(|l| l["outcome"] == outcome)
+        .cloned()
+        .collect()
+}
+
+/// A changed bucket ARN, a changed consumer role and a deleted output port each move or remove
+/// exactly the grants of the agreements naming them; agreements on other ports, other products
+/// and inactive ones are not even looked at.
+#[tokio::test]
+async fn product_changes_move_the_grants_of_the_agreements_naming_them() {
+    let stack = Stack::start(scenario(vec![
+        agreement("agr-bucket", "bucket", by_product(SHIPMENTS)),
+        agreement("agr-stream", "stream", by_product(SHIPMENTS)),
+        agreement("agr-billing", "stream", by_product(BILLING)),
+        agreement("agr-idle", "bucket", by_product(BILLING)),
+    ]))
+    .await;
+    stack.create_consumer_roles().await;
+    stack.create_role("shipments-consumer-v2", "/", None).await;
+    let function = stack.function(&[]).await;
+    activate(
+        &stack,
+        &function,
+        &["agr-bucket", "agr-stream", "agr-billing"],
+    )
+    .await;
+    let before_billing = stack
+        .policy(BILLING_ROLE, &policy_name("agr-billing"))
+        .await;
+
+    // The provider's bucket moves: only agr-bucket is on that port, but a product change
+    // reconciles every active agreement of the product (the event does not say what changed).
+    stack
+        .sim
+        .upsert_data_product(provider_with_bucket("orders-lake-v2"))
+        .unwrap();
+    let change = event_value(stack.sim.emit("DataProductUpdatedEvent", PROVIDER));
+    let handled = stack.deliver(&function, &[change]).await;
+    let requested = outcomes_named(&handled, "requested");
+    assert_eq!(requested.len(), 1, "{}", handled.dump());
+    assert_eq!(requested[0]["reconcile_requests"], 3, "{}", handled.dump());
+    assert_eq!(handled.metric("ProductChanges"), 1.0);
+    let mut moved = expected_policy("bucket");
+    moved["Statement"][0]["Resource"] = json!("arn:aws:s3:::orders-lake-v2");
+    moved["Statement"][1]["Resource"] = json!("arn:aws:s3:::orders-lake-v2/*");
+    assert_eq!(
+        stack
+            .policy(SHIPMENTS_ROLE, &policy_name("agr-bucket"))
+            .await,
+        Some(moved.clone())
+    );
+    assert_eq!(
+        handled.iam_writes(),
+        1,
+        "only the moved bucket is rewritten: {}",
+        handled.dump()
+    );
+
+    // The consumer's role changes: its two agreements move to the new role, the old one is
+    // left without them; billing's agreement is untouched.
+    stack
+        .sim
+        .upsert_data_product(
+            json!({"id": SHIPMENTS, "custom": {"aws-role-name": "shipments-consumer-v2"}}),
+        )
+        .unwrap();
+    let change = event_value(stack.sim.emit("DataProductUpdatedEvent", SHIPMENTS));
+    let handled = stack.deliver(&function, &[change]).await;
+    assert_eq!(
+        outcomes_named(&handled, "requested")[0]["reconcile_requests"],
+        2
+    );
+    assert!(stack.inline_policies(SHIPMENTS_ROLE).await.is_empty());
+    let v2 = stack.inline_policies("shipments-consumer-v2").await;
+    assert_eq!(
+        v2,
+        BTreeMap::from([
+            (policy_name("agr-bucket"), moved),
+            (policy_name("agr-stream"), expected_policy("stream")),
+        ])
+    );
+    let v2_arn = role_arn("shipments-consumer-v2", "/");
+    assert_status(&stack.agreement("agr-stream"), TAG_ACTIVE, Some(&v2_arn));
+    assert_eq!(
+        stack
+            .policy(BILLING_ROLE, &policy_name("agr-billing"))
+            .await,
+        before_billing
+    );
+
+    // The stream port is deleted: its agreements lose their grant and say why.
+    let mut provider = provider_with_bucket("orders-lake-v2");
+    provider["outputPorts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|p| p["id"] != "stream");
+    stack.sim.upsert_data_product(provider).unwrap();
+    let mut deleted = event_value(stack.sim.emit("OutputPortDeletedEvent", PROVIDER));
+    deleted["data"]["outputPortId"] = json!("stream");
+    let handled = stack.deliver(&function, &[deleted]).await;
+    assert_eq!(
+        outcomes_named(&handled, "requested")[0]["reconcile_requests"],
+        2,
+        "only the agreements on the deleted port: {}",
+        handled.dump()
+    );
+    assert!(
+        stack
+            .policy("shipments-consumer-v2", &policy_name("agr-stream"))
+            .await
+            .is_none()
+    );
+    assert!(
+        stack
+            .policy(BILLING_ROLE, &policy_name("agr-billing"))
+            .await
+            .is_none()
+    );
+    assert_status(&stack.agreement("agr-billing"), TAG_ERROR, None);
+    assert!(error_of(&stack.agreement("agr-billing")).contains("output port `stream`"));
+    assert!(
+        stack
+            .policy("shipments-consumer-v2", &policy_name("agr-bucket"))
+            .await
+            .is_some()
+    );
+    assert!(stack.ledger("agr-idle").await.is_none());
+}
+
+/// The agreements' grants as IAM holds them, for "nothing changed" checks.
+async fn iam_state(stack: &Stack) -> BTreeMap<(String, String), Value> {
+    stack
+        .grants(&[SHIPMENTS_ROLE, BILLING_ROLE, ANALYTICS_ROLE])
+        .await
+}
+
+/// A policy deleted by hand, one edited by hand, a deactivation whose event was lost, and a
+/// ledger entry whose agreement is gone from DMM: the dry run reports exactly these, changing
+/// nothing; the sweep repairs them through the queue; a second dry run finds nothing.
+#[tokio::test]
+async fn the_sweep_reports_drift_without_changes_then_repairs_it() {
+    let ids = [
+        "agr-ok",
+        "agr-deleted-policy",
+        "agr-edited",
+        "agr-missed",
+        "agr-gone",
+    ];
+    let stack = Stack::start(scenario(vec![
+        agreement("agr-ok", "bucket", by_product(SHIPMENTS)),
+        agreement(
+            "agr-deleted-policy",
+            "folder-inferred",
+            by_product(SHIPMENTS),
+        ),
+        agreement("agr-edited", "stream", by_product(BILLING)),
+        agreement("agr-missed", "bucket", by_team(ANALYTICS)),
+        agreement("agr-gone", "stream", by_product(SHIPMENTS)),
+        agreement("agr-never", "bucket", by_product(BILLING)),
+    ]))
+    .await;
+    stack.create_consumer_roles().await;
+    let function = stack.function(&[]).await;
+    activate(&stack, &function, &ids).await;
+
+    let clean = sweep(&function, "dry-run").await;
+    assert_eq!(clean["checked"], 6, "{clean}");
+    assert!(clean.get("drift").is_none(), "{clean}");
+
+    // Drift that no event reports.
+    stack
+        .iam
+        .delete_role_policy()
+        .role_name(SHIPMENTS_ROLE)
+        .policy_name(policy_name("agr-deleted-policy"))
+        .send()
+        .await
+        .unwrap();
+    stack
+        .put_policy(
+            BILLING_ROLE,
+            &policy_name("agr-edited"),
+            &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                    "Action": "s3:*", "Resource": "*"}]}),
+        )
+        .await;
+    stack.sim.deactivate("agr-missed").unwrap();
+    stack.sim.delete_agreement("agr-gone").unwrap();
+    let before = iam_state(&stack).await;
+    let puts = stack.sim.puts().len();
+
+    let report = sweep(&function, "dry-run").await;
+    assert_eq!(
+        (
+            &report["mode"],
+            &report["agreements"],
+            &report["ledgerOnly"],
+            &report["checked"]
+        ),
+        (&json!("dry-run"), &json!(5), &json!(1), &json!(6)),
+        "{report}"
+    );
+    assert_eq!(report["complete"], true);
+    let rows: BTreeMap<String, (String, Vec<String>)> = report["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let changes = r["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect();
+            (
+                r["agreementId"].as_str().unwrap().to_owned(),
+                (r["inDmm"].as_str().unwrap().to_owned(), changes),
+            )
+        })
+        .collect();
+    let p = policy_name;
+    let expected: BTreeMap<String, (String, Vec<String>)> = [
+        (
+            "agr-deleted-policy",
+            "active",
+            vec![format!(
+                "put {} on role {SHIPMENTS_ROLE} (missing)",
+                p("agr-deleted-policy")
+            )],
+        ),
+        (
+            "agr-edited",
+            "active",
+            vec![format!(
+                "put {} on role {BILLING_ROLE} (edited)",
+                p("agr-edited")
+            )],
+        ),
+        (
+            "agr-missed",
+            "inactive",
+            vec![
+                format!("delete {} from role {ANALYTICS_ROLE}", p("agr-missed")),
+                "delete the grant ledger entry".to_owned(),
+                "DMM status aws-integration-active -> aws-integration-inactive".to_owned(),
+            ],
+        ),
+        (
+            "agr-gone",
+            "not in DMM",
+            vec![
+                format!("delete {} from role {SHIPMENTS_ROLE}", p("agr-gone")),
+                "delete the grant ledger entry".to_owned(),
+            ],
+        ),
+    ]
+    .into_iter()
+    .map(|(id, state, changes)| (id.to_owned(), (state.to_owned(), changes)))
+    .collect();
+    assert_eq!(rows, expected, "{}", report["table"]);
+    let table = report["table"].as_str().unwrap();
+    eprintln!("dry-run report:\n{table}");
+    assert!(table.starts_with("AGREEMENT"), "{table}");
+    assert!(
+        table.ends_with("4 of 6 agreements drifted; 0 could not be checked; nothing was changed\n"),
+        "{table}"
+    );
+    assert_eq!(
+        iam_state(&stack).await,
+        before,
+        "a dry run writes nothing to IAM"
+    );
+    assert_eq!(
+        stack.sim.puts().len(),
+        puts,
+        "a dry run writes nothing to DMM"
+    );
+    assert!(stack.ledger("agr-gone").await.is_some());
+
+    // The scheduled sweep: one request per agreement, in each agreement's group.
+    let swept = sweep(&function, "all").await;
+    assert_eq!(swept["requested"], 6, "{swept}");
+    let queued = stack.receive().await;
+    let groups: Vec<&str> = queued
+        .iter()
+        .map(|r| r["attributes"]["MessageGroupId"].as_str().unwrap())
+        .collect();
+    assert!(
+        groups.contains(&"agr-gone") && groups.contains(&"agr-never"),
+        "{groups:?}"
+    );
+    stack
+        .settle(
+            &queued,
+            &queued
+                .iter()
+                .map(|r| r["messageId"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .await;
+    let handled = Handled::merge(stack.drain(&function, 10).await);
+    assert!(handled.failures.is_empty(), "{}", handled.dump());
+
+    assert_eq!(
+        stack.policy(SHIPMENTS_ROLE, &p("agr-deleted-policy")).await,
+        Some(expected_policy("folder-inferred"))
+    );
+    assert_eq!(
+        stack.policy(BILLING_ROLE, &p("agr-edited")).await,
+        Some(expected_policy("stream"))
+    );
+    assert!(
+        stack
+            .policy(ANALYTICS_ROLE, &p("agr-missed"))
+            .await
+            .is_none()
+    );
+    assert_status(&stack.agreement("agr-missed"), TAG_INACTIVE, None);
+    assert!(stack.policy(SHIPMENTS_ROLE, &p("agr-gone")).await.is_none());
+    assert!(stack.ledger("agr-gone").await.is_none());
+    assert_eq!(
+        stack.ledger_keys().await,
+        ["agr-ok", "agr-deleted-policy", "agr-edited"]
+            .iter()
+            .map(|id| format!("grants/{id}.json"))
+            .collect::<BTreeSet<String>>()
+    );
+
+    let after = sweep(&function, "dry-run").await;
+    assert!(after.get("drift").is_none(), "{after}");
+    assert_eq!(
+        after["table"],
+        "AGREEMENT  IN DMM  WHAT A RECONCILE WOULD CHANGE\n0 of 5 agreements drifted; 0 could not be checked; nothing was changed\n"
+    );
+}
+
+/// A sweep request the function does not know is an invocation error, not an empty success.
+#[tokio::test]
+async fn an_unknown_sweep_mode_fails_the_invocation() {
+    let stack = Stack::start(scenario(vec![])).await;
+    let function = stack.function(&[]).await;
+    let answer = function
+        .lambda
+        .invoke(json!({"reconcile": "everything"}), TIMEOUT)
+        .await;
+    assert!(answer.is_err(), "{answer:?}");
+    assert!(stack.receive().await.is_empty());
+}
