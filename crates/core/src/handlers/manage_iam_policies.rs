@@ -16,10 +16,10 @@ use crate::aws::ledger::{GrantLedger, S3Ledger};
 use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
 use crate::config::{self, ConfigError, Env};
-use crate::dmm::{Agreement, AgreementApi, DmmClient, FeedEvent};
+use crate::dmm::{Agreement, AgreementApi, DmmClient, DmmError, FeedEvent, ModelError};
 use crate::feed::event_types;
 use crate::policy::{
-    Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleGuard,
+    Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleArn, RoleGuard,
 };
 use crate::reconcile::converge::{AccountIam, AgreementIam, Converger, Granted};
 use crate::reconcile::directory::BatchDirectory;
@@ -43,6 +43,20 @@ pub struct ManageIamPoliciesConfig {
 
 impl ManageIamPoliciesConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let managed_accounts = match env.optional(config::MANAGED_ACCOUNTS) {
+            None => ManagedAccounts::default(),
+            Some(json) => ManagedAccounts::parse(&json).map_err(|reason| ConfigError::Invalid {
+                name: config::MANAGED_ACCOUNTS,
+                reason,
+            })?,
+        };
+        // The management roles are the integration's own roles in the managed accounts: a DMM
+        // consumer naming one must never have data access stacked onto it.
+        let management_roles = managed_accounts
+            .accounts()
+            .filter_map(|account| managed_accounts.get(account))
+            .filter_map(|managed| RoleArn::parse(&managed.role_arn).ok())
+            .map(|arn| arn.name().to_string());
         let protected: Vec<String> = env
             .optional(config::PROTECTED_ROLE_NAMES)
             .map(|names| {
@@ -51,9 +65,12 @@ impl ManageIamPoliciesConfig {
                     .map(str::trim)
                     .filter(|n| !n.is_empty())
                     .map(str::to_owned)
-                    .collect()
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .chain(management_roles)
+            .collect();
         let path_prefix = env
             .optional(config::MANAGED_ROLE_PATH_PREFIX)
             .unwrap_or_else(|| DEFAULT_ROLE_PATH_PREFIX.to_owned());
@@ -70,13 +87,6 @@ impl ManageIamPoliciesConfig {
                 ),
             }
         })?;
-        let managed_accounts = match env.optional(config::MANAGED_ACCOUNTS) {
-            None => ManagedAccounts::default(),
-            Some(json) => ManagedAccounts::parse(&json).map_err(|reason| ConfigError::Invalid {
-                name: config::MANAGED_ACCOUNTS,
-                reason,
-            })?,
-        };
         Ok(Self {
             dmm: DmmSettings::from_env(env)?,
             bucket_name: env.required(config::BUCKET_NAME)?,
@@ -105,6 +115,16 @@ pub struct ItemFailure {
 enum Outcome {
     /// Not a CloudEvent with an id; it can never succeed, so it is acknowledged.
     Unreadable(String),
+    /// The agreement id cannot be put in a DMM URL (`.`, `..`, over 512 bytes; shortened and
+    /// escaped here): there is no document to read, nor one to write an error status to, and no
+    /// retry changes the id. Acknowledged without any write.
+    UnusableId { id: String },
+    /// DMM sent the agreement in a form that must not be acted on (duplicated keys, another
+    /// id); see [`ManageIamPolicies::unusable_agreement`]. Acknowledged.
+    UnusableAgreement {
+        cause: ModelError,
+        iam_writes: usize,
+    },
     /// An event type the integration does not act on.
     Ignored,
     /// A data product change: reconcile requests queued for the agreements it affects.
@@ -128,6 +148,8 @@ impl Outcome {
     fn name(&self) -> &'static str {
         match self {
             Self::Unreadable(_) => "unreadable",
+            Self::UnusableId { .. } => "unusable_id",
+            Self::UnusableAgreement { .. } => "unusable_agreement",
             Self::Ignored => "ignored",
             Self::Requested(_) => "requested",
             Self::Granted { iam_writes: 0, .. } | Self::Revoked { iam_writes: 0, .. } => {
@@ -357,17 +379,20 @@ impl ManageIamPolicies {
         directory: &BatchDirectory<'_>,
         scope: &Scope,
     ) -> Result<Outcome, Retry> {
-        let agreement = dmm.get_agreement(api, agreement_id).await?;
         let iam = self.agreement_iam(agreement_id, scope);
         let converger = Converger::new(&iam, &self.ledger, &self.config.guard);
+        let found = match dmm.get_agreement(api, agreement_id).await {
+            Ok(found) => found,
+            Err(DmmError::InvalidId { id, .. }) => return Ok(Outcome::UnusableId { id }),
+            Err(DmmError::Unusable(cause)) => {
+                return self
+                    .unusable_agreement(&converger, agreement_id, cause)
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let (converged, update) = self
-            .decide(
-                &converger,
-                agreement_id,
-                agreement.as_ref(),
-                directory,
-                scope,
-            )
+            .decide(&converger, agreement_id, found.as_ref(), directory, scope)
             .await?;
         let status_written = match update {
             Some(updated) => {
@@ -460,6 +485,42 @@ impl ManageIamPolicies {
         Ok((converged, update))
     }
 
+    /// DMM sent the agreement document in a form that must not be acted on: a key twice with
+    /// different values (say two `consumer` objects), or a document naming another id.
+    ///
+    /// Fail closed: whatever the ledger records for the agreement is revoked, as for a deleted
+    /// agreement, because nobody can tell which version the people who approved it saw.
+    ///
+    /// The error status is deliberately *not* written back. A PUT takes the whole document, and
+    /// any document the integration writes must pick one of the duplicated values (the parsed
+    /// document keeps the last): the PUT would turn the ambiguous document into a clean one
+    /// carrying the integration's pick, and the `AccessUpdatedEvent` it causes would then grant
+    /// from it. Writing only the unambiguous parts is impossible for the same reason. So the
+    /// message is acknowledged (retrying reads the same document) with a WARN log naming the
+    /// event, the agreement and the duplicated key, and counted as unreadable.
+    async fn unusable_agreement<A, L>(
+        &self,
+        converger: &Converger<'_, A, L>,
+        agreement_id: &str,
+        cause: ModelError,
+    ) -> Result<Outcome, Retry>
+    where
+        A: AccountIam,
+        L: GrantLedger,
+    {
+        match converger.revoke(agreement_id, None).await {
+            Ok(iam_writes) => Ok(Outcome::UnusableAgreement { cause, iam_writes }),
+            Err(ReconcileError::Retry(e)) => Err(e),
+            Err(ReconcileError::Permanent(e)) => {
+                tracing::warn!(agreement_id, error = %e, "could not revoke a refused agreement");
+                Ok(Outcome::UnusableAgreement {
+                    cause,
+                    iam_writes: converger.iam_writes(),
+                })
+            }
+        }
+    }
+
     /// A permanent problem: whatever the agreement had is revoked (no access is better than
     /// access nobody can explain), and the cause becomes the agreement's error status. That
     /// includes a grant on the consumer's current role the ledger does not know, e.g. one the
@@ -536,7 +597,10 @@ fn batch_metrics(outcomes: &[&'static str], retries: usize) -> Metrics {
         .count("ErrorStatuses", count("error_status"))
         .count("Ignored", count("ignored"))
         .count("ProductChanges", count("requested"))
-        .count("Unreadable", count("unreadable"))
+        .count(
+            "Unreadable",
+            count("unreadable") + count("unusable_id") + count("unusable_agreement"),
+        )
         .count("Retries", retries);
     metrics
 }
@@ -559,7 +623,11 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             iam_writes,
             status_written,
         } => (*iam_writes, *status_written),
-        Outcome::Unreadable(_) | Outcome::Ignored | Outcome::Requested(_) => (0, false),
+        Outcome::UnusableAgreement { iam_writes, .. } => (*iam_writes, false),
+        Outcome::Unreadable(_)
+        | Outcome::Ignored
+        | Outcome::Requested(_)
+        | Outcome::UnusableId { .. } => (0, false),
     };
     match outcome {
         Outcome::Unreadable(reason) => tracing::warn!(
@@ -567,6 +635,29 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             outcome = outcome.name(),
             reason,
             "message is not a DMM CloudEvent; acknowledged"
+        ),
+        Outcome::UnusableId { id } => tracing::warn!(
+            message_id,
+            event_id,
+            event_type,
+            id_excerpt = id.as_str(),
+            outcome = outcome.name(),
+            iam_writes,
+            status_written,
+            duration_ms,
+            "agreement id cannot be used in a DMM URL; acknowledged without reading or writing"
+        ),
+        Outcome::UnusableAgreement { cause, .. } => tracing::warn!(
+            message_id,
+            event_id,
+            event_type,
+            agreement_id,
+            outcome = outcome.name(),
+            cause = %cause,
+            iam_writes,
+            status_written,
+            duration_ms,
+            "agreement document refused; its recorded grants are revoked, no status is written"
         ),
         Outcome::Failed { .. } => tracing::warn!(
             message_id,
