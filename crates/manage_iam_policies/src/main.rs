@@ -53,9 +53,9 @@ async fn main() -> Result<(), Error> {
             let context = &event.context;
             let arn = &context.invoked_function_arn;
             Ok::<_, Error>(match event.payload {
-                Invocation::Sqs(batch) => {
-                    Response::Batch(Box::pin(function.handle(batch, arn)).await?)
-                }
+                Invocation::Sqs(batch) => Response::Batch(
+                    Box::pin(function.handle(batch, arn, context.deadline())).await?,
+                ),
                 Invocation::Sweep(request) => {
                     let deadline = context.deadline();
                     let sweep = function.sweep(request, arn, &context.request_id, deadline);

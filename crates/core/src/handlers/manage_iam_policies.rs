@@ -3,14 +3,14 @@
 pub mod sweep;
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{ConnectError, DmmSettings, LazyDmm};
+use super::{ConnectError, DmmSettings, LazyDmm, deadline_instant};
 use crate::aws::accounts::{AccountClients, ManagedAccounts, StsAssumer};
 use crate::aws::ledger::{GrantLedger, S3Ledger};
 use crate::aws::queue::SqsQueue;
@@ -216,11 +216,15 @@ impl ManageIamPolicies {
     /// One SQS batch. Groups (one per agreement) run concurrently, the records of a group in
     /// order; after a record fails, it and every later record of its group are reported as
     /// failures, so SQS redelivers them in the original order.
+    ///
+    /// `deadline` is the invocation's: see [`TimeBox`].
     pub async fn handle(
         &self,
         event: SqsEvent,
         function_arn: &str,
+        deadline: SystemTime,
     ) -> Result<BatchResponse, ConnectError> {
+        let time = TimeBox::until(deadline);
         let dmm = self.dmm.client().await?;
         let directory = BatchDirectory::new(dmm);
         let scope = self.scope(function_arn);
@@ -241,7 +245,7 @@ impl ManageIamPolicies {
         let results = futures::future::join_all(
             groups
                 .iter()
-                .map(|(_, records)| self.handle_group(records, dmm, &directory, &scope)),
+                .map(|(_, records)| self.handle_group(records, dmm, &directory, &scope, time)),
         )
         .await;
         let mut failures = Vec::new();
@@ -262,6 +266,7 @@ impl ManageIamPolicies {
         dmm: &DmmClient,
         directory: &BatchDirectory<'_>,
         scope: &Scope,
+        time: TimeBox,
     ) -> (Vec<ItemFailure>, Vec<&'static str>) {
         let mut failures = Vec::new();
         let mut outcomes = Vec::new();
@@ -274,9 +279,38 @@ impl ManageIamPolicies {
                 continue;
             }
             let started = Instant::now();
+            if started >= time.start_by {
+                tracing::warn!(
+                    message_id,
+                    outcome = "retry",
+                    "too little time left in this invocation to start the message; given back to SQS"
+                );
+                failures.push(ItemFailure {
+                    item_identifier: message_id,
+                });
+                continue;
+            }
             let body = record.body.as_deref().unwrap_or_default();
             tracing::debug!(message_id, body, "message received");
-            match self.handle_message(body, dmm, directory, scope).await {
+            let Ok(handled) = tokio::time::timeout_at(
+                time.answer_by.into(),
+                self.handle_message(body, dmm, directory, scope),
+            )
+            .await
+            else {
+                tracing::error!(
+                    message_id,
+                    outcome = "retry",
+                    error = %Retry::Deadline,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "abandoned at the invocation's deadline; will be retried by SQS"
+                );
+                failures.push(ItemFailure {
+                    item_identifier: message_id,
+                });
+                continue;
+            };
+            match handled {
                 Ok((event, outcome)) => {
                     log_outcome(&message_id, event.as_ref(), &outcome, started);
                     outcomes.push(outcome.name());
@@ -555,6 +589,34 @@ impl ManageIamPolicies {
                 Ok(())
             }
             Err(ReconcileError::Retry(e)) => Err(e),
+        }
+    }
+}
+
+/// Time kept after the last record to answer SQS.
+const REPORT_GRACE: Duration = Duration::from_secs(1);
+/// No record is started with less time than this left before answering: a record started later
+/// would likely be abandoned halfway.
+const START_MARGIN: Duration = Duration::from_secs(2);
+
+/// When a batch must answer. Records not started by `start_by` are given back to SQS untouched,
+/// and a record still running at `answer_by` (DMM answering slowly, a long Retry-After) is
+/// abandoned, which converging tolerates like a crash (the ledger is written first; ADR 002).
+/// The function then answers with a partial batch instead of being killed by its timeout, which
+/// would hand every record of the batch back, the finished ones included.
+#[derive(Debug, Clone, Copy)]
+struct TimeBox {
+    start_by: Instant,
+    answer_by: Instant,
+}
+
+impl TimeBox {
+    fn until(deadline: SystemTime) -> Self {
+        let end = deadline_instant(deadline);
+        let answer_by = end.checked_sub(REPORT_GRACE).unwrap_or(end);
+        Self {
+            start_by: answer_by.checked_sub(START_MARGIN).unwrap_or(answer_by),
+            answer_by,
         }
     }
 }

@@ -114,6 +114,10 @@ pub enum Retry {
     Account(AccountError),
     #[error("{0}")]
     Setup(String),
+    /// The invocation was about to end while the message was still being converged; it was
+    /// abandoned (safe at any point, like a crash) and is retried.
+    #[error("the invocation's time ran out before the message was converged")]
+    Deadline,
     /// Reconcile requests (change propagation, drift sweep) could not be queued.
     #[error("queueing reconcile requests failed: {0}")]
     Queue(QueueError),
