@@ -43,6 +43,7 @@ resource "aws_lambda_function" "manage_iam_policies" {
       protected_role_names      = join(",", local.protected_role_names)
       managed_accounts          = jsonencode(var.managed_accounts)
       dmm_request_timeout_ms    = tostring(var.dmm_request_timeout_ms)
+      aws_operation_timeout_ms  = tostring(var.aws_operation_timeout_ms)
       log_level                 = var.log_level
     }
   }
@@ -79,6 +80,10 @@ resource "aws_lambda_function" "manage_iam_policies" {
     precondition {
       condition     = var.dmm_request_timeout_ms < var.manage_iam_policies_timeout_seconds * 1000
       error_message = "dmm_request_timeout_ms must be below manage_iam_policies_timeout_seconds * 1000."
+    }
+    precondition {
+      condition     = var.aws_operation_timeout_ms < var.manage_iam_policies_timeout_seconds * 1000
+      error_message = "aws_operation_timeout_ms must be below manage_iam_policies_timeout_seconds * 1000."
     }
   }
 }

@@ -42,6 +42,7 @@ resource "aws_lambda_function" "poll_feed" {
       sqs_queue_url             = aws_sqs_queue.events.url
       forward_all_events        = tostring(var.forward_all_events)
       dmm_request_timeout_ms    = tostring(var.dmm_request_timeout_ms)
+      aws_operation_timeout_ms  = tostring(var.aws_operation_timeout_ms)
       deadline_margin_ms        = tostring(var.deadline_margin_ms)
       log_level                 = var.log_level
     }
@@ -69,6 +70,10 @@ resource "aws_lambda_function" "poll_feed" {
     precondition {
       condition     = var.deadline_margin_ms < var.poll_feed_timeout_seconds * 1000 && var.dmm_request_timeout_ms < var.poll_feed_timeout_seconds * 1000
       error_message = "deadline_margin_ms and dmm_request_timeout_ms must both be below poll_feed_timeout_seconds * 1000."
+    }
+    precondition {
+      condition     = var.aws_operation_timeout_ms < var.poll_feed_timeout_seconds * 1000
+      error_message = "aws_operation_timeout_ms must be below poll_feed_timeout_seconds * 1000."
     }
   }
 }

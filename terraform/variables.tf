@@ -86,6 +86,17 @@ variable "dmm_request_timeout_ms" {
   }
 }
 
+variable "aws_operation_timeout_ms" {
+  type        = number
+  default     = 25000
+  description = "Longest one AWS call (S3, SQS, IAM, STS, Secrets Manager) may take including the SDK's retries, in milliseconds, both functions (env `aws_operation_timeout_ms`); each attempt gets two fifths of it, connecting at most 3 s (ADR 015)."
+
+  validation {
+    condition     = var.aws_operation_timeout_ms >= 1000 && floor(var.aws_operation_timeout_ms) == var.aws_operation_timeout_ms
+    error_message = "aws_operation_timeout_ms must be a whole number of at least 1000."
+  }
+}
+
 # --- State bucket ----------------------------------------------------------------------------
 
 variable "bucket_name" {

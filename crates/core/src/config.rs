@@ -25,6 +25,9 @@ pub const SQS_QUEUE_URL: &str = "sqs_queue_url";
 pub const FORWARD_ALL_EVENTS: &str = "forward_all_events";
 /// Timeout of one DMM HTTP request, in milliseconds.
 pub const DMM_REQUEST_TIMEOUT_MS: &str = "dmm_request_timeout_ms";
+/// Longest an AWS call (S3, SQS, IAM, STS, Secrets Manager) may take including the SDK's
+/// retries, in milliseconds; one attempt gets two fifths of it (ADR 015).
+pub const AWS_OPERATION_TIMEOUT_MS: &str = "aws_operation_timeout_ms";
 /// poll_feed stops starting new pages once less than this many milliseconds are left.
 pub const DEADLINE_MARGIN_MS: &str = "deadline_margin_ms";
 /// Log filter (`error`, `warn`, `info`, `debug`, or a tracing directive).
@@ -52,6 +55,7 @@ pub const POLL_FEED_VARIABLES: &[&str] = &[
     SQS_QUEUE_URL,
     FORWARD_ALL_EVENTS,
     DMM_REQUEST_TIMEOUT_MS,
+    AWS_OPERATION_TIMEOUT_MS,
     DEADLINE_MARGIN_MS,
     LOG_LEVEL,
 ];
@@ -67,6 +71,7 @@ pub const MANAGE_IAM_POLICIES_VARIABLES: &[&str] = &[
     PROTECTED_ROLE_NAMES,
     MANAGED_ACCOUNTS,
     DMM_REQUEST_TIMEOUT_MS,
+    AWS_OPERATION_TIMEOUT_MS,
     LOG_LEVEL,
 ];
 

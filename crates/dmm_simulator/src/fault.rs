@@ -7,8 +7,8 @@ use crate::Error;
 /// What goes wrong with a matching request.
 ///
 /// `Status` and `TooManyRequests` answer before the request reaches DMM's logic, so nothing is
-/// applied. `Delay`, `MalformedJson` and `TruncatedPage` let the request be processed first and
-/// spoil only the response: a client that times out or fails to parse cannot know whether its PUT
+/// applied. `Delay`, `MalformedJson`, `TruncatedPage` and `RawBody` let the request be processed
+/// first and spoil only the response: a client that times out or fails to parse cannot know whether its PUT
 /// was applied, which is exactly the case it must tolerate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
@@ -27,6 +27,10 @@ pub enum FaultKind {
     MalformedJson,
     /// Cut the body in the middle (a JSON array that ends abruptly), keeping status and headers.
     TruncatedPage,
+    /// Replace the body with exactly this text, keeping status and headers: a document the
+    /// simulator's JSON store cannot hold, e.g. one with a key twice (`{"id":"a","id":"b"}`).
+    /// Arm it for as many requests as the test needs (`times`).
+    RawBody { body: String },
 }
 
 /// A fault armed for the next `times` API requests whose path starts with `path_prefix`.
@@ -153,6 +157,15 @@ mod tests {
         );
         let fault: Fault = serde_json::from_value(json!({"kind": "truncatedPage"})).unwrap();
         assert_eq!(fault, Fault::new(FaultKind::TruncatedPage));
+        let fault: Fault =
+            serde_json::from_value(json!({"kind": "rawBody", "body": "{\"a\":1,\"a\":2}"}))
+                .unwrap();
+        assert_eq!(
+            fault,
+            Fault::new(FaultKind::RawBody {
+                body: r#"{"a":1,"a":2}"#.into()
+            })
+        );
     }
 
     #[test]

@@ -176,6 +176,7 @@ async fn api_gate(State(shared): State<AppState>, request: Request, next: Next) 
         Some(FaultKind::TruncatedPage) => {
             replace_body(response, |body| body.slice(..body.len() / 2)).await
         }
+        Some(FaultKind::RawBody { body }) => replace_body(response, |_| Bytes::from(body)).await,
         _ => response,
     }
 }

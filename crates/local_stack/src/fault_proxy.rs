@@ -1,5 +1,5 @@
-//! A fault-injecting HTTP/1.1 proxy in front of moto (SPEC §6 tests): AWS 5xx, throttling and
-//! connection resets on chosen calls, decided by a seeded generator so a failing run can be
+//! A fault-injecting HTTP/1.1 proxy in front of moto (SPEC §6 tests): AWS 5xx, throttling,
+//! connection resets and stalls on chosen calls, decided by a seeded generator so a failing run can be
 //! replayed.
 //!
 //! Requests are forwarded as they arrived: same method, target, headers (including `Host`, which
@@ -16,6 +16,7 @@
 //! | `ServiceUnavailable`| 503 `ServiceUnavailable`  | 503 `ServiceUnavailable` | 503 `ServiceUnavailable` |
 //! | `Throttling`        | 503 `SlowDown`            | 400 `Throttling`      | 400 `ThrottlingException`   |
 //! | `ConnectionReset`   | the connection is reset (TCP RST) without a response                    |
+//! | `Stall`             | the request is read and never answered: only the client's timeout ends it |
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,6 +50,9 @@ pub enum Fault {
     Throttling,
     /// Closes the connection with a TCP reset after reading the request, without a response.
     ConnectionReset,
+    /// Reads the request and never answers, as a hung service or a black-holed connection does;
+    /// the connection stays open until the client gives up (or the proxy is dropped).
+    Stall,
 }
 
 /// Which requests a rule applies to; every field that is set must match.
@@ -175,12 +179,17 @@ pub struct FaultStats {
     pub service_unavailable: u64,
     pub throttling: u64,
     pub connection_reset: u64,
+    pub stall: u64,
 }
 
 impl FaultStats {
     /// Faults injected, of any kind.
     pub fn injected(&self) -> u64 {
-        self.internal_error + self.service_unavailable + self.throttling + self.connection_reset
+        self.internal_error
+            + self.service_unavailable
+            + self.throttling
+            + self.connection_reset
+            + self.stall
     }
 
     /// Faults injected of one kind.
@@ -190,6 +199,7 @@ impl FaultStats {
             Fault::ServiceUnavailable => self.service_unavailable,
             Fault::Throttling => self.throttling,
             Fault::ConnectionReset => self.connection_reset,
+            Fault::Stall => self.stall,
         }
     }
 
@@ -199,6 +209,7 @@ impl FaultStats {
             Fault::ServiceUnavailable => &mut self.service_unavailable,
             Fault::Throttling => &mut self.throttling,
             Fault::ConnectionReset => &mut self.connection_reset,
+            Fault::Stall => &mut self.stall,
         } += 1;
     }
 }
@@ -392,6 +403,9 @@ impl Shared {
                 reset.store(true, Ordering::SeqCst);
                 Err(Reset)
             }
+            // Ends when the client closes the connection (hyper drops this future) or the proxy
+            // is dropped (its connection tasks are aborted).
+            Some(Fault::Stall) => std::future::pending().await,
             Some(fault) => Ok(call.error_response(fault)),
             None => {
                 let response = self
@@ -555,7 +569,9 @@ impl Call {
             }
             (Fault::Throttling, Protocol::Query) => (400, "Throttling", "Rate exceeded"),
             (Fault::Throttling, Protocol::Json) => (400, "ThrottlingException", "Rate exceeded"),
-            (Fault::ConnectionReset, _) => unreachable!("a reset has no response"),
+            (Fault::ConnectionReset | Fault::Stall, _) => {
+                unreachable!("a reset or a stall has no response")
+            }
         };
         let request_id = "fault-proxy-0000-0000-0000-000000000000";
         let (content_type, body) = match self.protocol {

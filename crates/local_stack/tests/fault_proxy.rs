@@ -3,10 +3,11 @@
 //! the error class the retry logic expects, and a seed replays the same faults.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::Credentials;
 use aws_runtime::retries::classifiers::THROTTLING_ERRORS;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -50,7 +51,15 @@ impl Stack {
     }
 
     fn clients(&self, retry: RetryConfig) -> Clients {
-        let config = self.via_proxy(&self.admin, retry);
+        self.clients_with(retry, None)
+    }
+
+    /// Clients through the proxy, with `timeouts` when given (the SDK's defaults otherwise).
+    fn clients_with(&self, retry: RetryConfig, timeouts: Option<TimeoutConfig>) -> Clients {
+        let mut config = self.via_proxy(&self.admin, retry);
+        if let Some(timeouts) = timeouts {
+            config = config.into_builder().timeout_config(timeouts).build();
+        }
         Clients {
             s3: s3_client(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
@@ -157,6 +166,8 @@ enum Outcome {
     },
     /// `SdkError::DispatchFailure` classified as an I/O error (connection reset).
     Io,
+    /// `SdkError::TimeoutError`: the client's own timeout ended the call.
+    Timeout,
     Other(String),
 }
 
@@ -171,6 +182,7 @@ where
             code: context.err().code().unwrap_or("(none)").to_owned(),
         },
         Err(SdkError::DispatchFailure(failure)) if failure.is_io() => Outcome::Io,
+        Err(SdkError::TimeoutError(_)) => Outcome::Timeout,
         Err(other) => Outcome::Other(format!("{other:?}")),
     }
 }
@@ -318,6 +330,9 @@ async fn each_fault_reaches_the_sdk_as_the_error_its_retry_logic_expects() {
         (Fault::Throttling, "iam" | "sts") => service_error(400, "Throttling"),
         (Fault::Throttling, _) => service_error(400, "ThrottlingException"),
         (Fault::ConnectionReset, _) => Outcome::Io,
+        (Fault::Stall, _) => {
+            unreachable!("see a_stall_is_ended_only_by_the_clients_timeout_and_then_retried")
+        }
     };
     let faults = [
         Fault::InternalError,
@@ -405,6 +420,62 @@ async fn the_sdk_retry_recovers_from_a_fault_on_one_attempt() {
         service_error(400, "ThrottlingException")
     );
     assert_eq!(stack.proxy.stats().throttling, 2);
+}
+
+/// A stalled request is never answered: only the client's attempt timeout ends the call (the
+/// functions' AWS timeouts rely on that, ADR 015), and with retries the next attempt succeeds.
+#[tokio::test]
+async fn a_stall_is_ended_only_by_the_clients_timeout_and_then_retried() {
+    let stack = Stack::start().await;
+    let queue_url = stack.fixtures().await;
+    let attempt = Duration::from_millis(400);
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(attempt)
+        .build();
+    let stall_next = |service: &str| {
+        stack.proxy.set_faults(FaultPlan::seeded(1).with(
+            Fault::Stall,
+            Matcher::service(service),
+            Trigger::Next(1),
+        ));
+    };
+
+    let aws = stack.clients_with(RetryConfig::disabled(), Some(timeouts.clone()));
+    for service in SERVICES {
+        stall_next(service);
+        let started = Instant::now();
+        assert_eq!(
+            aws.call(service, &queue_url).await,
+            Outcome::Timeout,
+            "{service}"
+        );
+        let took = started.elapsed();
+        assert!(took >= attempt && took < attempt * 5, "{service}: {took:?}");
+        // `Next(1)` is spent: the same call goes through again.
+        assert_eq!(
+            aws.call(service, &queue_url).await,
+            Outcome::Ok,
+            "{service}"
+        );
+    }
+    let stats = stack.proxy.stats();
+    assert_eq!(stats.stall, SERVICES.len() as u64);
+    assert_eq!(stats.injected(), stats.stall);
+    assert_eq!(stats.of(Fault::Stall), stats.stall);
+
+    // The SDK classifies the timed-out attempt as transient and retries it.
+    let aws = stack.clients_with(quick_retries(2), Some(timeouts));
+    stack.proxy.reset_stats();
+    stall_next("iam");
+    assert_eq!(aws.call("iam", &queue_url).await, Outcome::Ok);
+    let stats = stack.proxy.stats();
+    assert_eq!((stats.requests, stats.stall, stats.forwarded), (2, 1, 1));
+
+    // Without any timeout, a stalled call is still waiting long after the attempt timeout.
+    let aws = stack.clients_with(RetryConfig::disabled(), Some(TimeoutConfig::disabled()));
+    stall_next("sts");
+    let waiting = tokio::time::timeout(attempt * 5, aws.call("sts", &queue_url)).await;
+    assert!(waiting.is_err(), "{waiting:?}");
 }
 
 /// Sends one message after another (no retries) and records what the SDK saw.

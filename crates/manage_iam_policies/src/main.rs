@@ -34,10 +34,12 @@ async fn main() -> Result<(), Error> {
     telemetry::init(env.optional(config::LOG_LEVEL).as_deref());
     // A configuration error does not end the process: every invocation reports it, naming the
     // variable, where an operator looks first.
-    let function = match ManageIamPoliciesConfig::from_env(&env) {
-        Ok(config) => Ok(ManageIamPolicies::new(
+    let config = ManageIamPoliciesConfig::from_env(&env)
+        .and_then(|config| Ok((config, aws::AwsTimeouts::from_env(&env)?)));
+    let function = match config {
+        Ok((config, timeouts)) => Ok(ManageIamPolicies::new(
             config,
-            &aws::load_sdk_config().await,
+            &aws::load_sdk_config(timeouts).await,
         )),
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
@@ -51,9 +53,9 @@ async fn main() -> Result<(), Error> {
             let context = &event.context;
             let arn = &context.invoked_function_arn;
             Ok::<_, Error>(match event.payload {
-                Invocation::Sqs(batch) => {
-                    Response::Batch(Box::pin(function.handle(batch, arn)).await?)
-                }
+                Invocation::Sqs(batch) => Response::Batch(
+                    Box::pin(function.handle(batch, arn, context.deadline())).await?,
+                ),
                 Invocation::Sweep(request) => {
                     let deadline = context.deadline();
                     let sweep = function.sweep(request, arn, &context.request_id, deadline);

@@ -194,7 +194,7 @@ async fn the_sweep_reports_drift_without_changes_then_repairs_it() {
         "agr-missed",
         "agr-gone",
     ];
-    let stack = Stack::start(scenario(vec![
+    let mut organisation = scenario(vec![
         agreement("agr-ok", "bucket", by_product(SHIPMENTS)),
         agreement(
             "agr-deleted-policy",
@@ -205,8 +205,10 @@ async fn the_sweep_reports_drift_without_changes_then_repairs_it() {
         agreement("agr-missed", "bucket", by_team(ANALYTICS)),
         agreement("agr-gone", "stream", by_product(SHIPMENTS)),
         agreement("agr-never", "bucket", by_product(BILLING)),
-    ]))
-    .await;
+    ]);
+    // Two agreements per page of GET /api/access: the sweep must read every page.
+    organisation.list_page_size = 2;
+    let stack = Stack::start(organisation).await;
     stack.create_consumer_roles().await;
     let function = stack.function(&[]).await;
     activate(&stack, &function, &ids).await;

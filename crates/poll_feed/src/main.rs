@@ -12,8 +12,10 @@ async fn main() -> Result<(), Error> {
     telemetry::init(env.optional(config::LOG_LEVEL).as_deref());
     // A configuration error does not end the process: every invocation reports it, naming the
     // variable, where an operator looks first.
-    let function = match PollFeedConfig::from_env(&env) {
-        Ok(config) => Ok(PollFeed::new(config, &aws::load_sdk_config().await)),
+    let config = PollFeedConfig::from_env(&env)
+        .and_then(|config| Ok((config, aws::AwsTimeouts::from_env(&env)?)));
+    let function = match config {
+        Ok((config, timeouts)) => Ok(PollFeed::new(config, &aws::load_sdk_config(timeouts).await)),
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
             Err(e)

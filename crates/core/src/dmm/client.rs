@@ -8,6 +8,8 @@ use serde_json::value::RawValue;
 
 use super::ApiKey;
 use super::model::{Agreement, DataProduct, FeedEvent, ModelError, Team};
+use super::strict_json::{self, StrictError};
+use crate::policy::shown;
 
 /// Accept header of the HTTP feed (a batch of CloudEvents).
 const CLOUDEVENTS_BATCH: &str = "application/cloudevents-batch+json";
@@ -109,8 +111,17 @@ pub enum DmmError {
         path: String,
         reason: String,
     },
-    #[error("`{id}` is not a usable DMM id (empty, `.`/`..`, or over 512 bytes)")]
-    InvalidId { id: String },
+    /// An id that cannot be put in a URL path (empty, `.`, `..`, over 512 bytes). It names no
+    /// document the integration can read or write, and never will: permanent.
+    #[error(
+        "the {what} id `{id}` cannot be used in a DMM URL (it is empty, `.`, `..` or over 512 \
+         bytes)"
+    )]
+    InvalidId { what: &'static str, id: String },
+    /// DMM sent a well-formed document the integration must not act on (duplicated keys, an
+    /// agreement naming another id). The same document gives the same answer: permanent.
+    #[error("{0}")]
+    Unusable(ModelError),
     #[error("invalid DMM base URL `{0}`")]
     BaseUrl(String),
 }
@@ -136,6 +147,8 @@ enum Attempt {
     },
     Network(String),
     Malformed(String),
+    /// Parsed, but not to be used: retrying would read the same document.
+    Unusable(ModelError),
 }
 
 impl Attempt {
@@ -145,6 +158,7 @@ impl Attempt {
                 status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
             }
             Self::Network(_) | Self::Malformed(_) => true,
+            Self::Unusable(_) => false,
         }
     }
 }
@@ -226,9 +240,12 @@ impl DmmClient {
         Ok(url)
     }
 
-    fn checked_id(id: &str) -> Result<&str, DmmError> {
+    fn checked_id<'i>(what: &'static str, id: &'i str) -> Result<&'i str, DmmError> {
         if id.is_empty() || id == "." || id == ".." || id.len() > 512 {
-            return Err(DmmError::InvalidId { id: excerpt(id) });
+            return Err(DmmError::InvalidId {
+                what,
+                id: shown(id),
+            });
         }
         Ok(id)
     }
@@ -241,7 +258,7 @@ impl DmmClient {
         url: Url,
         accept: &'static str,
         body: Option<&Value>,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, Attempt>,
     ) -> Result<Option<T>, DmmError> {
         let path = url.path().to_owned();
         let attempt = || async {
@@ -266,7 +283,7 @@ impl DmmClient {
                 .await
                 .map_err(|e| Attempt::Network(e.without_url().to_string()))?;
             if status.is_success() {
-                parse(&text).map(Some).map_err(Attempt::Malformed)
+                parse(&text).map(Some)
             } else {
                 Err(Attempt::Status {
                     status,
@@ -335,17 +352,30 @@ impl DmmClient {
                 path: path.clone(),
                 reason,
             },
+            Attempt::Unusable(source) => DmmError::Unusable(source),
         })
     }
 
+    /// GETs one document (`what` `id`, for messages). Duplicated keys make it unusable (see
+    /// [`strict_json`]); a body that is not JSON, or JSON of the wrong shape, is retried like a
+    /// 5xx, as a gateway's error page would be.
     async fn get_document<T>(
         &self,
         url: Url,
-        from_value: impl Fn(Value) -> Result<T, ModelError>,
+        what: &'static str,
+        id: &str,
+        from_value: impl Fn(Value) -> Result<T, Attempt>,
     ) -> Result<Option<T>, DmmError> {
         self.call(Method::GET, url, "application/json", None, |text| {
-            let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-            from_value(value).map_err(|e| e.to_string())
+            let value = strict_json::parse(text).map_err(|e| match e {
+                StrictError::Syntax(e) => Attempt::Malformed(e.to_string()),
+                StrictError::DuplicateKey(key) => Attempt::Unusable(ModelError::DuplicateKey {
+                    what,
+                    id: shown(id),
+                    key,
+                }),
+            })?;
+            from_value(value)
         })
         .await
     }
@@ -364,12 +394,13 @@ impl DmmClient {
         let page = self
             .call(Method::GET, url, CLOUDEVENTS_BATCH, None, |text| {
                 let items: Vec<Box<RawValue>> = serde_json::from_str(text)
-                    .map_err(|e| format!("not a JSON array of events: {e}"))?;
+                    .map_err(|e| Attempt::Malformed(format!("not a JSON array of events: {e}")))?;
                 items
                     .into_iter()
                     .enumerate()
                     .map(|(position, raw)| {
-                        FeedEvent::parse(raw, position).map_err(|e| e.to_string())
+                        FeedEvent::parse(raw, position)
+                            .map_err(|e| Attempt::Malformed(e.to_string()))
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
@@ -383,14 +414,27 @@ impl DmmClient {
         })
     }
 
-    /// The agreement, or `None` when DMM answers 404 (deleted).
+    /// The agreement, or `None` when DMM answers 404 (deleted). A document with duplicated
+    /// keys, or one that names another id than `id`, is [`DmmError::Unusable`].
     pub async fn get_agreement(
         &self,
         api: AgreementApi,
         id: &str,
     ) -> Result<Option<Agreement>, DmmError> {
-        let url = self.url(&[api.collection(), Self::checked_id(id)?])?;
-        self.get_document(url, Agreement::from_value).await
+        const WHAT: &str = "agreement";
+        let url = self.url(&[api.collection(), Self::checked_id(WHAT, id)?])?;
+        self.get_document(url, WHAT, id, |value| {
+            let agreement = Agreement::from_value(value).map_err(malformed)?;
+            if agreement.id() != id {
+                return Err(Attempt::Unusable(ModelError::IdMismatch {
+                    what: WHAT,
+                    requested: shown(id),
+                    found: shown(agreement.id()),
+                }));
+            }
+            Ok(agreement)
+        })
+        .await
     }
 
     /// Writes the whole agreement document back.
@@ -399,7 +443,10 @@ impl DmmClient {
         api: AgreementApi,
         agreement: &Agreement,
     ) -> Result<(), DmmError> {
-        let url = self.url(&[api.collection(), Self::checked_id(agreement.id())?])?;
+        let url = self.url(&[
+            api.collection(),
+            Self::checked_id("agreement", agreement.id())?,
+        ])?;
         let path = url.path().to_owned();
         let document = agreement.to_value();
         self.call(
@@ -419,16 +466,27 @@ impl DmmClient {
     }
 
     /// One page (at most 1000, oldest first) of all agreements; empty when past the end.
+    ///
+    /// Parsed leniently (a duplicated key keeps its last value), so one odd agreement cannot
+    /// hide all others: the documents are for finding agreements, not for acting on. Read an
+    /// agreement with [`get_agreement`](Self::get_agreement) before granting from it.
     pub async fn list_agreements(&self, page: u32) -> Result<Vec<Value>, DmmError> {
         let mut url = self.url(&["access"])?;
         url.query_pairs_mut().append_pair("p", &page.to_string());
         let items = self
-            .get_document(url, |value| match value {
-                Value::Array(items) => Ok(items),
-                _ => Err(ModelError::NotAnObject {
-                    what: "agreement list (expected a JSON array)",
-                }),
-            })
+            .call(
+                Method::GET,
+                url,
+                "application/json",
+                None,
+                |text| match serde_json::from_str(text) {
+                    Ok(Value::Array(items)) => Ok(items),
+                    Ok(_) => Err(malformed(ModelError::NotAnObject {
+                        what: "agreement list (expected a JSON array)",
+                    })),
+                    Err(e) => Err(Attempt::Malformed(e.to_string())),
+                },
+            )
             .await?;
         Ok(items.unwrap_or_default())
     }
@@ -458,14 +516,28 @@ impl DmmClient {
     }
 
     pub async fn get_data_product(&self, id: &str) -> Result<Option<DataProduct>, DmmError> {
-        let url = self.url(&["dataproducts", Self::checked_id(id)?])?;
-        self.get_document(url, DataProduct::from_value).await
+        const WHAT: &str = "data product";
+        let url = self.url(&["dataproducts", Self::checked_id(WHAT, id)?])?;
+        self.get_document(url, WHAT, id, |value| {
+            DataProduct::from_value(value).map_err(malformed)
+        })
+        .await
     }
 
     pub async fn get_team(&self, id: &str) -> Result<Option<Team>, DmmError> {
-        let url = self.url(&["teams", Self::checked_id(id)?])?;
-        self.get_document(url, Team::from_value).await
+        const WHAT: &str = "team";
+        let url = self.url(&["teams", Self::checked_id(WHAT, id)?])?;
+        self.get_document(url, WHAT, id, |value| {
+            Team::from_value(value).map_err(malformed)
+        })
+        .await
     }
+}
+
+/// A document of the wrong shape: retried, as before this distinction existed, because a proxy's
+/// or gateway's answer can look like that for a while.
+fn malformed(e: ModelError) -> Attempt {
+    Attempt::Malformed(e.to_string())
 }
 
 #[cfg(test)]
@@ -496,12 +568,27 @@ mod tests {
     #[test]
     fn dot_segments_and_huge_ids_are_refused() {
         for id in ["", ".", "..", &"x".repeat(513)] {
-            assert!(matches!(
-                DmmClient::checked_id(id),
-                Err(DmmError::InvalidId { .. })
-            ));
+            let error = DmmClient::checked_id("agreement", id).unwrap_err();
+            assert!(
+                matches!(
+                    &error,
+                    DmmError::InvalidId {
+                        what: "agreement",
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+            assert!(!error.is_transient());
         }
-        assert!(DmmClient::checked_id("ok-id").is_ok());
+        assert!(DmmClient::checked_id("agreement", "ok-id").is_ok());
+        assert!(DmmClient::checked_id("agreement", "a/../b").is_ok());
+        // The id in the message is shortened and escaped.
+        let error = DmmClient::checked_id("team", &format!("\u{202e}{}", "y".repeat(10_000)))
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("the team id `\\u{202e}yyy"), "{error}");
+        assert!(error.len() < 300, "{}", error.len());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod api_key;
 mod client;
 mod model;
+mod strict_json;
 
 pub use api_key::ApiKey;
 pub use client::{AgreementApi, DmmClient, DmmError, HttpSettings, RetryPolicy};

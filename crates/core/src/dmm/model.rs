@@ -19,6 +19,24 @@ pub enum ModelError {
     },
     #[error("feed event #{position} in the page has no string `id`")]
     EventWithoutId { position: usize },
+    /// A key twice in one object with different values: JSON readers disagree on which one
+    /// counts, so what the DMM UI shows may not be what the integration would act on.
+    #[error(
+        "the {what} `{id}` has the key `{key}` more than once, with different values; JSON \
+         readers disagree on which one counts, so it is refused until the duplicate is removed"
+    )]
+    DuplicateKey {
+        what: &'static str,
+        id: String,
+        key: String,
+    },
+    /// DMM answered a request for one agreement with a document naming another.
+    #[error("{what} requested as `{requested}` names itself `{found}`")]
+    IdMismatch {
+        what: &'static str,
+        requested: String,
+        found: String,
+    },
 }
 
 /// One CloudEvent from the feed. The exact bytes DMM sent are kept, because poll_feed forwards

@@ -3,23 +3,23 @@
 pub mod sweep;
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{ConnectError, DmmSettings, LazyDmm};
+use super::{ConnectError, DmmSettings, LazyDmm, deadline_instant};
 use crate::aws::accounts::{AccountClients, ManagedAccounts, StsAssumer};
 use crate::aws::ledger::{GrantLedger, S3Ledger};
 use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
 use crate::config::{self, ConfigError, Env};
-use crate::dmm::{Agreement, AgreementApi, DmmClient, FeedEvent};
+use crate::dmm::{Agreement, AgreementApi, DmmClient, DmmError, FeedEvent, ModelError};
 use crate::feed::event_types;
 use crate::policy::{
-    Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleGuard,
+    Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleArn, RoleGuard,
 };
 use crate::reconcile::converge::{AccountIam, AgreementIam, Converger, Granted};
 use crate::reconcile::directory::BatchDirectory;
@@ -43,6 +43,20 @@ pub struct ManageIamPoliciesConfig {
 
 impl ManageIamPoliciesConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let managed_accounts = match env.optional(config::MANAGED_ACCOUNTS) {
+            None => ManagedAccounts::default(),
+            Some(json) => ManagedAccounts::parse(&json).map_err(|reason| ConfigError::Invalid {
+                name: config::MANAGED_ACCOUNTS,
+                reason,
+            })?,
+        };
+        // The management roles are the integration's own roles in the managed accounts: a DMM
+        // consumer naming one must never have data access stacked onto it.
+        let management_roles = managed_accounts
+            .accounts()
+            .filter_map(|account| managed_accounts.get(account))
+            .filter_map(|managed| RoleArn::parse(&managed.role_arn).ok())
+            .map(|arn| arn.name().to_string());
         let protected: Vec<String> = env
             .optional(config::PROTECTED_ROLE_NAMES)
             .map(|names| {
@@ -51,9 +65,12 @@ impl ManageIamPoliciesConfig {
                     .map(str::trim)
                     .filter(|n| !n.is_empty())
                     .map(str::to_owned)
-                    .collect()
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .chain(management_roles)
+            .collect();
         let path_prefix = env
             .optional(config::MANAGED_ROLE_PATH_PREFIX)
             .unwrap_or_else(|| DEFAULT_ROLE_PATH_PREFIX.to_owned());
@@ -70,13 +87,6 @@ impl ManageIamPoliciesConfig {
                 ),
             }
         })?;
-        let managed_accounts = match env.optional(config::MANAGED_ACCOUNTS) {
-            None => ManagedAccounts::default(),
-            Some(json) => ManagedAccounts::parse(&json).map_err(|reason| ConfigError::Invalid {
-                name: config::MANAGED_ACCOUNTS,
-                reason,
-            })?,
-        };
         Ok(Self {
             dmm: DmmSettings::from_env(env)?,
             bucket_name: env.required(config::BUCKET_NAME)?,
@@ -105,6 +115,16 @@ pub struct ItemFailure {
 enum Outcome {
     /// Not a CloudEvent with an id; it can never succeed, so it is acknowledged.
     Unreadable(String),
+    /// The agreement id cannot be put in a DMM URL (`.`, `..`, over 512 bytes; shortened and
+    /// escaped here): there is no document to read, nor one to write an error status to, and no
+    /// retry changes the id. Acknowledged without any write.
+    UnusableId { id: String },
+    /// DMM sent the agreement in a form that must not be acted on (duplicated keys, another
+    /// id); see [`ManageIamPolicies::unusable_agreement`]. Acknowledged.
+    UnusableAgreement {
+        cause: ModelError,
+        iam_writes: usize,
+    },
     /// An event type the integration does not act on.
     Ignored,
     /// A data product change: reconcile requests queued for the agreements it affects.
@@ -128,6 +148,8 @@ impl Outcome {
     fn name(&self) -> &'static str {
         match self {
             Self::Unreadable(_) => "unreadable",
+            Self::UnusableId { .. } => "unusable_id",
+            Self::UnusableAgreement { .. } => "unusable_agreement",
             Self::Ignored => "ignored",
             Self::Requested(_) => "requested",
             Self::Granted { iam_writes: 0, .. } | Self::Revoked { iam_writes: 0, .. } => {
@@ -194,11 +216,15 @@ impl ManageIamPolicies {
     /// One SQS batch. Groups (one per agreement) run concurrently, the records of a group in
     /// order; after a record fails, it and every later record of its group are reported as
     /// failures, so SQS redelivers them in the original order.
+    ///
+    /// `deadline` is the invocation's: see [`TimeBox`].
     pub async fn handle(
         &self,
         event: SqsEvent,
         function_arn: &str,
+        deadline: SystemTime,
     ) -> Result<BatchResponse, ConnectError> {
+        let time = TimeBox::until(deadline);
         let dmm = self.dmm.client().await?;
         let directory = BatchDirectory::new(dmm);
         let scope = self.scope(function_arn);
@@ -219,7 +245,7 @@ impl ManageIamPolicies {
         let results = futures::future::join_all(
             groups
                 .iter()
-                .map(|(_, records)| self.handle_group(records, dmm, &directory, &scope)),
+                .map(|(_, records)| self.handle_group(records, dmm, &directory, &scope, time)),
         )
         .await;
         let mut failures = Vec::new();
@@ -240,6 +266,7 @@ impl ManageIamPolicies {
         dmm: &DmmClient,
         directory: &BatchDirectory<'_>,
         scope: &Scope,
+        time: TimeBox,
     ) -> (Vec<ItemFailure>, Vec<&'static str>) {
         let mut failures = Vec::new();
         let mut outcomes = Vec::new();
@@ -252,9 +279,38 @@ impl ManageIamPolicies {
                 continue;
             }
             let started = Instant::now();
+            if started >= time.start_by {
+                tracing::warn!(
+                    message_id,
+                    outcome = "retry",
+                    "too little time left in this invocation to start the message; given back to SQS"
+                );
+                failures.push(ItemFailure {
+                    item_identifier: message_id,
+                });
+                continue;
+            }
             let body = record.body.as_deref().unwrap_or_default();
             tracing::debug!(message_id, body, "message received");
-            match self.handle_message(body, dmm, directory, scope).await {
+            let Ok(handled) = tokio::time::timeout_at(
+                time.answer_by.into(),
+                self.handle_message(body, dmm, directory, scope),
+            )
+            .await
+            else {
+                tracing::error!(
+                    message_id,
+                    outcome = "retry",
+                    error = %Retry::Deadline,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "abandoned at the invocation's deadline; will be retried by SQS"
+                );
+                failures.push(ItemFailure {
+                    item_identifier: message_id,
+                });
+                continue;
+            };
+            match handled {
                 Ok((event, outcome)) => {
                     log_outcome(&message_id, event.as_ref(), &outcome, started);
                     outcomes.push(outcome.name());
@@ -357,17 +413,20 @@ impl ManageIamPolicies {
         directory: &BatchDirectory<'_>,
         scope: &Scope,
     ) -> Result<Outcome, Retry> {
-        let agreement = dmm.get_agreement(api, agreement_id).await?;
         let iam = self.agreement_iam(agreement_id, scope);
         let converger = Converger::new(&iam, &self.ledger, &self.config.guard);
+        let found = match dmm.get_agreement(api, agreement_id).await {
+            Ok(found) => found,
+            Err(DmmError::InvalidId { id, .. }) => return Ok(Outcome::UnusableId { id }),
+            Err(DmmError::Unusable(cause)) => {
+                return self
+                    .unusable_agreement(&converger, agreement_id, cause)
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let (converged, update) = self
-            .decide(
-                &converger,
-                agreement_id,
-                agreement.as_ref(),
-                directory,
-                scope,
-            )
+            .decide(&converger, agreement_id, found.as_ref(), directory, scope)
             .await?;
         let status_written = match update {
             Some(updated) => {
@@ -460,6 +519,42 @@ impl ManageIamPolicies {
         Ok((converged, update))
     }
 
+    /// DMM sent the agreement document in a form that must not be acted on: a key twice with
+    /// different values (say two `consumer` objects), or a document naming another id.
+    ///
+    /// Fail closed: whatever the ledger records for the agreement is revoked, as for a deleted
+    /// agreement, because nobody can tell which version the people who approved it saw.
+    ///
+    /// The error status is deliberately *not* written back. A PUT takes the whole document, and
+    /// any document the integration writes must pick one of the duplicated values (the parsed
+    /// document keeps the last): the PUT would turn the ambiguous document into a clean one
+    /// carrying the integration's pick, and the `AccessUpdatedEvent` it causes would then grant
+    /// from it. Writing only the unambiguous parts is impossible for the same reason. So the
+    /// message is acknowledged (retrying reads the same document) with a WARN log naming the
+    /// event, the agreement and the duplicated key, and counted as unreadable.
+    async fn unusable_agreement<A, L>(
+        &self,
+        converger: &Converger<'_, A, L>,
+        agreement_id: &str,
+        cause: ModelError,
+    ) -> Result<Outcome, Retry>
+    where
+        A: AccountIam,
+        L: GrantLedger,
+    {
+        match converger.revoke(agreement_id, None).await {
+            Ok(iam_writes) => Ok(Outcome::UnusableAgreement { cause, iam_writes }),
+            Err(ReconcileError::Retry(e)) => Err(e),
+            Err(ReconcileError::Permanent(e)) => {
+                tracing::warn!(agreement_id, error = %e, "could not revoke a refused agreement");
+                Ok(Outcome::UnusableAgreement {
+                    cause,
+                    iam_writes: converger.iam_writes(),
+                })
+            }
+        }
+    }
+
     /// A permanent problem: whatever the agreement had is revoked (no access is better than
     /// access nobody can explain), and the cause becomes the agreement's error status. That
     /// includes a grant on the consumer's current role the ledger does not know, e.g. one the
@@ -494,6 +589,34 @@ impl ManageIamPolicies {
                 Ok(())
             }
             Err(ReconcileError::Retry(e)) => Err(e),
+        }
+    }
+}
+
+/// Time kept after the last record to answer SQS.
+const REPORT_GRACE: Duration = Duration::from_secs(1);
+/// No record is started with less time than this left before answering: a record started later
+/// would likely be abandoned halfway.
+const START_MARGIN: Duration = Duration::from_secs(2);
+
+/// When a batch must answer. Records not started by `start_by` are given back to SQS untouched,
+/// and a record still running at `answer_by` (DMM answering slowly, a long Retry-After) is
+/// abandoned, which converging tolerates like a crash (the ledger is written first; ADR 002).
+/// The function then answers with a partial batch instead of being killed by its timeout, which
+/// would hand every record of the batch back, the finished ones included.
+#[derive(Debug, Clone, Copy)]
+struct TimeBox {
+    start_by: Instant,
+    answer_by: Instant,
+}
+
+impl TimeBox {
+    fn until(deadline: SystemTime) -> Self {
+        let end = deadline_instant(deadline);
+        let answer_by = end.checked_sub(REPORT_GRACE).unwrap_or(end);
+        Self {
+            start_by: answer_by.checked_sub(START_MARGIN).unwrap_or(answer_by),
+            answer_by,
         }
     }
 }
@@ -536,7 +659,10 @@ fn batch_metrics(outcomes: &[&'static str], retries: usize) -> Metrics {
         .count("ErrorStatuses", count("error_status"))
         .count("Ignored", count("ignored"))
         .count("ProductChanges", count("requested"))
-        .count("Unreadable", count("unreadable"))
+        .count(
+            "Unreadable",
+            count("unreadable") + count("unusable_id") + count("unusable_agreement"),
+        )
         .count("Retries", retries);
     metrics
 }
@@ -559,7 +685,11 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             iam_writes,
             status_written,
         } => (*iam_writes, *status_written),
-        Outcome::Unreadable(_) | Outcome::Ignored | Outcome::Requested(_) => (0, false),
+        Outcome::UnusableAgreement { iam_writes, .. } => (*iam_writes, false),
+        Outcome::Unreadable(_)
+        | Outcome::Ignored
+        | Outcome::Requested(_)
+        | Outcome::UnusableId { .. } => (0, false),
     };
     match outcome {
         Outcome::Unreadable(reason) => tracing::warn!(
@@ -567,6 +697,29 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             outcome = outcome.name(),
             reason,
             "message is not a DMM CloudEvent; acknowledged"
+        ),
+        Outcome::UnusableId { id } => tracing::warn!(
+            message_id,
+            event_id,
+            event_type,
+            id_excerpt = id.as_str(),
+            outcome = outcome.name(),
+            iam_writes,
+            status_written,
+            duration_ms,
+            "agreement id cannot be used in a DMM URL; acknowledged without reading or writing"
+        ),
+        Outcome::UnusableAgreement { cause, .. } => tracing::warn!(
+            message_id,
+            event_id,
+            event_type,
+            agreement_id,
+            outcome = outcome.name(),
+            cause = %cause,
+            iam_writes,
+            status_written,
+            duration_ms,
+            "agreement document refused; its recorded grants are revoked, no status is written"
         ),
         Outcome::Failed { .. } => tracing::warn!(
             message_id,

@@ -65,7 +65,7 @@ impl PollFeedError {
             Self::Connect(ConnectError::Client(e)) | Self::Poll(PollError::Feed(e)) => match e {
                 DmmError::Unauthorized { .. } => "DmmUnauthorized",
                 DmmError::Unavailable { .. } | DmmError::Network { .. } => "DmmUnavailable",
-                DmmError::Malformed { .. } => "DmmMalformedResponse",
+                DmmError::Malformed { .. } | DmmError::Unusable(_) => "DmmMalformedResponse",
                 DmmError::BaseUrl(_) => "InvalidConfiguration",
                 DmmError::Refused { .. } | DmmError::InvalidId { .. } => "DmmRequestRefused",
             },

@@ -93,6 +93,21 @@ pub enum PolicyError {
         reason: String,
     },
 
+    /// A custom field and `server.location` name different S3 locations. Which one the
+    /// provider meant cannot be known, so neither is granted.
+    #[error(
+        "output port `{port}` ({port_type}): custom field `{field}` names `{arn}`, but \
+         `server.location` names `{location}`; a port grants exactly one S3 location, so make \
+         them name the same one (a data contract glob inside it is fine) or remove one"
+    )]
+    ConflictingS3Locations {
+        port: String,
+        port_type: PortType,
+        field: String,
+        arn: String,
+        location: String,
+    },
+
     #[error(
         "output port `{port}`: `server.location` `{location}` is not a usable S3 location: {reason}"
     )]

@@ -32,6 +32,7 @@ pub use document::{
     check_inline_policy_budget, decode_iam_document, policy_size,
 };
 pub use error::PolicyError;
+pub(crate) use error::shown;
 pub use glue_table::{AthenaWorkgroup, GlueTable, GlueTableRef};
 pub use kinesis_stream::KinesisStream;
 pub use kms::KmsKey;

@@ -326,6 +326,39 @@ fn infer_port_type(
     }
 }
 
+/// Whether `server.location` `url` names `location`, or is a glob whose literal part (up to the
+/// last `/` before the first wildcard) lies inside it.
+fn agrees(location: &S3Location, url: &str, partition: Partition) -> bool {
+    if let Ok(same) = S3Location::from_url(url, partition) {
+        return same == *location;
+    }
+    let Some(rest) = url.strip_prefix("s3://") else {
+        return false;
+    };
+    let Some(glob_at) = rest.find(['*', '?', '[', '{']) else {
+        return false;
+    };
+    // No `/` before the wildcard: the glob is in the bucket name.
+    let Some((literal, _)) = rest[..glob_at].rsplit_once('/') else {
+        return false;
+    };
+    let Ok(base) = S3Location::from_url(&format!("s3://{literal}/"), partition) else {
+        return false;
+    };
+    base.bucket() == location.bucket()
+        && match (location, &base) {
+            (S3Location::Bucket(_), _) => true,
+            (S3Location::Folder(folder), S3Location::Folder(inner)) => {
+                inner.path() == folder.path()
+                    || inner
+                        .path()
+                        .strip_prefix(folder.path())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+            (S3Location::Folder(_), S3Location::Bucket(_)) => false,
+        }
+}
+
 /// A resource found in a custom field.
 struct Found<'f, T> {
     field: &'f ArnField,
@@ -490,8 +523,11 @@ impl<'a> Resolver<'a> {
         Ok(found)
     }
 
-    /// The S3 location from a custom field, or else from `server.location`. A field wins, so a
-    /// data contract glob in `server.location` does not get in the way of an explicit ARN.
+    /// The S3 location from a custom field, or else from `server.location`.
+    ///
+    /// When both are set they must agree: `server.location` names the same bucket or folder, or
+    /// is a data contract glob inside it (`s3://bucket/folder/*.json`). Anything else is two
+    /// different places for one port, and granting either could be the wrong one.
     fn location<'f>(
         &self,
         found: Option<Found<'f, S3Location>>,
@@ -500,6 +536,17 @@ impl<'a> Resolver<'a> {
         'a: 'f,
     {
         if let Some(found) = found {
+            if let Some(url) = self.server_location
+                && !agrees(&found.value, url, self.partition)
+            {
+                return Err(PolicyError::ConflictingS3Locations {
+                    port: self.label.clone(),
+                    port_type: self.port_type,
+                    field: shown(&found.field.name),
+                    arn: found.field.arn.to_string(),
+                    location: shown(url),
+                });
+            }
             return Ok(Some((Source::Field(found.field), found.value)));
         }
         let Some(url) = self.server_location else {
@@ -937,6 +984,96 @@ mod tests {
                     .into()
             })
         );
+    }
+
+    #[test]
+    fn a_server_location_must_agree_with_the_s3_field() {
+        let folder_port = |location: &str| {
+            json!({"id": "p", "type": "s3", "server": {"location": location},
+                "custom": {"output-port-type": "s3_folder", "aws-s3-folder-arn": "arn:aws:s3:::lake/raw"}})
+        };
+        // The same folder, written any way, or a data contract glob inside it.
+        for location in [
+            "s3://lake/raw",
+            "s3://lake/raw/",
+            "s3://lake/raw/*.json",
+            "s3://lake/raw/2024/*/part-?.parquet",
+            "s3://lake/raw/{a,b}/x.csv",
+            "https://other.example/raw", // not an s3:// URL: not an S3 location, ignored
+        ] {
+            let access = resolve(folder_port(location));
+            assert!(access.is_ok(), "{location}: {access:?}");
+        }
+        // Somewhere else: another bucket, a sibling, the parent, a sub-folder (a narrower grant
+        // than the field's), a glob reaching outside the folder, a glob in the bucket name,
+        // something that is no location at all.
+        for location in [
+            "s3://other-bucket/raw/",
+            "s3://lake/raw-private/",
+            "s3://lake",
+            "s3://lake/raw/2024/",
+            "s3://lake/raw*/x.json",
+            "s3://lake/*.json",
+            "s3://la*/raw/",
+            "s3://lake/raw/../secret/*.json",
+            "s3://",
+        ] {
+            let error = failure(folder_port(location));
+            assert_eq!(
+                error,
+                PolicyError::ConflictingS3Locations {
+                    port: "p".into(),
+                    port_type: PortType::S3Folder,
+                    field: "aws-s3-folder-arn".into(),
+                    arn: "arn:aws:s3:::lake/raw".into(),
+                    location: location.into(),
+                },
+                "{location}"
+            );
+        }
+        assert_eq!(
+            failure(folder_port("s3://other-bucket/raw/")).to_string(),
+            "output port `p` (s3_folder): custom field `aws-s3-folder-arn` names \
+             `arn:aws:s3:::lake/raw`, but `server.location` names `s3://other-bucket/raw/`; a port \
+             grants exactly one S3 location, so make them name the same one (a data contract glob \
+             inside it is fine) or remove one"
+        );
+
+        // A bucket port: any glob inside the bucket agrees, another bucket does not.
+        let bucket_port = |location: &str| {
+            json!({"id": "p", "server": {"location": location},
+                "custom": {"output-port-type": "s3_bucket", "aws-s3-bucket-arn": "arn:aws:s3:::lake"}})
+        };
+        for location in [
+            "s3://lake",
+            "s3://lake/",
+            "s3://lake/*.json",
+            "s3://lake/a/*",
+        ] {
+            assert!(resolve(bucket_port(location)).is_ok(), "{location}");
+        }
+        for location in ["s3://lake-2", "s3://lake/raw/", "s3://lake*"] {
+            assert!(
+                matches!(
+                    failure(bucket_port(location)),
+                    PolicyError::ConflictingS3Locations { .. }
+                ),
+                "{location}"
+            );
+        }
+
+        // A Glue table's S3 location obeys the same rule.
+        let mut table = port(json!({
+            "output-port-type": "glue_table",
+            "aws-glue-table-arn": "arn:aws:glue:eu-central-1:111122223333:table/sales/orders",
+            "aws-athena-workgroup-arn": "arn:aws:athena:eu-central-1:111122223333:workgroup/primary",
+            "aws-s3-folder-arn": "arn:aws:s3:::lake/orders"
+        }));
+        table["server"] = json!({"location": "s3://lake/customers/"});
+        assert!(matches!(
+            resolve(table),
+            Err(PolicyError::ConflictingS3Locations { .. })
+        ));
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub enum Permanent {
     Agreement(#[from] ModelError),
     #[error("the provider data product `{0}` does not exist in Data Mesh Manager")]
     ProviderNotFound(String),
+    /// A document the agreement names cannot be read safely: its id cannot be put in a URL
+    /// ([`DmmError::InvalidId`]), or DMM sent it with duplicated keys ([`DmmError::Unusable`]).
+    #[error("{0}")]
+    Document(DmmError),
     #[error("the output port `{port}` does not exist on data product `{product}`")]
     PortNotFound { product: String, port: String },
     /// `source` names the output port itself.
@@ -110,6 +114,10 @@ pub enum Retry {
     Account(AccountError),
     #[error("{0}")]
     Setup(String),
+    /// The invocation was about to end while the message was still being converged; it was
+    /// abandoned (safe at any point, like a crash) and is retried.
+    #[error("the invocation's time ran out before the message was converged")]
+    Deadline,
     /// Reconcile requests (change propagation, drift sweep) could not be queued.
     #[error("queueing reconcile requests failed: {0}")]
     Queue(QueueError),
@@ -144,9 +152,16 @@ impl From<AccountError> for ReconcileError {
     }
 }
 
+/// DMM faults are retried, except the two that are about the document asked for, which no
+/// retry can change.
 impl From<DmmError> for ReconcileError {
     fn from(e: DmmError) -> Self {
-        Self::Retry(Retry::Dmm(e))
+        match e {
+            DmmError::InvalidId { .. } | DmmError::Unusable(_) => {
+                Self::Permanent(Permanent::Document(e))
+            }
+            e => Self::Retry(Retry::Dmm(e)),
+        }
     }
 }
 

@@ -180,3 +180,37 @@ async fn nonsense_faults_are_refused() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_raw_body_is_served_verbatim_with_the_handlers_status() {
+    let h = Harness::start(Scenario::default()).await;
+    h.sim.upsert_agreement(agreement("a-1")).unwrap();
+    let raw = r#"{"id": "a-1", "consumer": {"teamId": "t"}, "consumer": {"teamId": "u"}}"#;
+    h.sim
+        .inject_fault(
+            Fault::new(FaultKind::RawBody { body: raw.into() })
+                .times(2)
+                .on_path("/api/access/a-1"),
+        )
+        .unwrap();
+    for _ in 0..2 {
+        let response = h.get("/api/access/a-1").await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.text().await.unwrap(), raw);
+    }
+    let stored: Value = h.get("/api/access/a-1").await.json().await.unwrap();
+    assert_eq!(
+        stored,
+        agreement("a-1"),
+        "used up: the stored document again"
+    );
+    h.sim
+        .inject_fault(Fault::new(FaultKind::RawBody { body: raw.into() }).on_path("/api/access/b"))
+        .unwrap();
+    assert_eq!(
+        h.get("/api/access/b").await.status(),
+        404,
+        "an unknown document stays unknown"
+    );
+}
