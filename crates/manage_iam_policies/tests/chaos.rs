@@ -460,7 +460,7 @@ fn apply(stack: &Stack, change: &Change, seed: Seed) {
 // ----- faults -----
 
 /// Seeded AWS faults for the round: one to three rules, each a fault kind on one service with a
-/// probability of 2–10 % per request.
+/// probability of 2–10 % per request (1–3 % for stalls, which cost an attempt timeout each).
 fn aws_faults(rng: &mut Rng) -> FaultPlan {
     let mut plan = FaultPlan::seeded(rng.next());
     for _ in 0..1 + rng.below(3) {
@@ -471,10 +471,15 @@ fn aws_faults(rng: &mut Rng) -> FaultPlan {
                 Fault::ServiceUnavailable,
                 Fault::Throttling,
                 Fault::ConnectionReset,
+                Fault::Stall,
             ],
         );
         let service = *pick(rng, &["sqs", "s3", "iam", "sts"]);
-        let probability = (2 + rng.below(9)) as f64 / 100.0;
+        let percent = match fault {
+            Fault::Stall => 1 + rng.below(3),
+            _ => 2 + rng.below(9),
+        };
+        let probability = percent as f64 / 100.0;
         plan = plan.with(
             fault,
             Matcher::service(service),
@@ -653,11 +658,13 @@ impl<'a> Driver<'a> {
             .await
             .unwrap_or_else(|e| panic!("{seed}: start the fault proxy: {e}"));
         // Both functions: AWS through the proxy, this test's queue (manage_iam_policies sends
-        // reconcile requests to it), a DMM timeout the slow-answer faults exceed.
+        // reconcile requests to it), a DMM timeout the slow-answer faults exceed, an AWS
+        // timeout that ends a stalled call well before the function's.
         let shared = [
             ("AWS_ENDPOINT_URL", proxy.endpoint()),
             ("sqs_queue_url", queue_url.as_str()),
             ("dmm_request_timeout_ms", "1000"),
+            ("aws_operation_timeout_ms", "3000"),
         ];
         let mut consumers = Vec::new();
         for _ in 0..CONSUMER_COUNT {
