@@ -1,20 +1,25 @@
 //! The randomized, seeded chaos scenario (SPEC §6): hundreds of agreements are activated,
-//! deactivated, cancelled, moved to other ports, deleted and reactivated, data products change
-//! their buckets and roles, while AWS (through a [`FaultProxy`] in front of moto) and DMM (the
-//! simulator's fault injection) fail, and poll_feed and manage_iam_policies run over and over and
-//! are sometimes killed in the middle of an invocation. Then the faults stop, the system drains,
-//! and one invariant must hold:
+//! deactivated, cancelled, moved to other ports, deleted and reactivated, providers move their
+//! buckets (or publish a port DMM's catalogue must refuse) and consumers switch roles (sometimes
+//! to one that does not exist), while AWS fails (a [`FaultProxy`] in front of moto: 5xx,
+//! throttling, connection resets, stalls) and DMM fails (the simulator: 5xx bursts, 429 with
+//! `Retry-After`, garbled JSON, truncated pages, answers slower than the client's timeout), and
+//! poll_feed and two concurrent manage_iam_policies consumers run over and over and are sometimes
+//! killed in the middle of an invocation. Then the faults stop, the system drains, and one
+//! invariant must hold:
 //!
 //! - every agreement active in DMM whose provider port and consumer role resolve has exactly one
 //!   inline policy `DMM_DataUsageAgreement_<id>`, on its consumer's *current* role, granting its
 //!   port's *current* resource; no other role has any policy of that prefix;
 //! - the grant ledger holds exactly the granted agreements;
 //! - every agreement still in DMM shows the right status (active with role and policy name,
-//!   inactive, or error), with the user's own tags and custom fields kept;
-//! - no event was skipped: every agreement event of the feed was handled by manage_iam_policies
-//!   at least once (its JSON log line with the event id and an outcome), and within each agreement
-//!   (FIFO group) the events were first handled in feed order;
-//! - the dead-letter queue is empty: with faults that retries fix, nothing may end up there.
+//!   inactive, or error), with the user's own tags and custom fields kept; an inactive agreement
+//!   the integration never saw active may also be left untouched (ADR 016);
+//! - no event was skipped: every feed event manage_iam_policies acts on (agreement events and
+//!   data product changes) was handled at least once (a JSON log line with its event id and an
+//!   outcome), and within each agreement (FIFO group) the events were first handled in feed order;
+//! - the dead-letter queue is empty: every fault injected here is one a retry fixes, so nothing
+//!   may end up there.
 //!
 //! The expected state is computed by the test itself from the simulator's final documents and
 //! the roles in IAM, with the policies written out by hand (`common`); the product's own planning
@@ -24,9 +29,15 @@
 //! `CHAOS_SEED=N cargo test -p manage_iam_policies --test chaos` replays it. The seed fixes the
 //! organisation, every change in DMM, every fault plan and every kill decision; it cannot fix
 //! timing (which request an armed fault meets, where exactly a kill lands), so a rerun replays the
-//! same history under the same faults, not the very same interleaving. `CHAOS_AGREEMENTS` sets
-//! the size (default 200), `CHAOS_PRODUCT_CHANGES=0|1` switches data product changes off or on, and
-//! `DMM_AWS_ECHO_LOGS=1` shows the functions' logs live.
+//! same history under the same faults, not the very same interleaving. A failure lists every
+//! violation, and an out-of-order agreement comes with its log lines and every delivery of its
+//! messages. `CHAOS_AGREEMENTS` sets the size (default 200, about 1½ minutes in a debug build),
+//! `CHAOS_PRODUCT_CHANGES=0|1` switches data product changes off or on, and `DMM_AWS_ECHO_LOGS=1`
+//! shows the functions' logs live.
+//!
+//! moto is a faithful SQS only with help: [`SqsEventSource`] receives one call at a time and
+//! releases a crashed batch itself when its visibility timeout ends, because moto's FIFO group
+//! lock is neither atomic nor kept in order for expired messages (found by this test).
 //!
 //! Needs the `poll_feed` binary of this build: `cargo build -p poll_feed`.
 
