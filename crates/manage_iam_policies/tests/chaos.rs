@@ -238,7 +238,7 @@ impl Organisation {
     fn generate(rng: &mut Rng, n: usize) -> (Organisation, Scenario) {
         let org = Organisation {
             consumers: (n / AGREEMENTS_PER_CONSUMER).max(2),
-            teams: (n / (8 * AGREEMENTS_PER_CONSUMER)).max(1),
+            teams: (n / (4 * AGREEMENTS_PER_CONSUMER)).max(2),
             agreement_ids: (0..n).map(|i| format!("agr-{i:04}")).collect(),
             provider_versions: vec![0; PROVIDERS],
             provider_broken: vec![false; PROVIDERS],
