@@ -1,4 +1,5 @@
-# `terraform test` (Terraform >= 1.7) with the real hashicorp/aws provider and no AWS access: a
+# The hub module, planned offline with `terraform test` (Terraform >= 1.7) with the real
+# hashicorp/aws provider and no AWS access: managed accounts and the drift sweep's schedule. A
 # plan renders the IAM policy documents that depend only on variables (locally, in the
 # provider); the account id is overridden. Run by scripts/check-terraform.sh when the provider
 # can be installed. crates/core/tests/terraform_consistency.rs checks the same documents
@@ -169,4 +170,46 @@ run "invalid_external_id_is_rejected" {
   }
 
   expect_failures = [var.managed_accounts]
+}
+
+# --- the drift sweep's schedule (ADR 016) ---
+
+run "the_sweep_runs_daily_by_default_and_asks_for_all" {
+  command = plan
+
+  assert {
+    condition     = aws_cloudwatch_event_rule.drift_reconcile[0].schedule_expression == "rate(1 day)"
+    error_message = "The drift sweep runs daily by default."
+  }
+  assert {
+    condition     = jsondecode(aws_cloudwatch_event_target.drift_reconcile[0].input) == { reconcile = "all" }
+    error_message = "The schedule must invoke manage_iam_policies with {\"reconcile\": \"all\"}, the payload the binary parses."
+  }
+  assert {
+    condition     = aws_lambda_permission.drift_reconcile_schedule[0].principal == "events.amazonaws.com"
+    error_message = "EventBridge must be allowed to invoke manage_iam_policies."
+  }
+}
+
+run "null_turns_the_sweep_off" {
+  command = plan
+
+  variables {
+    drift_reconcile_schedule_expression = null
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_event_rule.drift_reconcile) == 0 && length(aws_lambda_permission.drift_reconcile_schedule) == 0
+    error_message = "Without a schedule there is no rule and no permission."
+  }
+}
+
+run "an_invalid_schedule_is_rejected" {
+  command = plan
+
+  variables {
+    drift_reconcile_schedule_expression = "every day"
+  }
+
+  expect_failures = [var.drift_reconcile_schedule_expression]
 }
