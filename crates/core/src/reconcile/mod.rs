@@ -112,8 +112,6 @@ pub enum Retry {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Account(AccountError),
-    #[error("{0}")]
-    Setup(String),
     /// The invocation was about to end while the message was still being converged; it was
     /// abandoned (safe at any point, like a crash) and is retried.
     #[error("the invocation's time ran out before the message was converged")]
