@@ -82,8 +82,12 @@ struct Module {
     blocks: Vec<(String, Block)>,
 }
 
+/// Read when the test runs (cargo sets it), not compiled in: cargo does not rebuild a workspace
+/// crate when the checkout moves, so with a shared target directory a compiled-in path can name
+/// another checkout's `terraform/`.
 fn terraform_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../terraform")
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test");
+    Path::new(&manifest).join("../../terraform")
 }
 
 const MANAGED_ACCOUNT_MODULE: &str = "modules/managed-account";

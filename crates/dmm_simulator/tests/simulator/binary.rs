@@ -6,12 +6,19 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::scenario::DEMO;
+use crate::scenario::demo;
 
 #[tokio::test]
 async fn the_binary_prints_its_address_and_serves_the_scenario() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dmm-simulator"))
-        .args(["--scenario", DEMO, "--port", "0", "--api-key", "from-cli"])
+        .args([
+            "--scenario",
+            &demo(),
+            "--port",
+            "0",
+            "--api-key",
+            "from-cli",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)

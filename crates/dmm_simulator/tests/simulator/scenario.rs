@@ -5,11 +5,16 @@ use serde_json::{Value, json};
 
 use crate::common::{Harness, event_type};
 
-pub const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/demo.yaml");
+/// The demo scenario of this checkout. Read when the test runs (cargo sets the variable), not
+/// compiled in: with a shared target directory a compiled-in path can name another checkout.
+pub fn demo() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test");
+    format!("{manifest}/../../scenarios/demo.yaml")
+}
 
 #[tokio::test]
 async fn the_demo_scenario_serves_provider_consumer_and_a_requested_agreement() {
-    let h = Harness::start(Scenario::from_file(DEMO).unwrap()).await;
+    let h = Harness::start(Scenario::from_file(demo()).unwrap()).await;
     assert_eq!(h.sim.api_key(), "demo-api-key");
 
     let agreement = h.get_json("/api/access/shipments-reads-orders-eu").await;
