@@ -70,6 +70,32 @@ pub struct SqsEventSource {
     left_in_flight: Mutex<Vec<(Instant, String)>>,
 }
 
+/// A receipt handle that no longer names the message in flight (the message was received again
+/// meanwhile, here by the other consumer after its timeout): the message is back in SQS's hands,
+/// so there is nothing left to delete or release. Lambda's mapping shrugs this off too; the
+/// message is delivered again, which at-least-once delivery allows.
+fn is_stale_handle<E, R>(err: &aws_sdk_sqs::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata,
+{
+    matches!(
+        err.as_service_error().and_then(|e| e.code()),
+        Some("ReceiptHandleIsInvalid" | "MessageNotInflight")
+    )
+}
+
+/// Ends a delete or release: a stale receipt handle is not a failure (see [`is_stale_handle`]).
+fn settled<T, E: aws_sdk_sqs::error::ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    action: &'static str,
+    result: Result<T, aws_sdk_sqs::error::SdkError<E, R>>,
+) -> Result<(), EventSourceError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_stale_handle(&e) => Ok(()),
+        Err(e) => Err(sqs_error(action, e)),
+    }
+}
+
 fn sqs_error(action: &'static str, err: impl std::fmt::Debug) -> EventSourceError {
     EventSourceError::Sqs {
         action,
@@ -203,22 +229,24 @@ impl SqsEventSource {
             if failed.iter().any(|f| f == id) {
                 // Lambda leaves a failed message invisible until its visibility timeout ends;
                 // here it comes back at once so a test does not wait for the timeout.
-                self.client
+                let released = self
+                    .client
                     .change_message_visibility()
                     .queue_url(&self.queue_url)
                     .receipt_handle(handle)
                     .visibility_timeout(0)
                     .send()
-                    .await
-                    .map_err(|e| sqs_error("ChangeMessageVisibility", e))?;
+                    .await;
+                settled("ChangeMessageVisibility", released)?;
             } else {
-                self.client
+                let deleted = self
+                    .client
                     .delete_message()
                     .queue_url(&self.queue_url)
                     .receipt_handle(handle)
                     .send()
-                    .await
-                    .map_err(|e| sqs_error("DeleteMessage", e))?;
+                    .await;
+                settled("DeleteMessage", deleted)?;
             }
         }
         Ok(Some(Delivery {
@@ -244,14 +272,15 @@ impl SqsEventSource {
             expired.into_iter().map(|(_, handle)| handle).collect()
         };
         for handle in expired {
-            self.client
+            let released = self
+                .client
                 .change_message_visibility()
                 .queue_url(&self.queue_url)
                 .receipt_handle(handle)
                 .visibility_timeout(0)
                 .send()
-                .await
-                .map_err(|e| sqs_error("ChangeMessageVisibility", e))?;
+                .await;
+            settled("ChangeMessageVisibility", released)?;
         }
         Ok(())
     }
