@@ -39,6 +39,16 @@ pub const MANAGED_ROLE_NAME_PATTERN: &str = "managed_role_name_pattern";
 /// Comma-separated role names the integration must never write to (its own roles).
 pub const PROTECTED_ROLE_NAMES: &str = "protected_role_names";
 
+/// `enforce` (default), `audit` or `off`: whether a grant needs proof that the provider owns the
+/// port's resources and the consumer owns the role (ADR 017).
+pub const OWNERSHIP_CHECK: &str = "ownership_check";
+/// JSON: owner team id → ARN patterns the team owns, for resources that cannot be tagged.
+pub const OWNERSHIP_MAP: &str = "ownership_map";
+/// Comma-separated buckets never granted, besides the state and artifacts buckets.
+pub const PROTECTED_BUCKET_NAMES: &str = "protected_bucket_names";
+/// The bucket holding the Lambda artifacts (never granted); empty when deployed from local zips.
+pub const ARTIFACTS_BUCKET_NAME: &str = "artifacts_bucket_name";
+
 /// Accounts other than its own the integration manages, as JSON:
 /// `{"<account id>": {"role_arn": "<management role ARN>", "external_id": "<external id>"}}`.
 pub const MANAGED_ACCOUNTS: &str = "managed_accounts";
@@ -70,6 +80,10 @@ pub const MANAGE_IAM_POLICIES_VARIABLES: &[&str] = &[
     MANAGED_ROLE_NAME_PATTERN,
     PROTECTED_ROLE_NAMES,
     MANAGED_ACCOUNTS,
+    OWNERSHIP_CHECK,
+    OWNERSHIP_MAP,
+    PROTECTED_BUCKET_NAMES,
+    ARTIFACTS_BUCKET_NAME,
     DMM_REQUEST_TIMEOUT_MS,
     AWS_OPERATION_TIMEOUT_MS,
     LOG_LEVEL,
@@ -114,6 +128,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
     pub fn optional(&self, name: &'static str) -> Option<String> {
         self.value(name)
+    }
+
+    /// A comma-separated list, blanks dropped.
+    pub fn list(&self, name: &'static str) -> Vec<String> {
+        self.value(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn parsed_or<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>

@@ -40,6 +40,7 @@ mod fault_proxy;
 mod lambda;
 mod logs;
 mod moto;
+pub mod owned;
 mod paths;
 mod process;
 

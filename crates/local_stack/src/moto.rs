@@ -67,6 +67,9 @@ pub enum MotoError {
         status: reqwest::StatusCode,
         body: String,
     },
+    /// Creating a test fixture failed.
+    #[error("setting up a fixture: {0}")]
+    Setup(String),
     #[error("IAM {operation} while bootstrapping an admin: {message}")]
     Bootstrap {
         operation: &'static str,
@@ -309,6 +312,24 @@ impl Moto {
     }
 
     /// Moto authorises nothing after this many further requests ("inf": never enforce).
+    /// Seeds moto's random generator, so the ids it makes next (KMS key ids) are the same on
+    /// every run.
+    pub async fn seed(&self, seed: u64) -> Result<(), MotoError> {
+        let path = "/moto-api/seed";
+        let response = self
+            .http
+            .post(format!("{}{path}?a={seed}", self.endpoint))
+            .send()
+            .await
+            .map_err(|source| MotoError::Http { path, source })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        Err(MotoError::Api { path, status, body })
+    }
+
     async fn set_no_auth_budget(&self, budget: &'static str) -> Result<(), MotoError> {
         self.post("/moto-api/reset-auth", budget).await
     }

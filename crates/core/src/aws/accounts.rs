@@ -276,7 +276,7 @@ pub struct AccountClients<S> {
     own_account: Option<String>,
     managed: ManagedAccounts,
     sts: S,
-    cache: Mutex<HashMap<CacheKey, (IamRoles, SystemTime)>>,
+    cache: Mutex<HashMap<CacheKey, (SdkConfig, SystemTime)>>,
     now: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
@@ -322,8 +322,24 @@ impl<S: AssumeRole> AccountClients<S> {
         own_account: Option<&str>,
         agreement_id: &str,
     ) -> Result<IamRoles, AccountError> {
+        match self.sdk(account, own_account, agreement_id).await? {
+            None => Ok(self.own.clone()),
+            Some(sdk) => Ok(IamRoles::new(aws_sdk_iam::Client::new(&sdk))),
+        }
+    }
+
+    /// The SDK configuration for `account` acting for `agreement_id`: `None` for the
+    /// integration's own account (its own credentials), otherwise the managed account's
+    /// management role session, cached per (account, agreement) until shortly before it
+    /// expires. Every client of that account (IAM, and the tag reads) is built from it.
+    pub async fn sdk(
+        &self,
+        account: Option<&str>,
+        own_account: Option<&str>,
+        agreement_id: &str,
+    ) -> Result<Option<SdkConfig>, AccountError> {
         let Some(account) = account.filter(|a| Some(*a) != own_account) else {
-            return Ok(self.own.clone());
+            return Ok(None);
         };
         let managed = self
             .managed
@@ -334,8 +350,8 @@ impl<S: AssumeRole> AccountClients<S> {
         {
             let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
             cache.retain(|_, (_, expires)| now + REFRESH_MARGIN < *expires);
-            if let Some((iam, _)) = cache.get(&key) {
-                return Ok(iam.clone());
+            if let Some((sdk, _)) = cache.get(&key) {
+                return Ok(Some(sdk.clone()));
             }
         }
         let session = self
@@ -351,15 +367,21 @@ impl<S: AssumeRole> AccountClients<S> {
                 account: account.to_owned(),
                 source,
             })?;
-        let config = aws_sdk_iam::config::Builder::from(&self.sdk)
+        let sdk = self
+            .sdk
+            .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(session.credentials))
             .build();
-        let iam = IamRoles::new(aws_sdk_iam::Client::from_conf(config));
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, (iam.clone(), session.expires_at));
-        Ok(iam)
+            .insert(key, (sdk.clone(), session.expires_at));
+        Ok(Some(sdk))
+    }
+
+    /// The integration's own SDK configuration.
+    pub fn own_sdk(&self) -> &SdkConfig {
+        &self.sdk
     }
 }
 

@@ -6,6 +6,7 @@ use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::SdkError;
 
 use super::{describe, error_code};
+use crate::reconcile::ownership::Tags;
 
 /// What the grant needs to know about a role: IAM's ARN and path (the path decides whether the
 /// integration may touch it; a path in DMM is only a claim).
@@ -14,6 +15,8 @@ pub struct RoleInfo {
     pub name: String,
     pub arn: String,
     pub path: String,
+    /// Whose role it is (`dmm-data-product`, `dmm-team`): IAM's tags, not DMM's word.
+    pub tags: Tags,
 }
 
 /// An IAM call that failed.
@@ -155,6 +158,11 @@ impl RolePolicies for IamRoles {
                 name: role.role_name().to_owned(),
                 arn: role.arn().to_owned(),
                 path: role.path().to_owned(),
+                tags: role
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect(),
             })),
             Err(e) if is_no_such_entity(&e) => Ok(None),
             Err(e) => Err(classify("GetRole", name, &e)),

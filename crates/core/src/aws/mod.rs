@@ -9,6 +9,7 @@ pub mod iam;
 pub mod ledger;
 pub mod queue;
 pub mod secrets;
+pub mod tags;
 
 use std::time::Duration;
 

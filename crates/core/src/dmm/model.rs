@@ -342,6 +342,15 @@ impl DataProduct {
         custom_object(&self.doc)
     }
 
+    /// The owner team's id (`info.owner`), which the data product's resources and roles may be
+    /// tagged with instead of the product's own id.
+    pub fn owner(&self) -> Option<&str> {
+        self.doc
+            .get("info")
+            .and_then(Value::as_object)
+            .and_then(|info| non_empty_str(info, "owner"))
+    }
+
     /// The output port with this id, as DMM sent it.
     pub fn output_port(&self, port_id: &str) -> Option<&Value> {
         self.doc

@@ -15,6 +15,7 @@ use crate::aws::accounts::{AccountClients, ManagedAccounts, StsAssumer};
 use crate::aws::ledger::{GrantLedger, S3Ledger};
 use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
+use crate::aws::tags::AgreementTags;
 use crate::config::{self, ConfigError, Env};
 use crate::dmm::{Agreement, AgreementApi, DmmClient, DmmError, FeedEvent, ModelError};
 use crate::feed::event_types;
@@ -23,6 +24,9 @@ use crate::policy::{
 };
 use crate::reconcile::converge::{AccountIam, AgreementIam, Converger, Granted};
 use crate::reconcile::directory::BatchDirectory;
+use crate::reconcile::ownership::{
+    CachedTags, Finding, OwnerMap, OwnershipMode, OwnershipPolicy, ResourceTags,
+};
 use crate::reconcile::plan::{Desired, Scope, consumer_role, plan};
 use crate::reconcile::requests::{self, ProductChange, RECONCILE_REQUESTED};
 use crate::reconcile::status::{Status, status_tag, with_status};
@@ -39,6 +43,8 @@ pub struct ManageIamPoliciesConfig {
     pub guard: RoleGuard,
     /// Other accounts the integration may write to, and how (`managed_accounts`).
     pub managed_accounts: ManagedAccounts,
+    /// The trust boundary: `ownership_check`, `ownership_map`, the buckets never granted.
+    pub ownership: OwnershipPolicy,
 }
 
 impl ManageIamPoliciesConfig {
@@ -58,16 +64,7 @@ impl ManageIamPoliciesConfig {
             .filter_map(|managed| RoleArn::parse(&managed.role_arn).ok())
             .map(|arn| arn.name().to_string());
         let protected: Vec<String> = env
-            .optional(config::PROTECTED_ROLE_NAMES)
-            .map(|names| {
-                names
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
+            .list(config::PROTECTED_ROLE_NAMES)
             .into_iter()
             .chain(management_roles)
             .collect();
@@ -87,12 +84,30 @@ impl ManageIamPoliciesConfig {
                 ),
             }
         })?;
+        let bucket_name = env.required(config::BUCKET_NAME)?;
+        let ownership = OwnershipPolicy {
+            mode: env.parsed_or(config::OWNERSHIP_CHECK, OwnershipMode::Enforce)?,
+            map: match env.optional(config::OWNERSHIP_MAP) {
+                None => OwnerMap::default(),
+                Some(json) => OwnerMap::parse(&json).map_err(|reason| ConfigError::Invalid {
+                    name: config::OWNERSHIP_MAP,
+                    reason,
+                })?,
+            },
+            // The state bucket holds the ledger and the external ids, the artifacts bucket the
+            // code: no data product owns them, whatever their tags say.
+            protected_buckets: std::iter::once(bucket_name.clone())
+                .chain(env.optional(config::ARTIFACTS_BUCKET_NAME))
+                .chain(env.list(config::PROTECTED_BUCKET_NAMES))
+                .collect(),
+        };
         Ok(Self {
             dmm: DmmSettings::from_env(env)?,
-            bucket_name: env.required(config::BUCKET_NAME)?,
+            bucket_name,
             queue_url: env.required(config::SQS_QUEUE_URL)?,
             guard,
             managed_accounts,
+            ownership,
         })
     }
 }
@@ -132,6 +147,8 @@ enum Outcome {
     Granted {
         iam_writes: usize,
         status_written: bool,
+        /// Missing ownership proofs (`ownership_check = audit`).
+        unproven: Vec<Finding>,
     },
     Revoked {
         iam_writes: usize,
@@ -210,6 +227,7 @@ impl ManageIamPolicies {
                 .accounts()
                 .map(str::to_owned)
                 .collect(),
+            ownership: self.config.ownership.clone(),
         }
     }
 
@@ -228,6 +246,8 @@ impl ManageIamPolicies {
         let dmm = self.dmm.client().await?;
         let directory = BatchDirectory::new(dmm);
         let scope = self.scope(function_arn);
+        let reader = self.tag_reader(&scope);
+        let tags = CachedTags::new(&reader);
         let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for (position, record) in event.records.iter().enumerate() {
@@ -242,12 +262,11 @@ impl ManageIamPolicies {
             });
             groups[slot].1.push(record);
         }
-        let results = futures::future::join_all(
-            groups
-                .iter()
-                .map(|(_, records)| self.handle_group(records, dmm, &directory, &scope, time)),
-        )
-        .await;
+        let results =
+            futures::future::join_all(groups.iter().map(|(_, records)| {
+                self.handle_group(records, dmm, &directory, &scope, &tags, time)
+            }))
+            .await;
         let mut failures = Vec::new();
         let mut outcomes = Vec::new();
         for (group_failures, group_outcomes) in results {
@@ -260,12 +279,13 @@ impl ManageIamPolicies {
         })
     }
 
-    async fn handle_group(
+    async fn handle_group<T: ResourceTags>(
         &self,
         records: &[&SqsMessage],
         dmm: &DmmClient,
         directory: &BatchDirectory<'_>,
         scope: &Scope,
+        tags: &T,
         time: TimeBox,
     ) -> (Vec<ItemFailure>, Vec<&'static str>) {
         let mut failures = Vec::new();
@@ -294,7 +314,7 @@ impl ManageIamPolicies {
             tracing::debug!(message_id, body, "message received");
             let Ok(handled) = tokio::time::timeout_at(
                 time.answer_by.into(),
-                self.handle_message(body, dmm, directory, scope),
+                self.handle_message(body, dmm, directory, scope, tags),
             )
             .await
             else {
@@ -314,6 +334,9 @@ impl ManageIamPolicies {
                 Ok((event, outcome)) => {
                     log_outcome(&message_id, event.as_ref(), &outcome, started);
                     outcomes.push(outcome.name());
+                    if let Outcome::Granted { unproven, .. } = &outcome {
+                        outcomes.extend(unproven.iter().map(|_| UNPROVEN));
+                    }
                 }
                 Err((event, error)) => {
                     tracing::error!(
@@ -334,12 +357,13 @@ impl ManageIamPolicies {
         (failures, outcomes)
     }
 
-    async fn handle_message(
+    async fn handle_message<T: ResourceTags>(
         &self,
         body: &str,
         dmm: &DmmClient,
         directory: &BatchDirectory<'_>,
         scope: &Scope,
+        tags: &T,
     ) -> Result<(Option<FeedEvent>, Outcome), (Option<FeedEvent>, Retry)> {
         let event = match RawValue::from_string(body.to_owned())
             .map_err(|e| e.to_string())
@@ -370,7 +394,7 @@ impl ManageIamPolicies {
             return Ok((Some(event), Outcome::Ignored));
         };
         let result = self
-            .reconcile(agreement_id, api, dmm, directory, scope)
+            .reconcile(agreement_id, api, dmm, directory, scope, tags)
             .await;
         match result {
             Ok(outcome) => Ok((Some(event), outcome)),
@@ -405,13 +429,14 @@ impl ManageIamPolicies {
     }
 
     /// Converges one agreement and writes its status back to DMM.
-    async fn reconcile(
+    async fn reconcile<T: ResourceTags>(
         &self,
         agreement_id: &str,
         api: AgreementApi,
         dmm: &DmmClient,
         directory: &BatchDirectory<'_>,
         scope: &Scope,
+        tags: &T,
     ) -> Result<Outcome, Retry> {
         let iam = self.agreement_iam(agreement_id, scope);
         let converger = Converger::new(&iam, &self.ledger, &self.config.guard);
@@ -426,7 +451,14 @@ impl ManageIamPolicies {
             Err(e) => return Err(e.into()),
         };
         let (converged, update) = self
-            .decide(&converger, agreement_id, found.as_ref(), directory, scope)
+            .decide(
+                &converger,
+                agreement_id,
+                found.as_ref(),
+                directory,
+                scope,
+                tags,
+            )
             .await?;
         let status_written = match update {
             Some(updated) => {
@@ -436,10 +468,21 @@ impl ManageIamPolicies {
             None => false,
         };
         Ok(match converged {
-            Converged::Granted(granted) => Outcome::Granted {
-                iam_writes: granted.iam_writes,
-                status_written,
-            },
+            Converged::Granted(granted) => {
+                for finding in &granted.findings {
+                    tracing::warn!(
+                        agreement_id,
+                        outcome = UNPROVEN,
+                        cause = %finding,
+                        "granted without proof of ownership (ownership_check = audit)"
+                    );
+                }
+                Outcome::Granted {
+                    iam_writes: granted.iam_writes,
+                    status_written,
+                    unproven: granted.findings,
+                }
+            }
             Converged::Revoked(iam_writes) => Outcome::Revoked {
                 iam_writes,
                 status_written,
@@ -449,6 +492,16 @@ impl ManageIamPolicies {
                 status_written,
             },
         })
+    }
+
+    /// Reads the tags proving ownership. Tags do not depend on the agreement, so a batch reads
+    /// them under one session (`dmm-ownership-check`) and once per resource.
+    pub(crate) fn tag_reader<'a>(&'a self, scope: &'a Scope) -> AgreementTags<'a, StsAssumer> {
+        AgreementTags {
+            clients: &self.accounts,
+            own_account: scope.account.as_deref(),
+            agreement_id: "ownership-check",
+        }
     }
 
     fn agreement_iam<'a>(
@@ -466,13 +519,14 @@ impl ManageIamPolicies {
     /// Converges IAM and the ledger through `converger` and decides the agreement's new status
     /// document (`None`: no PUT needed, or no agreement in DMM to write to). The caller writes
     /// it, or, in a dry run, only reports it.
-    async fn decide<A: AccountIam, L: GrantLedger>(
+    async fn decide<A: AccountIam, L: GrantLedger, T: ResourceTags>(
         &self,
         converger: &Converger<'_, A, L>,
         agreement_id: &str,
         agreement: Option<&Agreement>,
         directory: &BatchDirectory<'_>,
         scope: &Scope,
+        tags: &T,
     ) -> Result<(Converged, Option<Agreement>), Retry> {
         let Some(agreement) = agreement else {
             // Deleted in DMM: the ledger is the only record of what to revoke.
@@ -485,7 +539,7 @@ impl ManageIamPolicies {
                 }
             };
         };
-        let converged = match converge(converger, agreement, directory, scope).await {
+        let converged = match converge(converger, agreement, directory, scope, tags).await {
             Ok(converged) => converged,
             Err(ReconcileError::Retry(e)) => return Err(e),
             Err(ReconcileError::Permanent(e)) => {
@@ -593,6 +647,9 @@ impl ManageIamPolicies {
     }
 }
 
+/// Counted once per missing ownership proof in `audit` mode (metric `OwnershipUnproven`).
+const UNPROVEN: &str = "ownership_unproven";
+
 /// Time kept after the last record to answer SQS.
 const REPORT_GRACE: Duration = Duration::from_secs(1);
 /// No record is started with less time than this left before answering: a record started later
@@ -630,13 +687,14 @@ enum Converged {
     Failed(String),
 }
 
-async fn converge<A: AccountIam, L: GrantLedger>(
+async fn converge<A: AccountIam, L: GrantLedger, T: ResourceTags>(
     converger: &Converger<'_, A, L>,
     agreement: &Agreement,
     directory: &BatchDirectory<'_>,
     scope: &Scope,
+    tags: &T,
 ) -> Result<Converged, ReconcileError> {
-    match plan(agreement, directory, scope).await? {
+    match plan(agreement, directory, scope, tags).await? {
         Desired::Grant(grant) => converger
             .grant(agreement.id(), &grant)
             .await
@@ -663,6 +721,7 @@ fn batch_metrics(outcomes: &[&'static str], retries: usize) -> Metrics {
             "Unreadable",
             count("unreadable") + count("unusable_id") + count("unusable_agreement"),
         )
+        .count("OwnershipUnproven", count(UNPROVEN))
         .count("Retries", retries);
     metrics
 }
@@ -676,6 +735,7 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
         Outcome::Granted {
             iam_writes,
             status_written,
+            ..
         }
         | Outcome::Revoked {
             iam_writes,

@@ -21,6 +21,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::ownership::Finding;
 use super::plan::GrantPlan;
 use super::status::AccessRoleStatus;
 use super::{Permanent, ReconcileError, cross_account};
@@ -42,6 +43,8 @@ pub struct Granted {
     pub access_role: Option<AccessRoleStatus>,
     /// IAM writes made (0 when the grant was already in place).
     pub iam_writes: usize,
+    /// Missing ownership proofs, in `audit` mode (the grant was made anyway).
+    pub findings: Vec<Finding>,
 }
 
 /// The IAM of each account, for one agreement.
@@ -137,6 +140,14 @@ pub(super) async fn allowed_role<I: RolePolicies>(
         .ok_or_else(|| Permanent::RoleNotFound(name.to_string()))?;
     guard.check(name, &role.path)?;
     Ok(role)
+}
+
+/// Checks that the consumer role is the consumer's (its IAM tags) before anything is written to
+/// it, and returns the plan's findings with the role's, for `audit` mode.
+pub(super) fn owned_role(plan: &GrantPlan, role: &RoleInfo) -> Result<Vec<Finding>, Permanent> {
+    let mut findings = plan.findings.clone();
+    findings.extend(plan.role_ownership.check(&role.name, &role.tags)?);
+    Ok(findings)
 }
 
 /// Whether the role's policy `name` is structurally `wanted` (an unreadable document is not).
@@ -301,6 +312,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         let account = plan.consumer_account.as_deref();
         let iam = self.iam.iam(account).await?;
         let role = allowed_role(&iam, self.guard, plan.role.name()).await?;
+        let findings = owned_role(plan, &role)?;
         let in_place = has_policy(&iam, &role.name, &plan.policy_name, &plan.document).await?;
         if !in_place {
             check_budget(&iam, &role.name, &plan.policy_name, &plan.document).await?;
@@ -345,6 +357,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             policy_name: plan.policy_name.clone(),
             access_role: None,
             iam_writes: self.iam_writes() - before,
+            findings,
         })
     }
 

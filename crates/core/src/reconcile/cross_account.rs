@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::converge::{AccountIam, Converger, Granted, allowed_role, check_budget, has_policy};
+use super::converge::{
+    AccountIam, Converger, Granted, allowed_role, check_budget, has_policy, owned_role,
+};
 use super::plan::GrantPlan;
 use super::status::AccessRoleStatus;
 use super::{Permanent, ReconcileError};
@@ -169,6 +171,7 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
 
     // Everything that can refuse the grant is checked before anything is written.
     let consumer = allowed_role(&consumer_iam, converger.guard, plan.role.name()).await?;
+    let findings = owned_role(plan, &consumer)?;
     let access_name = access_role_name(agreement_id)?;
     let existing = provider_iam.access_role(&access_name).await?;
     if existing
@@ -310,6 +313,7 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
             external_id,
         }),
         iam_writes: converger.iam_writes() - before,
+        findings,
     })
 }
 

@@ -261,6 +261,9 @@ pub struct DriftRow {
     /// What a reconcile would change; a row whose check failed has none and says why here.
     pub changes: Vec<String>,
     pub error: Option<String>,
+    /// Ownership proofs the grant lacks (`ownership_check = audit`); empty when proven, not
+    /// checked, or no grant.
+    pub ownership: Vec<String>,
 }
 
 /// Longest agreement id shown in the table (ids are the user's; the JSON rows have them whole).
@@ -272,6 +275,8 @@ fn shorten(id: &str) -> String {
         None => id.to_owned(),
     }
 }
+
+const OWNERSHIP_WIDTH: usize = "OWNERSHIP".len();
 
 /// The drift report as a text table, one line per change, for a terminal or the log.
 pub fn render_table(rows: &[DriftRow], checked: usize) -> String {
@@ -289,27 +294,40 @@ pub fn render_table(rows: &[DriftRow], checked: usize) -> String {
         .max()
         .unwrap_or(0);
     let mut out = format!(
-        "{:id_width$}  {:state_width$}  WHAT A RECONCILE WOULD CHANGE\n",
-        "AGREEMENT", "IN DMM"
+        "{:id_width$}  {:state_width$}  {:OWNERSHIP_WIDTH$}  WHAT A RECONCILE WOULD CHANGE\n",
+        "AGREEMENT", "IN DMM", "OWNERSHIP"
     );
     for (row, id) in rows.iter().zip(&ids) {
-        let lines: Vec<String> = match &row.error {
+        let mut lines: Vec<String> = match &row.error {
             Some(error) => vec![format!("could not check: {error}")],
             None => row.changes.clone(),
         };
+        lines.extend(row.ownership.iter().map(|f| format!("not proven: {f}")));
+        let ownership = if row.ownership.is_empty() {
+            "-"
+        } else {
+            "unproven"
+        };
         for (i, line) in lines.iter().enumerate() {
-            let (id, state) = if i == 0 {
-                (id.as_str(), row.in_dmm.as_str())
+            let (id, state, ownership) = if i == 0 {
+                (id.as_str(), row.in_dmm.as_str(), ownership)
             } else {
-                ("", "")
+                ("", "", "")
             };
-            out.push_str(&format!("{id:id_width$}  {state:state_width$}  {line}\n"));
+            out.push_str(&format!(
+                "{id:id_width$}  {state:state_width$}  {ownership:OWNERSHIP_WIDTH$}  {line}\n"
+            ));
         }
     }
-    let drifted = rows.iter().filter(|r| r.error.is_none()).count();
-    let failed = rows.len() - drifted;
+    let drifted = rows
+        .iter()
+        .filter(|r| r.error.is_none() && !r.changes.is_empty())
+        .count();
+    let unproven = rows.iter().filter(|r| !r.ownership.is_empty()).count();
+    let failed = rows.iter().filter(|r| r.error.is_some()).count();
     out.push_str(&format!(
-        "{drifted} of {checked} agreements drifted; {failed} could not be checked; nothing was changed\n"
+        "{drifted} of {checked} agreements drifted; {failed} could not be checked; \
+         {unproven} granted without proof of ownership; nothing was changed\n"
     ));
     out
 }
@@ -339,17 +357,26 @@ mod tests {
                     .to_string(),
                 ],
                 error: None,
+                ownership: vec![],
             },
             DriftRow {
                 agreement_id: "x".repeat(60),
                 in_dmm: "not in DMM".into(),
                 changes: vec![],
                 error: Some("IAM unavailable".into()),
+                ownership: vec![],
+            },
+            DriftRow {
+                agreement_id: "agr-2".into(),
+                in_dmm: "active".into(),
+                changes: vec![],
+                error: None,
+                ownership: vec!["the S3 bucket `payroll` is not proven …".into()],
             },
         ];
         let table = render_table(&rows, 7);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 5, "{table}");
+        assert_eq!(lines.len(), 6, "{table}");
         assert!(lines[0].starts_with("AGREEMENT"));
         assert!(
             lines[1].contains("agr-1")
@@ -364,9 +391,20 @@ mod tests {
             lines[3].contains(&format!("{}…", "x".repeat(40)))
                 && lines[3].contains("could not check: IAM unavailable")
         );
+        assert!(
+            lines[4].contains("agr-2")
+                && lines[4].contains("unproven")
+                && lines[4].contains("not proven: the S3 bucket `payroll`"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("  -  "),
+            "proven or unchecked rows show -: {table}"
+        );
         assert_eq!(
-            lines[4],
-            "1 of 7 agreements drifted; 1 could not be checked; nothing was changed"
+            lines[5],
+            "1 of 7 agreements drifted; 1 could not be checked; 1 granted without proof of \
+             ownership; nothing was changed"
         );
     }
 

@@ -9,6 +9,7 @@ pub mod converge;
 pub mod cross_account;
 pub mod directory;
 pub mod drift;
+pub mod ownership;
 pub mod plan;
 pub mod requests;
 pub mod status;
@@ -19,6 +20,7 @@ use crate::aws::ledger::LedgerError;
 use crate::dmm::{DmmError, ModelError};
 use crate::feed::poll::QueueError;
 use crate::policy::PolicyError;
+use ownership::TagError;
 
 /// A problem with the agreement's data or the AWS objects it names. Retrying cannot help: the
 /// agreement gets the error status in DMM, and the message is acknowledged.
@@ -93,6 +95,47 @@ pub enum Permanent {
     },
     #[error("{0}")]
     Policy(#[from] PolicyError),
+    #[error(
+        "the S3 bucket `{0}` is the integration's own or protected by the operator \
+         (protected_bucket_names); it is never granted"
+    )]
+    ProtectedBucket(String),
+    /// A resource the port names is not proven to be its data product's (ADR 017).
+    #[error(
+        "the {resource} is not proven to belong to the {whose}: it needs the tag {expected}, \
+         and {map_note}"
+    )]
+    NotOwned {
+        resource: String,
+        whose: String,
+        expected: String,
+        map_note: String,
+    },
+    #[error(
+        "the consumer role `{role}` is not proven to belong to the {consumer}: it needs the tag \
+         {expected}"
+    )]
+    RoleNotOwned {
+        role: String,
+        consumer: String,
+        expected: String,
+    },
+    #[error(
+        "{0}; grant the integration the tag-read permission or tag-read access in that account"
+    )]
+    TagsUnreadable(TagError),
+    #[error(
+        "the agreement's policy would take {size} characters; one agreement may put at most \
+         {limit} on a consumer role"
+    )]
+    PolicyTooLarge { size: usize, limit: usize },
+    #[error("the port names {count} MSK consumer groups; one agreement may grant at most {limit}")]
+    TooManyGroups { count: usize, limit: usize },
+    #[error(
+        "the MSK consumer group `{group}` is not the consumer's: a group must be named \
+         `{consumer}` or start with `{consumer}-`, `{consumer}.` or `{consumer}_`"
+    )]
+    ForeignConsumerGroup { group: String, consumer: String },
     #[error(transparent)]
     Iam(IamError),
     #[error(transparent)]
@@ -116,6 +159,9 @@ pub enum Retry {
     /// abandoned (safe at any point, like a crash) and is retried.
     #[error("the invocation's time ran out before the message was converged")]
     Deadline,
+    /// The tags proving a resource's owner could not be read (throttling, a service fault).
+    #[error(transparent)]
+    Tags(TagError),
     /// Reconcile requests (change propagation, drift sweep) could not be queued.
     #[error("queueing reconcile requests failed: {0}")]
     Queue(QueueError),

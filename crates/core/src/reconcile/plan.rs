@@ -1,6 +1,9 @@
 //! The desired state of one agreement, decided from DMM's documents alone.
 
 use super::directory::Directory;
+use super::ownership::{
+    self, Finding, Owners, OwnershipMode, OwnershipPolicy, Parties, ResourceTags, RoleOwnership,
+};
 use super::{Permanent, ReconcileError};
 use std::collections::BTreeSet;
 
@@ -8,7 +11,7 @@ use serde_json::Value;
 
 use crate::aws::accounts::is_account_id;
 use crate::dmm::{Agreement, ConsumerRef, DataProduct};
-use crate::policy::{Arn, ConsumerRole, Context, PolicyDocument, policy_name, resolve_port};
+use crate::policy::{Arn, ConsumerRole, Context, PolicyDocument, policy_name, resolve_port, shown};
 
 /// Optional custom field on the output port (or, failing that, the provider data product)
 /// naming the account that holds the port's resources. Needed only when no ARN of the port names
@@ -26,6 +29,10 @@ pub struct GrantPlan {
     /// The account holding the port's resources; `None` is the integration's own. When it
     /// differs from `consumer_account`, the grant is an access role in this account.
     pub provider_account: Option<String>,
+    /// What the consumer role's tags must show before anything is written to it.
+    pub role_ownership: RoleOwnership,
+    /// Missing ownership proofs of the port's resources, in `audit` mode.
+    pub findings: Vec<Finding>,
 }
 
 impl GrantPlan {
@@ -54,6 +61,8 @@ pub struct Scope {
     pub account: Option<String>,
     /// The other accounts it manages (`managed_accounts`).
     pub managed: BTreeSet<String>,
+    /// `ownership_check`, `ownership_map` and the buckets never granted.
+    pub ownership: OwnershipPolicy,
 }
 
 impl Scope {
@@ -103,30 +112,57 @@ pub fn provider_account(product: &DataProduct, port: &Value) -> Result<Option<St
     Ok(from_arn)
 }
 
+/// The consumer as a grant needs it: its role, and who owns it.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    pub role: ConsumerRole,
+    /// The data product's or team's id.
+    pub id: String,
+    pub owners: Owners,
+    /// `consumer data product `shipments``, for messages.
+    pub label: String,
+}
+
 /// The consumer's role, from the consumer data product's or team's custom fields.
 pub async fn consumer_role<D: Directory>(
     agreement: &Agreement,
     directory: &D,
     scope: &Scope,
 ) -> Result<ConsumerRole, ReconcileError> {
-    let (kind, id, custom) = match agreement.consumer().map_err(Permanent::from)? {
+    consumer(agreement, directory, scope).await.map(|c| c.role)
+}
+
+/// The consumer data product or team, its role and owners (a data product and its owner team,
+/// or the team).
+pub async fn consumer<D: Directory>(
+    agreement: &Agreement,
+    directory: &D,
+    scope: &Scope,
+) -> Result<Consumer, ReconcileError> {
+    let (kind, id, found) = match agreement.consumer().map_err(Permanent::from)? {
         ConsumerRef::DataProduct(id) => {
             let product = directory.data_product(&id).await?;
-            let custom = product.map(|p| p.custom_fields());
-            ("data product", id, custom)
+            let found = product.map(|p| (p.custom_fields(), Owners::product(&id, p.owner())));
+            ("data product", id, found)
         }
         ConsumerRef::Team(id) => {
             let team = directory.team(&id).await?;
-            ("team", id, team.map(|t| t.custom_fields()))
+            let found = team.map(|t| (t.custom_fields(), Owners::team(&id)));
+            ("team", id, found)
         }
         ConsumerRef::User(id) => return Err(Permanent::UserConsumer(id).into()),
     };
-    let custom = custom.ok_or_else(|| Permanent::ConsumerNotFound {
+    let (custom, owners) = found.ok_or_else(|| Permanent::ConsumerNotFound {
         kind,
         id: id.clone(),
     })?;
-    let role = ConsumerRole::from_custom(&custom, &scope.context)
-        .map_err(|source| Permanent::Consumer { kind, id, source })?;
+    let role = ConsumerRole::from_custom(&custom, &scope.context).map_err(|source| {
+        Permanent::Consumer {
+            kind,
+            id: id.clone(),
+            source,
+        }
+    })?;
     if let (false, Some(account)) = (scope.manages(&role), role.account()) {
         return Err(Permanent::UnmanagedAccount {
             role: role.name().to_string(),
@@ -134,15 +170,21 @@ pub async fn consumer_role<D: Directory>(
         }
         .into());
     }
-    Ok(role)
+    Ok(Consumer {
+        label: format!("consumer {kind} `{}`", shown(&id)),
+        role,
+        id,
+        owners,
+    })
 }
 
 /// Decides the desired state. Inactive agreements never grant; an active one grants exactly the
 /// catalogue's policy for its output port to its consumer's role.
-pub async fn plan<D: Directory>(
+pub async fn plan<D: Directory, T: ResourceTags>(
     agreement: &Agreement,
     directory: &D,
     scope: &Scope,
+    tags: &T,
 ) -> Result<Desired, ReconcileError> {
     if !agreement.is_active() {
         // Best effort for problems with the data: a consumer without a usable role only means
@@ -179,12 +221,42 @@ pub async fn plan<D: Directory>(
         }
         .into());
     }
-    let role = consumer_role(agreement, directory, scope).await?;
+    let consumer = consumer(agreement, directory, scope).await?;
+    let policy = &scope.ownership;
+    ownership::check_protected(policy, &access)?;
+    let document = access.policy();
+    ownership::check_size(&document)?;
+    let parties = Parties {
+        provider_product: provider.data_product_id.clone(),
+        provider: Owners::product(&provider.data_product_id, product.owner()),
+        consumer_id: consumer.id.clone(),
+        consumer: consumer.owners.clone(),
+    };
+    let mut findings = Vec::new();
+    if let Some(cause) = ownership::check_groups(&access, &parties.consumer_id) {
+        match policy.mode {
+            OwnershipMode::Enforce => return Err(cause.into()),
+            OwnershipMode::Audit => findings.push(Finding(cause.to_string())),
+            OwnershipMode::Off => {}
+        }
+    }
+    let claims = ownership::claims(
+        &access,
+        scope.local(provider_account.as_deref()).as_deref(),
+        &parties,
+    );
+    findings.extend(ownership::prove(policy, tags, &claims).await?);
     Ok(Desired::Grant(GrantPlan {
-        consumer_account: scope.local(role.account()),
+        consumer_account: scope.local(consumer.role.account()),
         provider_account: scope.local(provider_account.as_deref()),
-        role,
+        role_ownership: RoleOwnership {
+            mode: policy.mode,
+            owners: consumer.owners,
+            consumer: consumer.label,
+        },
+        role: consumer.role,
         policy_name: policy_name(agreement.id())?,
-        document: access.policy(),
+        document,
+        findings,
     }))
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{ConnectError, ManageIamPolicies};
+use super::{ConnectError, Converged, ManageIamPolicies};
 use crate::aws::ledger::ledger_key;
 use crate::dmm::Agreement;
 use crate::handlers::deadline_instant;
@@ -21,6 +21,7 @@ use crate::reconcile::Retry;
 use crate::reconcile::converge::Converger;
 use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::drift::{Change, Changes, DriftRow, DryRunIam, DryRunLedger, render_table};
+use crate::reconcile::ownership::{CachedTags, ResourceTags};
 use crate::reconcile::plan::Scope;
 use crate::reconcile::requests;
 use crate::reconcile::status::status_tag;
@@ -134,17 +135,19 @@ impl ManageIamPolicies {
                 report.mode = "dry-run";
                 let scope = self.scope(function_arn);
                 let directory = BatchDirectory::new(dmm);
+                let reader = self.tag_reader(&scope);
+                let tags = CachedTags::new(&reader);
                 let stop_at = deadline_instant(deadline)
                     .checked_sub(DRY_RUN_MARGIN)
                     .unwrap_or_else(Instant::now);
                 let results: Vec<Checked> = futures::stream::iter(targets)
                     .map(|(id, agreement)| {
-                        let (directory, scope) = (&directory, &scope);
+                        let (directory, scope, tags) = (&directory, &scope, &tags);
                         async move {
                             if Instant::now() >= stop_at {
                                 return Checked::Skipped;
                             }
-                            self.dry_run(&id, agreement, directory, scope).await
+                            self.dry_run(&id, agreement, directory, scope, tags).await
                         }
                     })
                     .buffer_unordered(DRY_RUN_CONCURRENCY)
@@ -174,12 +177,13 @@ impl ManageIamPolicies {
     }
 
     /// Converges one agreement without changing anything and returns what would change.
-    async fn dry_run(
+    async fn dry_run<T: ResourceTags>(
         &self,
         agreement_id: &str,
         agreement: Option<Agreement>,
         directory: &BatchDirectory<'_>,
         scope: &Scope,
+        tags: &T,
     ) -> Checked {
         let changes = Changes::default();
         let real = self.agreement_iam(agreement_id, scope);
@@ -198,8 +202,15 @@ impl ManageIamPolicies {
                 agreement.as_ref(),
                 directory,
                 scope,
+                tags,
             )
             .await;
+        let ownership: Vec<String> = match &decided {
+            Ok((Converged::Granted(granted), _)) => {
+                granted.findings.iter().map(ToString::to_string).collect()
+            }
+            _ => Vec::new(),
+        };
         let error = match decided {
             Ok((_, Some(updated))) => {
                 changes.push(Change::Status {
@@ -212,7 +223,7 @@ impl ManageIamPolicies {
             Err(retry) => Some(retry.to_string()),
         };
         let changes: Vec<String> = changes.take().iter().map(ToString::to_string).collect();
-        if changes.is_empty() && error.is_none() {
+        if changes.is_empty() && error.is_none() && ownership.is_empty() {
             return Checked::InSync;
         }
         Checked::Drift(DriftRow {
@@ -220,6 +231,7 @@ impl ManageIamPolicies {
             in_dmm: in_dmm.to_owned(),
             changes,
             error,
+            ownership,
         })
     }
 }
