@@ -168,17 +168,59 @@ resource "aws_iam_role_policy" "manage_iam_policies" {
 # the provider account of a cross-account agreement; modules/managed-account gives the
 # management role in every other account the same statements (ADR 014).
 data "aws_iam_policy_document" "manage_iam_policies_iam" {
+  # Reading and revoking are not tag-conditioned: a grant whose role lost its owner tag must still
+  # be revoked (fail closed).
   statement {
-    sid    = "ManageInlinePoliciesOfAllowlistedRoles"
+    sid    = "ReadAndRevokeInlinePoliciesOfAllowlistedRoles"
     effect = "Allow"
     actions = [
       "iam:GetRole",
       "iam:ListRolePolicies",
       "iam:GetRolePolicy",
-      "iam:PutRolePolicy",
       "iam:DeleteRolePolicy",
     ]
     resources = local.managed_role_arns
+  }
+
+  # Granting only onto roles that carry an owner tag (ADR 017): the code checks the tag's value
+  # against the consumer; IAM makes sure a bug in the code cannot write onto an untagged role.
+  # Two statements, because IAM conditions within one statement are ANDed.
+  statement {
+    sid       = "GrantOnRolesOwnedByADataProduct"
+    effect    = "Allow"
+    actions   = ["iam:PutRolePolicy"]
+    resources = local.managed_role_arns
+
+    condition {
+      test     = "Null"
+      variable = "iam:ResourceTag/dmm-data-product"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "GrantOnRolesOwnedByATeam"
+    effect    = "Allow"
+    actions   = ["iam:PutRolePolicy"]
+    resources = local.managed_role_arns
+
+    condition {
+      test     = "Null"
+      variable = "iam:ResourceTag/dmm-team"
+      values   = ["false"]
+    }
+  }
+
+  # ownership_check = audit or off grants onto untagged roles as the Python reference did.
+  dynamic "statement" {
+    for_each = var.ownership_check == "enforce" ? [] : ["ownership_check is ${var.ownership_check}"]
+
+    content {
+      sid       = "GrantOnAnyAllowlistedRoleWithoutOwnershipCheck"
+      effect    = "Allow"
+      actions   = ["iam:PutRolePolicy"]
+      resources = local.managed_role_arns
+    }
   }
 
   # Reads are not tag-conditioned: a missing access role must answer NoSuchEntity, not
@@ -233,6 +275,35 @@ data "aws_iam_policy_document" "manage_iam_policies_iam" {
       variable = "iam:ResourceTag/${local.managed_by_tag_key}"
       values   = [local.managed_by_tag_value]
     }
+  }
+
+  # Ownership proofs (ADR 017): the tags of the resources an output port names, read-only, in the
+  # account that holds them (permissions::OWNERSHIP_TAG_ACTIONS).
+  statement {
+    sid       = "ReadBucketOwnerTags"
+    effect    = "Allow"
+    actions   = ["s3:GetBucketTagging"]
+    resources = ["arn:${local.partition}:s3:::*"]
+  }
+
+  statement {
+    sid    = "ReadOwnerTagsOfCatalogStreamsClustersKeysAndWorkgroups"
+    effect = "Allow"
+    actions = [
+      "glue:GetTags",
+      "kinesis:ListTagsForStream",
+      "kafka:ListTagsForResource",
+      "kms:ListResourceTags",
+      "athena:ListTagsForResource",
+    ]
+    resources = [
+      "arn:${local.partition}:glue:*:${local.account_id}:database/*",
+      "arn:${local.partition}:glue:*:${local.account_id}:table/*",
+      "arn:${local.partition}:kinesis:*:${local.account_id}:stream/*",
+      "arn:${local.partition}:kafka:*:${local.account_id}:cluster/*",
+      "arn:${local.partition}:kms:*:${local.account_id}:key/*",
+      "arn:${local.partition}:athena:*:${local.account_id}:workgroup/*",
+    ]
   }
 
   statement {

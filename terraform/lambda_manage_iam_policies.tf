@@ -42,6 +42,10 @@ resource "aws_lambda_function" "manage_iam_policies" {
       managed_role_name_pattern = var.managed_role_name_pattern
       protected_role_names      = join(",", local.protected_role_names)
       managed_accounts          = jsonencode(var.managed_accounts)
+      ownership_check           = var.ownership_check
+      ownership_map             = jsonencode(var.ownership_map)
+      protected_bucket_names    = join(",", var.protected_bucket_names)
+      artifacts_bucket_name     = coalesce(var.artifacts_bucket_name, "")
       dmm_request_timeout_ms    = tostring(var.dmm_request_timeout_ms)
       aws_operation_timeout_ms  = tostring(var.aws_operation_timeout_ms)
       log_level                 = var.log_level

@@ -492,3 +492,38 @@ variable "poll_feed_error_alarm_evaluation_periods" {
     error_message = "poll_feed_error_alarm_evaluation_periods must be between 1 and 288."
   }
 }
+
+variable "ownership_check" {
+  type        = string
+  default     = "enforce"
+  description = "enforce: a grant needs proof (tags dmm-data-product / dmm-team, or ownership_map) that the provider owns the port's resources and the consumer owns the role, and IAM lets the integration write only onto tagged roles; audit: grant as the Python reference did and report every missing proof; off: no check (env `ownership_check`, ADR 017)."
+
+  validation {
+    condition     = contains(["enforce", "audit", "off"], var.ownership_check)
+    error_message = "ownership_check must be enforce, audit or off."
+  }
+}
+
+variable "ownership_map" {
+  type        = map(list(string))
+  default     = {}
+  description = "For resources that cannot be tagged: owner team id (a data product's info.owner) => ARN patterns the team owns, `*` and `?` in the resource part only, e.g. { sales = [\"arn:aws:s3:::sales-*\"] } (env `ownership_map`, ADR 017)."
+
+  validation {
+    condition = alltrue(flatten([for team, patterns in var.ownership_map : [
+      for p in patterns : can(regex("^arn:[a-z-]+:(s3|glue|kinesis|kafka|kms|athena):[a-z0-9-]*:[0-9]{0,12}:[^*?]+", p))
+    ]]))
+    error_message = "ownership_map: every pattern is an ARN of s3, glue, kinesis, kafka, kms or athena whose resource part starts with a literal prefix (wildcards only after it)."
+  }
+}
+
+variable "protected_bucket_names" {
+  type        = list(string)
+  default     = []
+  description = "Buckets no agreement may ever grant, whatever their tags (env `protected_bucket_names`). The state and artifacts buckets are always protected."
+
+  validation {
+    condition     = alltrue([for b in var.protected_bucket_names : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", b))])
+    error_message = "protected_bucket_names must be S3 bucket names."
+  }
+}

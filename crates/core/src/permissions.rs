@@ -36,6 +36,25 @@ pub const MANAGE_IAM_POLICIES_ACTIONS: &[&str] = &[
     "iam:UpdateAssumeRolePolicy",
     "iam:TagRole",
     "iam:DeleteRole",
+    // OWNERSHIP_TAG_ACTIONS.
+    "s3:GetBucketTagging",
+    "glue:GetTags",
+    "kinesis:ListTagsForStream",
+    "kafka:ListTagsForResource",
+    "kms:ListResourceTags",
+    "athena:ListTagsForResource",
+];
+
+/// Ownership proofs (ADR 017): reading the tags of the resources a port names, one action per
+/// service. Part of [`MANAGE_IAM_POLICIES_ACTIONS`]; a managed account's management role has
+/// them too, since tags are read in the account that holds the resource.
+pub const OWNERSHIP_TAG_ACTIONS: &[&str] = &[
+    "s3:GetBucketTagging",
+    "glue:GetTags",
+    "kinesis:ListTagsForStream",
+    "kafka:ListTagsForResource",
+    "kms:ListResourceTags",
+    "athena:ListTagsForResource",
 ];
 
 /// Actions the Lambda service performs with `manage_iam_policies`' role to feed it from SQS
@@ -45,3 +64,15 @@ pub const MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS: &[&str] = &[
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_function_may_read_every_tag_the_ownership_check_reads() {
+        for action in OWNERSHIP_TAG_ACTIONS {
+            assert!(MANAGE_IAM_POLICIES_ACTIONS.contains(action), "{action}");
+        }
+    }
+}

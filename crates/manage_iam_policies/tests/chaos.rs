@@ -160,6 +160,26 @@ fn provider_id(p: usize) -> String {
     format!("prov-{p}")
 }
 
+/// The provider's owner team, which owns every bucket version of the provider through the
+/// operator map (the buckets are not tagged: [`ownership_map`]).
+fn provider_team(p: usize) -> String {
+    format!("prov-team-{p}")
+}
+
+/// `ownership_map` for the chaos organisation: the one place the providers' buckets are proven
+/// theirs, since moving a port to a new bucket version is part of the scenario.
+fn ownership_map() -> String {
+    let map: serde_json::Map<String, Value> = (0..PROVIDERS)
+        .map(|p| {
+            (
+                provider_team(p),
+                json!([format!("arn:aws:s3:::prov-{p}-lake-v*")]),
+            )
+        })
+        .collect();
+    Value::Object(map).to_string()
+}
+
 fn consumer_id(c: usize) -> String {
     format!("cons-{c}")
 }
@@ -193,7 +213,8 @@ fn provider_product(p: usize, version: usize, broken: bool) -> Value {
     } else {
         format!("arn:aws:s3:::{bucket}")
     };
-    json!({"id": provider_id(p), "info": {"title": format!("Provider {p}")}, "outputPorts": [
+    json!({"id": provider_id(p), "info": {"title": format!("Provider {p}"), "owner": provider_team(p)},
+           "outputPorts": [
         {"id": "raw", "type": "s3", "custom": {
             "output-port-type": "s3_bucket", "aws-s3-bucket-arn": bucket_arn}},
         {"id": "curated", "type": "s3", "custom": {
@@ -280,12 +301,24 @@ impl Organisation {
         for c in 0..self.consumers {
             for version in 0..ROLE_VERSIONS {
                 stack
-                    .create_role(&consumer_role(c, version), "/", None)
+                    .create_role(
+                        &consumer_role(c, version),
+                        "/",
+                        None,
+                        &[(PRODUCT_TAG, &consumer_id(c))],
+                    )
                     .await;
             }
         }
         for t in 0..self.teams {
-            stack.create_role(&team_role(t), TEAM_ROLE_PATH, None).await;
+            stack
+                .create_role(
+                    &team_role(t),
+                    TEAM_ROLE_PATH,
+                    None,
+                    &[(TEAM_TAG, &team_id(t))],
+                )
+                .await;
         }
     }
 }
@@ -682,11 +715,13 @@ impl<'a> Driver<'a> {
         // Both functions: AWS through the proxy, this test's queue (manage_iam_policies sends
         // reconcile requests to it), a DMM timeout the slow-answer faults exceed, an AWS
         // timeout that ends a stalled call well before the function's.
+        let ownership = ownership_map();
         let shared = [
             ("AWS_ENDPOINT_URL", proxy.endpoint()),
             ("sqs_queue_url", queue_url.as_str()),
             ("dmm_request_timeout_ms", "1000"),
             ("aws_operation_timeout_ms", "3000"),
+            ("ownership_map", ownership.as_str()),
         ];
         let mut consumers = Vec::new();
         for _ in 0..CONSUMER_COUNT {

@@ -64,7 +64,14 @@ async fn product_changes_move_the_grants_of_the_agreements_naming_them() {
     ]))
     .await;
     stack.create_consumer_roles().await;
-    stack.create_role("shipments-consumer-v2", "/", None).await;
+    stack
+        .create_role(
+            "shipments-consumer-v2",
+            "/",
+            None,
+            &[(PRODUCT_TAG, SHIPMENTS)],
+        )
+        .await;
     let function = stack.function(&[]).await;
     activate(
         &stack,

@@ -9,91 +9,13 @@ mod common;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
 use common::*;
+use local_stack::owned::Owned;
 use local_stack::{LambdaFunction, binary_path, s3_client};
 use serde_json::{Value, json};
 
 const ARCHIVE: &str = "archive-lake";
 const OTHER: &str = "other-lake";
-
-async fn put_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(
-            format!("contents of {bucket}/{key}").into_bytes(),
-        ))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
-}
-
-/// `Ok` with the body, or the error code S3 answered.
-async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, String> {
-    match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(object) => Ok(String::from_utf8(
-            object.body.collect().await.unwrap().into_bytes().to_vec(),
-        )
-        .unwrap()),
-        Err(e) => Err(e.code().unwrap_or("no error code").to_owned()),
-    }
-}
-
-/// An IAM user with `policy` and an access key for it.
-async fn user(stack: &Stack, name: &str, policy: &Value) -> (String, Credentials) {
-    let arn = stack
-        .iam
-        .create_user()
-        .user_name(name)
-        .send()
-        .await
-        .unwrap()
-        .user
-        .unwrap()
-        .arn;
-    stack
-        .iam
-        .put_user_policy()
-        .user_name(name)
-        .policy_name("policy")
-        .policy_document(policy.to_string())
-        .send()
-        .await
-        .unwrap();
-    let key = stack
-        .iam
-        .create_access_key()
-        .user_name(name)
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    let credentials =
-        Credentials::new(key.access_key_id, key.secret_access_key, None, None, "test");
-    (arn, credentials)
-}
-
-/// manage_iam_policies' execution role as Terraform scopes it: exactly the actions
-/// `permissions.rs` declares (moto authorises IAM, STS and Secrets Manager calls against
-/// `Resource: "*"` only, so those stay unscoped here), S3 limited to the ledger.
-fn function_policy() -> Value {
-    let actions = dmm_aws_core::permissions::MANAGE_IAM_POLICIES_ACTIONS;
-    let other: Vec<&str> = actions
-        .iter()
-        .copied()
-        .filter(|a| !a.starts_with("s3:"))
-        .collect();
-    assert!(actions.contains(&"s3:GetObject") && actions.contains(&"s3:ListBucket"));
-    json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{BUCKET}")},
-        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-         "Resource": format!("arn:aws:s3:::{BUCKET}/grants/*")},
-        {"Effect": "Allow", "Action": other, "Resource": "*"},
-    ]})
-}
 
 /// With IAM enforced: after activation the consumer, through its assumed role, reads the
 /// granted folder and bucket and nothing else; after deactivation and deletion it reads nothing.
@@ -109,15 +31,15 @@ async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted(
         .push(json!({"id": "archive", "type": "s3",
                      "server": {"location": format!("s3://{ARCHIVE}")}}));
     let stack = Stack::start(scenario).await;
-    for bucket in [LAKE, ARCHIVE, OTHER] {
-        stack
-            .s3
-            .create_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap();
-    }
+    let owned = Owned {
+        moto: &stack.moto,
+        sdk: &stack.sdk,
+    };
+    owned
+        .bucket(ARCHIVE, &[(PRODUCT_TAG, PROVIDER)])
+        .await
+        .unwrap();
+    owned.bucket(OTHER, &[(TEAM_TAG, "hr")]).await.unwrap();
     for (bucket, key) in [
         (LAKE, "curated/orders.csv"),
         (LAKE, "curated-private/salaries.csv"),
@@ -135,7 +57,12 @@ async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted(
     )
     .await;
     stack
-        .create_role(SHIPMENTS_ROLE, "/", Some(&service_arn))
+        .create_role(
+            SHIPMENTS_ROLE,
+            "/",
+            Some(&service_arn),
+            &[(PRODUCT_TAG, SHIPMENTS)],
+        )
         .await;
     let (_, function_credentials) = user(&stack, "manage-iam-policies", &function_policy()).await;
     stack.moto.enforce_iam().await.unwrap();

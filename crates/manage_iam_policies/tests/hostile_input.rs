@@ -256,10 +256,10 @@ async fn consumer_roles_that_are_no_grantable_roles_are_refused() {
     let stack = Stack::start(scenario).await;
     stack.create_consumer_roles().await;
     stack
-        .create_role(EXECUTION_ROLE, "/service-role/", None)
+        .create_role(EXECUTION_ROLE, "/service-role/", None, &[])
         .await;
     stack
-        .create_role("dmm-access-another-agreement", "/", None)
+        .create_role("dmm-access-another-agreement", "/", None, &[])
         .await;
     let managed_admin = stack.moto.bootstrap_admin(MANAGED).await.unwrap();
     let managed_iam = aws_sdk_iam::Client::new(&stack.moto.sdk_config(&managed_admin));

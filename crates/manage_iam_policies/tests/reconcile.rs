@@ -316,7 +316,9 @@ async fn a_changed_consumer_role_moves_the_grant() {
     )]))
     .await;
     stack.create_consumer_roles().await;
-    stack.create_role("billing-consumer-v2", "/", None).await;
+    stack
+        .create_role("billing-consumer-v2", "/", None, &[(PRODUCT_TAG, BILLING)])
+        .await;
     let function = stack.function(&[]).await;
     let activated = serde_json::to_value(stack.sim.activate("agr-m").unwrap()).unwrap();
     stack.deliver(&function, &[activated]).await;
@@ -431,7 +433,9 @@ async fn permanent_errors_get_an_error_status_and_are_acknowledged() {
     ]);
     let stack = Stack::start(scenario).await;
     stack.create_consumer_roles().await;
-    stack.create_role("crowded-consumer", "/", None).await;
+    stack
+        .create_role("crowded-consumer", "/", None, &[(PRODUCT_TAG, "crowded")])
+        .await;
     let bulky = bulky_policy(9_800);
     stack.put_policy("crowded-consumer", "bulky", &bulky).await;
     let function = stack.function(&[]).await;
@@ -683,10 +687,15 @@ async fn protected_and_unlisted_roles_are_never_written() {
     scenario.data_products.extend(products);
     let stack = Stack::start(scenario).await;
     for (_, role, path, _) in &roles {
-        stack.create_role(role, path, None).await;
+        stack.create_role(role, path, None, &[]).await;
     }
     stack
-        .create_role("good-consumer", "/data-consumers/", None)
+        .create_role(
+            "good-consumer",
+            "/data-consumers/",
+            None,
+            &[(PRODUCT_TAG, "good")],
+        )
         .await;
     let planted = expected_policy("bucket");
     stack
@@ -998,7 +1007,9 @@ async fn shuffled_and_duplicated_events_converge_to_the_final_state() {
         .collect();
     let stack = Stack::start(scenario(agreements)).await;
     stack.create_consumer_roles().await;
-    stack.create_role("billing-consumer-v2", "/", None).await;
+    stack
+        .create_role("billing-consumer-v2", "/", None, &[(PRODUCT_TAG, BILLING)])
+        .await;
     let function = stack.function(&[]).await;
 
     // Phase 1: everything but ag-12 is activated; some of it is processed, in order.
@@ -1144,9 +1155,9 @@ async fn revoking_from_the_ledger_obeys_the_role_guard() {
     let stack = Stack::start(scenario(vec![inactive])).await;
     stack.create_consumer_roles().await;
     stack
-        .create_role("dmm-integration-consumer", "/", None)
+        .create_role("dmm-integration-consumer", "/", None, &[])
         .await;
-    stack.create_role("ops-admin", "/", None).await;
+    stack.create_role("ops-admin", "/", None, &[]).await;
     let deny = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::prod-*"}]});
     stack.put_policy("ops-admin", "deny-prod", &deny).await;

@@ -5,7 +5,8 @@
 #   - when this account is the provider account of a cross-account agreement, creates, updates
 #     and deletes the agreement's access role (dmm-access-<id> / dmm-acc-<id>-<hash>) directly
 #     under that path, only with and on the integration's managed-by tag.
-# Nothing else: no iam:PassRole, no managed policies, no other services, never Resource "*",
+#   - reads the owner tags of the resources output ports name (ADR 017).
+# Nothing else: no iam:PassRole, no managed policies, no writes to other services, never Resource "*",
 # and an explicit Deny on itself and on the roles no integration may touch.
 
 data "aws_caller_identity" "current" {}
@@ -88,17 +89,59 @@ resource "aws_iam_role" "management" {
 # --- Permissions: the IAM actions the integration calls in a managed account -------------------
 
 data "aws_iam_policy_document" "management" {
+  # Reading and revoking are not tag-conditioned: a grant whose role lost its owner tag must still
+  # be revoked (fail closed).
   statement {
-    sid    = "ManageInlinePoliciesOfAllowlistedRoles"
+    sid    = "ReadAndRevokeInlinePoliciesOfAllowlistedRoles"
     effect = "Allow"
     actions = [
       "iam:GetRole",
       "iam:ListRolePolicies",
       "iam:GetRolePolicy",
-      "iam:PutRolePolicy",
       "iam:DeleteRolePolicy",
     ]
     resources = local.managed_role_arns
+  }
+
+  # Granting only onto roles that carry an owner tag (ADR 017): the code checks the tag's value
+  # against the consumer; IAM makes sure a bug in the code cannot write onto an untagged role.
+  # Two statements, because IAM conditions within one statement are ANDed.
+  statement {
+    sid       = "GrantOnRolesOwnedByADataProduct"
+    effect    = "Allow"
+    actions   = ["iam:PutRolePolicy"]
+    resources = local.managed_role_arns
+
+    condition {
+      test     = "Null"
+      variable = "iam:ResourceTag/dmm-data-product"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "GrantOnRolesOwnedByATeam"
+    effect    = "Allow"
+    actions   = ["iam:PutRolePolicy"]
+    resources = local.managed_role_arns
+
+    condition {
+      test     = "Null"
+      variable = "iam:ResourceTag/dmm-team"
+      values   = ["false"]
+    }
+  }
+
+  # ownership_check = audit or off grants onto untagged roles as the Python reference did.
+  dynamic "statement" {
+    for_each = var.ownership_check == "enforce" ? [] : ["ownership_check is ${var.ownership_check}"]
+
+    content {
+      sid       = "GrantOnAnyAllowlistedRoleWithoutOwnershipCheck"
+      effect    = "Allow"
+      actions   = ["iam:PutRolePolicy"]
+      resources = local.managed_role_arns
+    }
   }
 
   # Reads are not tag-conditioned: a missing access role must answer NoSuchEntity, not
@@ -151,6 +194,35 @@ data "aws_iam_policy_document" "management" {
       variable = "iam:ResourceTag/${local.managed_by_tag_key}"
       values   = [local.managed_by_tag_value]
     }
+  }
+
+  # Ownership proofs (ADR 017): the tags of the resources an output port names, read-only, in the
+  # account that holds them (permissions::OWNERSHIP_TAG_ACTIONS).
+  statement {
+    sid       = "ReadBucketOwnerTags"
+    effect    = "Allow"
+    actions   = ["s3:GetBucketTagging"]
+    resources = ["arn:${data.aws_partition.current.partition}:s3:::*"]
+  }
+
+  statement {
+    sid    = "ReadOwnerTagsOfCatalogStreamsClustersKeysAndWorkgroups"
+    effect = "Allow"
+    actions = [
+      "glue:GetTags",
+      "kinesis:ListTagsForStream",
+      "kafka:ListTagsForResource",
+      "kms:ListResourceTags",
+      "athena:ListTagsForResource",
+    ]
+    resources = [
+      "arn:${data.aws_partition.current.partition}:glue:*:${data.aws_caller_identity.current.account_id}:database/*",
+      "arn:${data.aws_partition.current.partition}:glue:*:${data.aws_caller_identity.current.account_id}:table/*",
+      "arn:${data.aws_partition.current.partition}:kinesis:*:${data.aws_caller_identity.current.account_id}:stream/*",
+      "arn:${data.aws_partition.current.partition}:kafka:*:${data.aws_caller_identity.current.account_id}:cluster/*",
+      "arn:${data.aws_partition.current.partition}:kms:*:${data.aws_caller_identity.current.account_id}:key/*",
+      "arn:${data.aws_partition.current.partition}:athena:*:${data.aws_caller_identity.current.account_id}:workgroup/*",
+    ]
   }
 
   statement {

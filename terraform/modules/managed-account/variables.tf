@@ -88,3 +88,14 @@ variable "tags" {
   default     = {}
   description = "Tags of the management role (in addition to the provider's default_tags)."
 }
+
+variable "ownership_check" {
+  type        = string
+  default     = "enforce"
+  description = "enforce: a grant needs proof (tags dmm-data-product / dmm-team, or ownership_map) that the provider owns the port's resources and the consumer owns the role, and IAM lets the integration write only onto tagged roles; audit: grant as the Python reference did and report every missing proof; off: no check Must equal the hub's ownership_check (ADR 017)."
+
+  validation {
+    condition     = contains(["enforce", "audit", "off"], var.ownership_check)
+    error_message = "ownership_check must be enforce, audit or off."
+  }
+}

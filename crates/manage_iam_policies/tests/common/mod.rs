@@ -14,11 +14,14 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use dmm_simulator::{Scenario, Simulator};
+use local_stack::owned::Owned;
 use local_stack::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, LambdaFunction, LogMark, Moto, s3_client};
 use serde_json::{Value, json};
 
@@ -57,8 +60,15 @@ pub const ANALYTICS_ROLE_PATH: &str = "/teams/";
 pub const BILLING: &str = "billing";
 pub const BILLING_ROLE: &str = "billing-consumer";
 
+/// The provider's key: the id moto gives the first key made after seeding it with
+/// [`KMS_KEY_SEED`] ([`Stack::start`] checks it).
 pub const KMS_KEY: &str =
-    "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    "arn:aws:kms:us-east-1:123456789012:key/4dad2986-ce83-4960-aa06-e9ab85a0bcc1";
+pub const KMS_KEY_SEED: u64 = 17;
+/// The provider data product's owner team (`info.owner`).
+pub const SALES: &str = "sales";
+pub const PRODUCT_TAG: &str = "dmm-data-product";
+pub const TEAM_TAG: &str = "dmm-team";
 pub const WORKGROUP: &str = "arn:aws:athena:us-east-1:123456789012:workgroup/analysts";
 pub const GLUE_TABLE: &str = "arn:aws:glue:us-east-1:123456789012:table/sales/orders";
 pub const STREAM: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/orders-v1";
@@ -98,7 +108,7 @@ pub fn provider_ports() -> Vec<Value> {
 }
 
 pub fn provider_product() -> Value {
-    json!({"id": PROVIDER, "info": {"title": "Orders", "owner": "sales"},
+    json!({"id": PROVIDER, "info": {"title": "Orders", "owner": SALES},
            "custom": {"domain": "sales"}, "outputPorts": provider_ports()})
 }
 
@@ -302,7 +312,7 @@ impl Stack {
             .attributes
             .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
             .expect("queue arn");
-        Stack {
+        let stack = Stack {
             iam: aws_sdk_iam::Client::new(&sdk),
             moto,
             admin,
@@ -313,6 +323,37 @@ impl Stack {
             queue_arn,
             sim,
             http: reqwest::Client::new(),
+        };
+        stack.own_provider_resources().await;
+        stack
+    }
+
+    /// The provider's resources, tagged as its owners would tag them: some by the data
+    /// product, some by its team (either is proof).
+    async fn own_provider_resources(&self) {
+        let owned = Owned {
+            moto: &self.moto,
+            sdk: &self.sdk,
+        };
+        let product = [(PRODUCT_TAG, PROVIDER)];
+        let team = [(TEAM_TAG, SALES)];
+        let key = owned
+            .kms_key(REGION, KMS_KEY_SEED, &product)
+            .await
+            .expect("create the provider's KMS key");
+        assert_eq!(
+            key, KMS_KEY,
+            "moto's key ids for a seed changed: set KMS_KEY to the new ARN"
+        );
+        let (bucket, table, workgroup, stream, cluster) = tokio::join!(
+            owned.bucket(LAKE, &product),
+            owned.glue(GLUE_TABLE, &team),
+            owned.workgroup(WORKGROUP, &team),
+            owned.stream(STREAM, &product),
+            owned.msk_cluster(MSK_CLUSTER, &product),
+        );
+        for result in [bucket, table, workgroup, stream, cluster] {
+            result.expect("create and tag the provider's resources");
         }
     }
 
@@ -359,7 +400,15 @@ impl Stack {
 
     /// Creates a role trusted by `trusted` (an exact principal ARN; moto does not match
     /// `:root`), or by Lambda when `None`.
-    pub async fn create_role(&self, name: &str, path: &str, trusted: Option<&str>) -> String {
+    /// `tags`: whose role it is, e.g. `&[(PRODUCT_TAG, SHIPMENTS)]`; none for a role that belongs to
+    /// no consumer.
+    pub async fn create_role(
+        &self,
+        name: &str,
+        path: &str,
+        trusted: Option<&str>,
+        tags: &[(&str, &str)],
+    ) -> String {
         let principal = match trusted {
             Some(arn) => json!({"AWS": arn}),
             None => json!({"Service": "lambda.amazonaws.com"}),
@@ -371,6 +420,17 @@ impl Stack {
             .role_name(name)
             .path(path)
             .assume_role_policy_document(trust.to_string())
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| {
+                        aws_sdk_iam::types::Tag::builder()
+                            .key(*k)
+                            .value(*v)
+                            .build()
+                            .expect("tag")
+                    })
+                    .collect(),
+            ))
             .send()
             .await
             .unwrap_or_else(|e| panic!("create role {name}: {e:?}"))
@@ -382,9 +442,14 @@ impl Stack {
     /// The standard consumers' roles.
     pub async fn create_consumer_roles(&self) {
         tokio::join!(
-            self.create_role(SHIPMENTS_ROLE, "/", None),
-            self.create_role(ANALYTICS_ROLE, ANALYTICS_ROLE_PATH, None),
-            self.create_role(BILLING_ROLE, "/", None),
+            self.create_role(SHIPMENTS_ROLE, "/", None, &[(PRODUCT_TAG, SHIPMENTS)]),
+            self.create_role(
+                ANALYTICS_ROLE,
+                ANALYTICS_ROLE_PATH,
+                None,
+                &[(TEAM_TAG, ANALYTICS)]
+            ),
+            self.create_role(BILLING_ROLE, "/", None, &[(PRODUCT_TAG, BILLING)]),
         );
     }
 
@@ -735,6 +800,111 @@ pub fn record(event: &Value, message_id: &str, sequence: u64, receive_count: u32
         "eventSourceARN": format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}"),
         "awsRegion": REGION,
     })
+}
+
+// ----- real access under IAM enforcement -----
+
+pub async fn put_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(
+            format!("contents of {bucket}/{key}").into_bytes(),
+        ))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+}
+
+/// `Ok` with the body, or the error code S3 answered.
+pub async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, String> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(object) => Ok(String::from_utf8(
+            object.body.collect().await.unwrap().into_bytes().to_vec(),
+        )
+        .unwrap()),
+        Err(e) => Err(e.code().unwrap_or("no error code").to_owned()),
+    }
+}
+
+/// An IAM user with `policy` and an access key for it.
+pub async fn user(stack: &Stack, name: &str, policy: &Value) -> (String, Credentials) {
+    let arn = stack
+        .iam
+        .create_user()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap()
+        .user
+        .unwrap()
+        .arn;
+    stack
+        .iam
+        .put_user_policy()
+        .user_name(name)
+        .policy_name("policy")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let key = stack
+        .iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    let credentials =
+        Credentials::new(key.access_key_id, key.secret_access_key, None, None, "test");
+    (arn, credentials)
+}
+
+/// manage_iam_policies' execution role as Terraform scopes it: exactly the actions
+/// `permissions.rs` declares (moto authorises IAM, STS and Secrets Manager calls against
+/// `Resource: "*"` only, so those stay unscoped here), S3 limited to the ledger.
+pub fn function_policy() -> Value {
+    let actions = dmm_aws_core::permissions::MANAGE_IAM_POLICIES_ACTIONS;
+    let other: Vec<&str> = actions
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with("s3:"))
+        .collect();
+    assert!(actions.contains(&"s3:GetObject") && actions.contains(&"s3:ListBucket"));
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{BUCKET}")},
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+         "Resource": format!("arn:aws:s3:::{BUCKET}/grants/*")},
+        {"Effect": "Allow", "Action": "s3:GetBucketTagging", "Resource": "arn:aws:s3:::*"},
+        {"Effect": "Allow", "Action": other, "Resource": "*"},
+    ]})
+}
+
+/// An S3 client acting as `role` (path `/`), assumed by the holder of `credentials`: the
+/// consumer's own view of what it was granted.
+pub async fn assumed_s3(
+    stack: &Stack,
+    credentials: &Credentials,
+    role: &str,
+) -> aws_sdk_s3::Client {
+    let session = aws_sdk_sts::Client::new(&stack.moto.sdk_config(credentials))
+        .assume_role()
+        .role_arn(role_arn(role, "/"))
+        .role_session_name("consumer")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("assume {role}: {e:?}"))
+        .credentials
+        .expect("session credentials");
+    s3_client(&stack.moto.sdk_config(&Credentials::new(
+        session.access_key_id,
+        session.secret_access_key,
+        Some(session.session_token),
+        None,
+        "consumer-session",
+    )))
 }
 
 /// A function under test.
