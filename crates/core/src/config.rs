@@ -161,14 +161,29 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.parsed_or(name, default_ms).map(Duration::from_millis)
     }
 
-    /// An `http(s)://` URL without a trailing slash.
+    /// An `https://` URL without a trailing slash; `http://` only for a loopback host (the local
+    /// stack), because the URL receives the DMM API key with every request.
     pub fn base_url(&self, name: &'static str) -> Result<String, ConfigError> {
         let raw = self.required(name)?;
-        if !(raw.starts_with("https://") || raw.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name,
-                reason: format!("`{raw}` must start with https:// or http://"),
-            });
+        let invalid = |reason: String| ConfigError::Invalid { name, reason };
+        if let Some(rest) = raw.strip_prefix("http://") {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let host = match authority.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or_default(),
+                None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+            };
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err(invalid(format!(
+                    "`{raw}` sends the API key unencrypted; use https:// (http:// is accepted only \
+                     for a loopback host)"
+                )));
+            }
+        } else if !raw.starts_with("https://") {
+            return Err(invalid(format!("`{raw}` must start with https://")));
         }
         Ok(raw.trim_end_matches('/').to_owned())
     }
@@ -225,5 +240,28 @@ mod tests {
                 ..
             })
         ));
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost/dmm",
+            "http://[::1]:9",
+        ] {
+            assert!(
+                env(&[(DMM_BASE_URL, local)]).base_url(DMM_BASE_URL).is_ok(),
+                "{local}"
+            );
+        }
+        for remote in [
+            "http://dmm.example",
+            "http://10.0.0.1:8080",
+            "http://127.0.0.1.evil.example",
+        ] {
+            let error = env(&[(DMM_BASE_URL, remote)])
+                .base_url(DMM_BASE_URL)
+                .unwrap_err();
+            assert!(
+                error.to_string().contains("unencrypted"),
+                "{remote}: {error}"
+            );
+        }
     }
 }

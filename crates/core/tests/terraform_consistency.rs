@@ -1302,14 +1302,12 @@ fn deleting_untagged_access_roles_is_caught() {
     }
   }
 
-  statement {
-    sid       = "NeverTouchProtectedRoles""#,
+  # Ownership proofs"#,
                 r#"values   = ["anything"]
     }
   }
 
-  statement {
-    sid       = "NeverTouchProtectedRoles""#,
+  # Ownership proofs"#,
             )
         },
     ));

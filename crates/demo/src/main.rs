@@ -18,6 +18,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use clap::Parser;
 use dmm_aws_core::policy::decode_iam_document;
 use dmm_simulator::{Scenario, Simulator};
+use local_stack::owned::Owned;
 use local_stack::{
     DEFAULT_ACCOUNT_ID, LambdaFunction, Moto, SqsEventSource, binary_path, s3_client,
 };
@@ -135,8 +136,13 @@ struct Objects {
     outside: (String, String),
 }
 
-async fn create_data(s3: &aws_sdk_s3::Client, grant: &Grant) -> DemoResult<Objects> {
-    s3.create_bucket().bucket(&grant.bucket).send().await?;
+/// The provider's data, with the bucket tagged for the provider data product as its owners
+/// would tag it: the proof of ownership the integration looks for (ADR 017).
+async fn create_data(owned: &Owned<'_>, grant: &Grant) -> DemoResult<Objects> {
+    let s3 = s3_client(owned.sdk);
+    owned
+        .bucket(&grant.bucket, &[("dmm-data-product", &grant.provider)])
+        .await?;
     let (inside, outside) = match &grant.folder {
         Some(folder) => (
             (grant.bucket.clone(), format!("{folder}/orders-2026-11.csv")),
@@ -166,8 +172,13 @@ async fn create_data(s3: &aws_sdk_s3::Client, grant: &Grant) -> DemoResult<Objec
     Ok(Objects { inside, outside })
 }
 
-/// The consumer's role, assumable by an application user, as a team would have set it up.
-async fn create_consumer(iam: &aws_sdk_iam::Client, role: &str) -> DemoResult<Credentials> {
+/// The consumer's role, assumable by an application user and tagged for its data product, as a
+/// team would have set it up.
+async fn create_consumer(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+    consumer_product: &str,
+) -> DemoResult<Credentials> {
     let user = iam.create_user().user_name(CONSUMER_APP).send().await?;
     let user_arn = user.user().map(|u| u.arn().to_owned()).unwrap_or_default();
     let trust = json!({"Version": "2012-10-17", "Statement": [{
@@ -176,6 +187,12 @@ async fn create_consumer(iam: &aws_sdk_iam::Client, role: &str) -> DemoResult<Cr
         .create_role()
         .role_name(role)
         .assume_role_policy_document(trust.to_string())
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("dmm-data-product")
+                .value(consumer_product)
+                .build()?,
+        )
         .send()
         .await?;
     let role_arn = created
@@ -352,8 +369,33 @@ async fn run(args: Args) -> DemoResult<usize> {
         .secret_string(&scenario.api_key)
         .send()
         .await?;
-    let objects = create_data(&s3, &grant).await?;
-    let app = create_consumer(&iam, &grant.role_name).await?;
+    let owned = Owned {
+        moto: &moto,
+        sdk: &aws,
+    };
+    let objects = create_data(&owned, &grant).await?;
+    // Any other agreement of the scenario names a bucket nobody tagged: it must be refused.
+    let refused = match scenario
+        .agreements
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .find(|id| *id != grant.agreement_id)
+    {
+        Some(id) => {
+            let other = grant_from(&scenario, Some(id))?;
+            owned.bucket(&other.bucket, &[]).await?;
+            let key = (other.bucket.clone(), "notes.txt".to_owned());
+            s3.put_object()
+                .bucket(&key.0)
+                .key(&key.1)
+                .body(ByteStream::from_static(b"scratch\n"))
+                .send()
+                .await?;
+            Some((other, key))
+        }
+        None => None,
+    };
+    let app = create_consumer(&iam, &grant.role_name, &grant.consumer_product).await?;
     let role_arn = format!("arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{}", grant.role_name);
     moto.enforce_iam().await?;
     timeline.say(
@@ -472,6 +514,38 @@ async fn run(args: Args) -> DemoResult<usize> {
             next_door.err().unwrap_or_default()
         ),
     );
+
+    if let Some((other, key)) = &refused {
+        println!();
+        let other_id = &other.agreement_id;
+        sim.activate(other_id)?;
+        timeline.say(
+            "DMM",
+            format!(
+                "agreement {other_id} activated: {} / {} names s3://{}, which carries no owner tag",
+                other.provider, other.port, other.bucket
+            ),
+        );
+        integration.run(&timeline).await?;
+        let (tags, custom) = status_of(&sim, other_id);
+        let cause = custom["aws-integration-error"].as_str().unwrap_or_default();
+        timeline.say("DMM", format!("status tags {tags:?}, cause: {cause}"));
+        timeline.check(
+            tags.iter().any(|t| t == "aws-integration-error") && cause.contains("not proven"),
+            "DMM shows aws-integration-error with the missing proof",
+        );
+        let denied = read_as_consumer(&moto, &app, &role_arn, key).await?;
+        timeline.check(
+            denied.is_err(),
+            format!(
+                "{} cannot read s3://{}/{} ({})",
+                grant.role_name,
+                key.0,
+                key.1,
+                denied.err().unwrap_or_default()
+            ),
+        );
+    }
 
     println!();
     iam.delete_role_policy()

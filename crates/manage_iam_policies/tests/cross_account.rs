@@ -147,7 +147,14 @@ async fn cross_account_grant_is_readable_only_through_the_access_role_and_revoke
             call["external_id"],
             management_external_id(account).as_str()
         );
-        assert_eq!(call["session_name"], format!("dmm-{AGREEMENT}").as_str());
+        // The agreement's own session; the provider account also reads the bucket's owner tag
+        // in one session shared by every agreement of an invocation.
+        let session = call["session_name"].as_str().unwrap();
+        assert!(
+            session == format!("dmm-{AGREEMENT}")
+                || (session == "dmm-ownership-check" && account == PROVIDER),
+            "{call}"
+        );
     }
     assert_eq!(accounts, [CONSUMER, PROVIDER].map(String::from).into());
 
@@ -595,4 +602,50 @@ async fn a_role_in_an_unmanaged_account_gives_an_error_status_naming_it() {
             .all(|a| a["account_id"] != UNKNOWN),
         "no attempt to reach the unknown account"
     );
+}
+
+/// The proof of ownership lives in the provider account: the hub reads the bucket's tag through
+/// that account's management role (a session named `dmm-ownership-check`), and when the tag is
+/// removed there the next reconcile revokes both halves of the grant.
+#[tokio::test]
+async fn the_provider_bucket_tag_is_read_in_the_provider_account() {
+    let world = World::start().await;
+    world.sim.activate(AGREEMENT).unwrap();
+    assert_eq!(
+        world.deliver("AccessActivatedEvent").await,
+        ("granted".to_owned(), 3)
+    );
+    assert!(
+        world
+            .assumed_roles()
+            .await
+            .iter()
+            .any(|a| a["account_id"] == PROVIDER && a["session_name"] == "dmm-ownership-check"),
+        "tags read through the provider's management role: {:?}",
+        world.assumed_roles().await
+    );
+
+    aws_sdk_s3::Client::new(&world.provider_admin)
+        .delete_bucket_tagging()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        world.deliver("AccessUpdatedEvent").await,
+        ("error_status".to_owned(), 3),
+        "consumer policy, data policy, role"
+    );
+    let error = world.agreement()["custom"]["aws-integration-error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains(&format!(
+            "S3 bucket `{BUCKET}` is not proven to belong to the provider data product `orders`"
+        )),
+        "{error}"
+    );
+    assert!(access_role(&world).await.is_none());
+    assert_eq!(world.ledger().await, None);
 }

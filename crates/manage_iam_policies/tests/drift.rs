@@ -83,8 +83,16 @@ async fn product_changes_move_the_grants_of_the_agreements_naming_them() {
         .policy(BILLING_ROLE, &policy_name("agr-billing"))
         .await;
 
-    // The provider's bucket moves: only agr-bucket is on that port, but a product change
-    // reconciles every active agreement of the product (the event does not say what changed).
+    // The provider's bucket moves (to a new bucket it owns, tagged like the first): only
+    // agr-bucket is on that port, but a product change reconciles every active agreement of the
+    // product (the event does not say what changed).
+    local_stack::owned::Owned {
+        moto: &stack.moto,
+        sdk: &stack.sdk,
+    }
+    .bucket("orders-lake-v2", &[(PRODUCT_TAG, PROVIDER)])
+    .await
+    .unwrap();
     stack
         .sim
         .upsert_data_product(provider_with_bucket("orders-lake-v2"))
@@ -319,7 +327,10 @@ async fn the_sweep_reports_drift_without_changes_then_repairs_it() {
     eprintln!("dry-run report:\n{table}");
     assert!(table.starts_with("AGREEMENT"), "{table}");
     assert!(
-        table.ends_with("4 of 6 agreements drifted; 0 could not be checked; nothing was changed\n"),
+        table.ends_with(
+            "4 of 6 agreements drifted; 0 could not be checked; 0 granted without proof of \
+             ownership; nothing was changed\n"
+        ),
         "{table}"
     );
     assert_eq!(
@@ -387,7 +398,8 @@ async fn the_sweep_reports_drift_without_changes_then_repairs_it() {
     assert!(after.get("drift").is_none(), "{after}");
     assert_eq!(
         after["table"],
-        "AGREEMENT  IN DMM  WHAT A RECONCILE WOULD CHANGE\n0 of 5 agreements drifted; 0 could not be checked; nothing was changed\n"
+        "AGREEMENT  IN DMM  OWNERSHIP  WHAT A RECONCILE WOULD CHANGE\n0 of 5 agreements drifted; \
+         0 could not be checked; 0 granted without proof of ownership; nothing was changed\n"
     );
 }
 

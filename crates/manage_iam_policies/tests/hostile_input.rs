@@ -252,7 +252,7 @@ async fn consumer_roles_that_are_no_grantable_roles_are_refused() {
     );
     scenario
         .data_products
-        .push(json!({"id": "plain", "custom": {"aws-role-arn": role_arn(SHIPMENTS_ROLE, "/")}}));
+        .push(json!({"id": "plain", "info": {"owner": LOGISTICS}, "custom": {"aws-role-arn": role_arn(SHIPMENTS_ROLE, "/")}}));
     let stack = Stack::start(scenario).await;
     stack.create_consumer_roles().await;
     stack
@@ -349,12 +349,12 @@ async fn huge_custom_maps_are_processed_with_bounded_memory() {
         .collect();
     thousands.insert("output-port-type".into(), json!("s3_bucket"));
     let bucket = json!({"output-port-type": "s3_bucket", "aws-s3-bucket-arn": format!("arn:aws:s3:::{LAKE}")});
-    let provider = json!({"id": "big-provider", "custom": huge_custom(5_000, MB, json!({})),
+    let provider = json!({"id": "big-provider", "info": {"owner": SALES}, "custom": huge_custom(5_000, MB, json!({})),
     "outputPorts": [
         {"id": "bucket", "custom": huge_custom(5_000, MB, bucket)},
         {"id": "thousands", "custom": thousands},
     ]});
-    let consumer = json!({"id": "big-consumer",
+    let consumer = json!({"id": "big-consumer", "info": {"owner": LOGISTICS},
         "custom": huge_custom(5_000, MB, json!({"aws-role-name": SHIPMENTS_ROLE}))});
     let mut agreements = Vec::new();
     for (id, port) in [("agr-big", "bucket"), ("agr-thousands", "thousands")] {

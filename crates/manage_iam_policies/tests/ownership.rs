@@ -475,3 +475,78 @@ async fn a_grant_whose_proof_disappears_is_revoked() {
     assert!(error_of(&document).contains(&format!("S3 bucket `{LAKE}` is not proven")));
     assert_eq!(stack.ledger("agr-1").await, None);
 }
+
+/// Only poll_feed and the integration send to the queue, each message in the FIFO group of what
+/// it names. A message in another group could run beside that agreement's own messages and undo
+/// them: it is refused without a read or a write.
+#[tokio::test]
+async fn a_message_outside_its_agreements_group_is_refused() {
+    let mut active = agreement("agr-1", "bucket", by_product(SHIPMENTS));
+    active["info"]["active"] = json!(true);
+    let stack = Stack::start(scenario(vec![active])).await;
+    stack.create_consumer_roles().await;
+    let function = stack.function(&[]).await;
+    let event = serde_json::to_value(stack.sim.emit("AccessActivatedEvent", "agr-1")).unwrap();
+    stack.send_raw(&[("agr-2", &event.to_string())]).await;
+    let handled = Handled::merge(stack.drain(&function, 3).await);
+    assert!(handled.failures.is_empty(), "{}", handled.dump());
+    assert_eq!(handled.iam_writes(), 0);
+    let refused = handled
+        .lines
+        .iter()
+        .find(|l| l["outcome"] == "wrong_group")
+        .unwrap_or_else(|| panic!("no wrong_group outcome: {}", handled.dump()));
+    assert_eq!(refused["expected_group"], "agr-1");
+    assert_eq!(refused["message_group"], "agr-2");
+    assert_eq!(refused["level"], "WARN");
+    assert_eq!(handled.metric("Unreadable"), 1.0);
+    assert_eq!(stack.puts_for("agr-1"), 0, "nothing written to DMM");
+    assert!(stack.inline_policies(SHIPMENTS_ROLE).await.is_empty());
+}
+
+/// A ledger entry that is not a ledger entry (edited in the state bucket) is not retried into the
+/// dead-letter queue: the agreement is revoked on the consumer's current role, the entry removed
+/// and the cause shown; the next reconcile grants again from a clean ledger.
+#[tokio::test]
+async fn an_unreadable_ledger_entry_fails_closed_instead_of_retrying_forever() {
+    let mut active = agreement("agr-1", "bucket", by_product(SHIPMENTS));
+    active["info"]["active"] = json!(true);
+    let stack = Stack::start(scenario(vec![active])).await;
+    stack.create_consumer_roles().await;
+    let function = stack.function(&[]).await;
+    let event = serde_json::to_value(stack.sim.emit("AccessActivatedEvent", "agr-1")).unwrap();
+    assert_eq!(stack.deliver(&function, &[event]).await.iam_writes(), 1);
+
+    put_object(&stack.s3, BUCKET, "grants/agr-1.json").await;
+    let event = serde_json::to_value(stack.sim.emit("AccessUpdatedEvent", "agr-1")).unwrap();
+    let handled = stack.deliver(&function, &[event]).await;
+    assert!(
+        handled.failures.is_empty(),
+        "not retried: {}",
+        handled.dump()
+    );
+    assert_eq!(handled.iam_writes(), 1, "{}", handled.dump());
+    assert_eq!(handled.metric("LedgerUnreadable"), 1.0);
+    let logged = handled
+        .lines
+        .iter()
+        .find(|l| l["outcome"] == "ledger_unreadable" && l["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("{}", handled.dump()));
+    assert_eq!(logged["ledger_key"], "grants/agr-1.json");
+    assert_eq!(
+        stack.policy(SHIPMENTS_ROLE, &policy_name("agr-1")).await,
+        None
+    );
+    assert_eq!(stack.ledger("agr-1").await, None);
+    let document = stack.agreement("agr-1");
+    assert_status(&document, TAG_ERROR, None);
+    assert!(error_of(&document).contains("grant ledger entry) was unreadable"));
+
+    let event = serde_json::to_value(stack.sim.emit("AccessUpdatedEvent", "agr-1")).unwrap();
+    assert_eq!(stack.deliver(&function, &[event]).await.iam_writes(), 1);
+    assert_status(
+        &stack.agreement("agr-1"),
+        TAG_ACTIVE,
+        Some(&role_arn(SHIPMENTS_ROLE, "/")),
+    );
+}

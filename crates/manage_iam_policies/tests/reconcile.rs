@@ -552,9 +552,8 @@ async fn permanent_errors_get_an_error_status_and_are_acknowledged() {
     // Fixing the data resolves the error: the grant appears and the error field goes.
     stack
         .sim
-        .upsert_data_product(
-            json!({"id": "no-role", "custom": {"owner": "x", "aws-role-name": SHIPMENTS_ROLE}}),
-        )
+        .upsert_data_product(json!({"id": "no-role", "info": {"owner": LOGISTICS},
+                   "custom": {"owner": "x", "aws-role-name": SHIPMENTS_ROLE}}))
         .unwrap();
     let fixed =
         serde_json::to_value(stack.sim.emit("AccessUpdatedEvent", "err-missing-field")).unwrap();
@@ -572,7 +571,7 @@ async fn permanent_errors_get_an_error_status_and_are_acknowledged() {
 async fn a_granted_agreement_that_turns_invalid_is_revoked() {
     let stack = Stack::start(scenario(vec![agreement(
         "agr-x",
-        "topic",
+        "stream",
         by_product(BILLING),
     )]))
     .await;

@@ -64,13 +64,15 @@ pub struct LedgerEntry {
     pub external_id: Option<String>,
 }
 
-/// Reading or writing the ledger failed; always worth retrying (S3 faults, throttling).
+/// Reading or writing the ledger failed: worth retrying (S3 faults, throttling), unless the
+/// entry was read but is not a ledger entry (`corrupt`), which no retry changes.
 #[derive(Debug, thiserror::Error)]
 #[error("could not {action} the grant ledger entry `{key}`: {reason}")]
 pub struct LedgerError {
     pub action: &'static str,
     pub key: String,
     pub reason: String,
+    pub corrupt: bool,
 }
 
 pub trait GrantLedger {
@@ -133,6 +135,7 @@ impl S3Ledger {
                 action: "list",
                 key: LEDGER_PREFIX.to_owned(),
                 reason: describe(&e),
+                corrupt: false,
             })?;
             keys.extend(
                 page.contents()
@@ -149,6 +152,7 @@ impl S3Ledger {
             action: "read",
             key: key.to_owned(),
             reason,
+            corrupt: false,
         };
         let output = match self
             .client
@@ -170,7 +174,10 @@ impl S3Ledger {
             .into_bytes();
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| error(format!("not a ledger entry: {e}")))
+            .map_err(|e| LedgerError {
+                corrupt: true,
+                ..error(format!("not a ledger entry: {e}"))
+            })
     }
 }
 
@@ -185,6 +192,7 @@ impl GrantLedger for S3Ledger {
             action: "write",
             key: key.clone(),
             reason: e.to_string(),
+            corrupt: false,
         })?;
         self.client
             .put_object()
@@ -199,6 +207,7 @@ impl GrantLedger for S3Ledger {
                 action: "write",
                 key,
                 reason: describe(&e),
+                corrupt: false,
             })
     }
 
@@ -215,6 +224,7 @@ impl GrantLedger for S3Ledger {
                 action: "delete",
                 key,
                 reason: describe(&e),
+                corrupt: false,
             })
     }
 }

@@ -214,6 +214,8 @@ impl DmmClient {
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(5)))
             .pool_idle_timeout(Duration::from_secs(50))
+            // The API key goes with every request: never to another host, so never a redirect.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("dmm-integration-aws/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DmmError::BaseUrl(format!("HTTP client: {e}")))?;

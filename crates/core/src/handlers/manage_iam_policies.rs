@@ -12,13 +12,13 @@ use serde_json::value::RawValue;
 
 use super::{ConnectError, DmmSettings, LazyDmm, deadline_instant};
 use crate::aws::accounts::{AccountClients, ManagedAccounts, StsAssumer};
-use crate::aws::ledger::{GrantLedger, S3Ledger};
+use crate::aws::ledger::{GrantLedger, LedgerError, S3Ledger};
 use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
 use crate::aws::tags::AgreementTags;
 use crate::config::{self, ConfigError, Env};
 use crate::dmm::{Agreement, AgreementApi, DmmClient, DmmError, FeedEvent, ModelError};
-use crate::feed::event_types;
+use crate::feed::{self, event_types};
 use crate::policy::{
     Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleArn, RoleGuard,
 };
@@ -140,6 +140,12 @@ enum Outcome {
         cause: ModelError,
         iam_writes: usize,
     },
+    /// A message outside the FIFO group of the agreement (or data product) it names: not sent
+    /// by poll_feed or the integration. Acknowledged without reading or writing anything.
+    WrongGroup {
+        expected: String,
+        got: Option<String>,
+    },
     /// An event type the integration does not act on.
     Ignored,
     /// A data product change: reconcile requests queued for the agreements it affects.
@@ -159,6 +165,12 @@ enum Outcome {
         iam_writes: usize,
         status_written: bool,
     },
+    /// The agreement's grant ledger entry was unreadable: revoked on the consumer's current role,
+    /// the entry removed, the cause reported in DMM.
+    LedgerUnreadable {
+        iam_writes: usize,
+        status_written: bool,
+    },
 }
 
 impl Outcome {
@@ -167,6 +179,7 @@ impl Outcome {
             Self::Unreadable(_) => "unreadable",
             Self::UnusableId { .. } => "unusable_id",
             Self::UnusableAgreement { .. } => "unusable_agreement",
+            Self::WrongGroup { .. } => "wrong_group",
             Self::Ignored => "ignored",
             Self::Requested(_) => "requested",
             Self::Granted { iam_writes: 0, .. } | Self::Revoked { iam_writes: 0, .. } => {
@@ -175,6 +188,7 @@ impl Outcome {
             Self::Granted { .. } => "granted",
             Self::Revoked { .. } => "revoked",
             Self::Failed { .. } => "error_status",
+            Self::LedgerUnreadable { .. } => "ledger_unreadable",
         }
     }
 }
@@ -311,10 +325,11 @@ impl ManageIamPolicies {
                 continue;
             }
             let body = record.body.as_deref().unwrap_or_default();
+            let group = record.attributes.get("MessageGroupId").map(String::as_str);
             tracing::debug!(message_id, body, "message received");
             let Ok(handled) = tokio::time::timeout_at(
                 time.answer_by.into(),
-                self.handle_message(body, dmm, directory, scope, tags),
+                self.handle_message(body, group, dmm, directory, scope, tags),
             )
             .await
             else {
@@ -360,6 +375,7 @@ impl ManageIamPolicies {
     async fn handle_message<T: ResourceTags>(
         &self,
         body: &str,
+        group: Option<&str>,
         dmm: &DmmClient,
         directory: &BatchDirectory<'_>,
         scope: &Scope,
@@ -373,6 +389,22 @@ impl ManageIamPolicies {
             Err(reason) => return Ok((None, Outcome::Unreadable(reason))),
         };
         let event_type = event.event_type().unwrap_or_default();
+        let acted_on = event_types::is_agreement_event(event_type)
+            || event_type == RECONCILE_REQUESTED
+            || event_types::is_product_change(event_type);
+        // Only the integration and poll_feed may send to the queue, and they put every message in
+        // its agreement's (or product's) FIFO group: one in another group could run next to that
+        // agreement's own messages and undo them, so it is refused, not converged.
+        let expected = feed::group_id(&event);
+        if acted_on && event.resource_id().is_some() && group != Some(expected.as_str()) {
+            return Ok((
+                Some(event),
+                Outcome::WrongGroup {
+                    expected,
+                    got: group.map(str::to_owned),
+                },
+            ));
+        }
         let (agreement_id, api) = if event_types::is_agreement_event(event_type) {
             let api = if event_types::is_deprecated_agreement_event(event_type) {
                 AgreementApi::DataUsageAgreements
@@ -450,7 +482,7 @@ impl ManageIamPolicies {
             }
             Err(e) => return Err(e.into()),
         };
-        let (converged, update) = self
+        let decided = self
             .decide(
                 &converger,
                 agreement_id,
@@ -459,7 +491,21 @@ impl ManageIamPolicies {
                 scope,
                 tags,
             )
-            .await?;
+            .await;
+        let (converged, update) = match decided {
+            Err(Retry::Ledger(fault)) if fault.corrupt => {
+                self.unreadable_ledger(
+                    &converger,
+                    found.as_ref(),
+                    agreement_id,
+                    directory,
+                    scope,
+                    fault,
+                )
+                .await?
+            }
+            other => other?,
+        };
         let status_written = match update {
             Some(updated) => {
                 dmm.put_agreement(api, &updated).await?;
@@ -488,6 +534,10 @@ impl ManageIamPolicies {
                 status_written,
             },
             Converged::Failed(_) => Outcome::Failed {
+                iam_writes: converger.iam_writes(),
+                status_written,
+            },
+            Converged::LedgerUnreadable(_) => Outcome::LedgerUnreadable {
                 iam_writes: converger.iam_writes(),
                 status_written,
             },
@@ -543,10 +593,9 @@ impl ManageIamPolicies {
             Ok(converged) => converged,
             Err(ReconcileError::Retry(e)) => return Err(e),
             Err(ReconcileError::Permanent(e)) => {
-                let cause = e.to_string();
-                self.fail_closed(converger, agreement, directory, scope, &cause)
+                self.fail_closed(converger, agreement, directory, scope, &e.to_string())
                     .await?;
-                Converged::Failed(cause)
+                Converged::Failed(e.public_cause())
             }
         };
         let status = match &converged {
@@ -556,7 +605,7 @@ impl ManageIamPolicies {
                 access_role: granted.access_role.clone(),
             },
             Converged::Revoked(_) => Status::Inactive,
-            Converged::Failed(message) => Status::Error {
+            Converged::Failed(message) | Converged::LedgerUnreadable(message) => Status::Error {
                 message: message.clone(),
             },
         };
@@ -607,6 +656,65 @@ impl ManageIamPolicies {
                 })
             }
         }
+    }
+
+    /// The agreement's ledger entry exists but is not a ledger entry (edited or damaged in the
+    /// state bucket). Retrying reads the same bytes, so instead of filling the dead-letter queue
+    /// the integration fails closed: the entry is removed (the versioned bucket keeps it for an
+    /// investigation), the agreement's policy is revoked on the consumer's current role, and the
+    /// agreement shows the cause. Its next reconcile starts from a clean ledger. What only the
+    /// lost entry knew (a previous role, a cross-account access role) is not revoked: the log
+    /// line names the key to inspect.
+    async fn unreadable_ledger<A, L>(
+        &self,
+        converger: &Converger<'_, A, L>,
+        agreement: Option<&Agreement>,
+        agreement_id: &str,
+        directory: &BatchDirectory<'_>,
+        scope: &Scope,
+        fault: LedgerError,
+    ) -> Result<(Converged, Option<Agreement>), Retry>
+    where
+        A: AccountIam,
+        L: GrantLedger,
+    {
+        tracing::error!(
+            agreement_id,
+            outcome = "ledger_unreadable",
+            ledger_key = fault.key.as_str(),
+            error = %fault,
+            "grant ledger entry is unreadable; revoking on the consumer's current role and removing the entry"
+        );
+        converger.forget(agreement_id).await?;
+        let consumer = match agreement {
+            Some(agreement) => match consumer_role(agreement, directory, scope).await {
+                Ok(role) => Some(role),
+                Err(ReconcileError::Permanent(_)) => None,
+                Err(ReconcileError::Retry(e)) => return Err(e),
+            },
+            None => None,
+        };
+        match converger.revoke(agreement_id, consumer.as_ref()).await {
+            Ok(_) => {}
+            Err(ReconcileError::Retry(e)) => return Err(e),
+            Err(ReconcileError::Permanent(e)) => {
+                tracing::warn!(agreement_id, error = %e, "revoking after an unreadable ledger entry failed");
+            }
+        }
+        let cause = "the integration's record of this agreement's grants (its grant ledger entry) \
+                     was unreadable; access was revoked on the consumer's current role as a \
+                     precaution and is granted again at the agreement's next change or the drift \
+                     sweep"
+            .to_owned();
+        let update = agreement.and_then(|a| {
+            with_status(
+                a,
+                &Status::Error {
+                    message: cause.clone(),
+                },
+            )
+        });
+        Ok((Converged::LedgerUnreadable(cause), update))
     }
 
     /// A permanent problem: whatever the agreement had is revoked (no access is better than
@@ -685,6 +793,8 @@ enum Converged {
     Revoked(usize),
     /// A permanent problem, with the cause shown in DMM.
     Failed(String),
+    /// The grant ledger entry was unreadable; revoked on the current role (cause for DMM).
+    LedgerUnreadable(String),
 }
 
 async fn converge<A: AccountIam, L: GrantLedger, T: ResourceTags>(
@@ -719,9 +829,13 @@ fn batch_metrics(outcomes: &[&'static str], retries: usize) -> Metrics {
         .count("ProductChanges", count("requested"))
         .count(
             "Unreadable",
-            count("unreadable") + count("unusable_id") + count("unusable_agreement"),
+            count("unreadable")
+                + count("unusable_id")
+                + count("unusable_agreement")
+                + count("wrong_group"),
         )
         .count("OwnershipUnproven", count(UNPROVEN))
+        .count("LedgerUnreadable", count("ledger_unreadable"))
         .count("Retries", retries);
     metrics
 }
@@ -744,9 +858,14 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
         Outcome::Failed {
             iam_writes,
             status_written,
+        }
+        | Outcome::LedgerUnreadable {
+            iam_writes,
+            status_written,
         } => (*iam_writes, *status_written),
         Outcome::UnusableAgreement { iam_writes, .. } => (*iam_writes, false),
         Outcome::Unreadable(_)
+        | Outcome::WrongGroup { .. }
         | Outcome::Ignored
         | Outcome::Requested(_)
         | Outcome::UnusableId { .. } => (0, false),
@@ -768,6 +887,16 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             status_written,
             duration_ms,
             "agreement id cannot be used in a DMM URL; acknowledged without reading or writing"
+        ),
+        Outcome::WrongGroup { expected, got } => tracing::warn!(
+            message_id,
+            event_id,
+            event_type,
+            resource_id = agreement_id,
+            outcome = outcome.name(),
+            expected_group = expected.as_str(),
+            message_group = got.as_deref(),
+            "message is not in the FIFO group of what it names; refused without reading or writing"
         ),
         Outcome::UnusableAgreement { cause, .. } => tracing::warn!(
             message_id,

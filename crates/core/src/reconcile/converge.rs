@@ -28,7 +28,7 @@ use super::{Permanent, ReconcileError, cross_account};
 use crate::aws::access_roles::AccessRoles;
 use crate::aws::accounts::{AccountClients, AssumeRole};
 use crate::aws::iam::{IamRoles, RoleInfo, RolePolicies};
-use crate::aws::ledger::{GrantKind, GrantLedger, GrantRecord, LedgerEntry};
+use crate::aws::ledger::{GrantKind, GrantLedger, GrantRecord, LedgerEntry, LedgerError};
 use crate::policy::{
     ConsumerRole, PolicyDocument, RoleGuard, RoleName, access_role_name,
     check_inline_policy_budget, decode_iam_document, policy_name, policy_size,
@@ -281,6 +281,12 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             .iter()
             .flat_map(|e| e.grants.iter().cloned())
             .collect()
+    }
+
+    /// Removes the agreement's ledger entry without looking at it (an entry that cannot be
+    /// read; see the handler's `unreadable_ledger`).
+    pub async fn forget(&self, agreement_id: &str) -> Result<(), LedgerError> {
+        self.ledger.delete(agreement_id).await
     }
 
     pub(super) async fn record(

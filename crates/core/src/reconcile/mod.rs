@@ -142,6 +142,48 @@ pub enum Permanent {
     Account(AccountError),
 }
 
+impl Permanent {
+    /// The cause as written to DMM, where every user of the agreement reads it: specific, but
+    /// without AWS's own error text (which names the integration's role and session) or the
+    /// ARNs of the integration's management roles. The full error goes to the log.
+    pub fn public_cause(&self) -> String {
+        const SEE_LOG: &str = "the integration's log has the details";
+        match self {
+            Self::Iam(IamError::Refused {
+                action,
+                role,
+                reason,
+            })
+            | Self::Iam(IamError::Unavailable {
+                action,
+                role,
+                reason,
+            }) => format!(
+                "IAM refused {action} on role `{role}` ({}); {SEE_LOG}",
+                error_code_of(reason)
+            ),
+            Self::Account(AccountError::Assume { account, .. }) => format!(
+                "the integration could not act in account {account}: its management role \
+                 could not be assumed; {SEE_LOG}"
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The AWS error code at the start of an SDK error description (`Code: message`), or a generic
+/// word when there is none.
+fn error_code_of(reason: &str) -> &str {
+    match reason.split_once(':') {
+        Some((code, _))
+            if !code.is_empty() && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') =>
+        {
+            code
+        }
+        _ => "refused",
+    }
+}
+
 /// A fault outside the agreement (DMM or AWS unavailable, throttling, a configuration problem
 /// that affects every agreement): the message is retried by SQS and, after `maxReceiveCount`,
 /// parked in the dead-letter queue, where an operator can redrive it once the cause is fixed.
@@ -218,5 +260,52 @@ impl From<LedgerError> for ReconcileError {
 impl From<PolicyError> for ReconcileError {
     fn from(e: PolicyError) -> Self {
         Self::Permanent(Permanent::Policy(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::accounts::AssumeError;
+
+    #[test]
+    fn causes_for_dmm_carry_no_aws_text_or_own_role_arns() {
+        let iam = Permanent::Iam(IamError::Refused {
+            action: "PutRolePolicy",
+            role: "shipments".into(),
+            reason: "AccessDenied: User: arn:aws:sts::123456789012:assumed-role/dmm-manage/x is \
+                     not authorized"
+                .into(),
+        });
+        assert_eq!(
+            iam.public_cause(),
+            "IAM refused PutRolePolicy on role `shipments` (AccessDenied); the integration's log \
+             has the details"
+        );
+        assert!(iam.to_string().contains("assumed-role"), "the log keeps it");
+        let account = Permanent::Account(AccountError::Assume {
+            account: "222222222222".into(),
+            source: AssumeError::Refused {
+                role_arn: "arn:aws:iam::222222222222:role/dmm-management".into(),
+                reason: "AccessDenied: not trusted".into(),
+            },
+        });
+        let cause = account.public_cause();
+        assert!(
+            cause.contains("222222222222") && !cause.contains("dmm-management"),
+            "{cause}"
+        );
+        let odd = Permanent::Iam(IamError::Unavailable {
+            action: "GetRole",
+            role: "r".into(),
+            reason: "HTTP 403 without an error code the SDK could read".into(),
+        });
+        assert!(
+            odd.public_cause().contains("(refused)"),
+            "{}",
+            odd.public_cause()
+        );
+        let plain = Permanent::ProtectedBucket("state".into());
+        assert_eq!(plain.public_cause(), plain.to_string());
     }
 }

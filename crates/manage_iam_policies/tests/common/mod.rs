@@ -67,6 +67,8 @@ pub const KMS_KEY: &str =
 pub const KMS_KEY_SEED: u64 = 17;
 /// The provider data product's owner team (`info.owner`).
 pub const SALES: &str = "sales";
+/// The shipments data product's owner team.
+pub const LOGISTICS: &str = "logistics";
 pub const PRODUCT_TAG: &str = "dmm-data-product";
 pub const TEAM_TAG: &str = "dmm-team";
 pub const WORKGROUP: &str = "arn:aws:athena:us-east-1:123456789012:workgroup/analysts";
@@ -115,7 +117,7 @@ pub fn provider_product() -> Value {
 /// The consumers every scenario has.
 pub fn consumer_products() -> Vec<Value> {
     vec![
-        json!({"id": SHIPMENTS, "info": {"title": "Shipments"},
+        json!({"id": SHIPMENTS, "info": {"title": "Shipments", "owner": LOGISTICS},
                "custom": {"aws-role-name": SHIPMENTS_ROLE}, "outputPorts": []}),
         json!({"id": BILLING, "info": {"title": "Billing"},
                "custom": {"aws-role-name": BILLING_ROLE}, "outputPorts": []}),
@@ -346,7 +348,7 @@ impl Stack {
             "moto's key ids for a seed changed: set KMS_KEY to the new ARN"
         );
         let (bucket, table, workgroup, stream, cluster) = tokio::join!(
-            owned.bucket(LAKE, &product),
+            owned.bucket(LAKE, &[(PRODUCT_TAG, PROVIDER), (TEAM_TAG, SALES)]),
             owned.glue(GLUE_TABLE, &team),
             owned.workgroup(WORKGROUP, &team),
             owned.stream(STREAM, &product),
@@ -442,7 +444,12 @@ impl Stack {
     /// The standard consumers' roles.
     pub async fn create_consumer_roles(&self) {
         tokio::join!(
-            self.create_role(SHIPMENTS_ROLE, "/", None, &[(PRODUCT_TAG, SHIPMENTS)]),
+            self.create_role(
+                SHIPMENTS_ROLE,
+                "/",
+                None,
+                &[(PRODUCT_TAG, SHIPMENTS), (TEAM_TAG, LOGISTICS)]
+            ),
             self.create_role(
                 ANALYTICS_ROLE,
                 ANALYTICS_ROLE_PATH,
@@ -607,15 +614,15 @@ impl Stack {
 
     // ----- SQS -----
 
-    /// Sends CloudEvents to the FIFO queue as poll_feed does: group = agreement id, dedup id =
-    /// event id, body = the event JSON.
+    /// Sends CloudEvents to the FIFO queue as poll_feed does: group = the agreement's (or data
+    /// product's) group, dedup id = event id, body = the event JSON.
     pub async fn send(&self, events: &[Value]) {
         for chunk in events.chunks(10) {
             let entries = chunk
                 .iter()
                 .enumerate()
                 .map(|(i, event)| {
-                    let group = event["data"]["id"].as_str().unwrap_or("no-resource");
+                    let group = group_of(event);
                     SendMessageBatchRequestEntry::builder()
                         .id(format!("m{i}"))
                         .message_body(event.to_string())
@@ -776,11 +783,20 @@ impl Stack {
     }
 }
 
+/// The FIFO group poll_feed puts `event` in (the integration refuses a message in any other).
+pub fn group_of(event: &Value) -> String {
+    let raw = serde_json::value::RawValue::from_string(event.to_string()).expect("event JSON");
+    match dmm_aws_core::dmm::FeedEvent::parse(raw, 0) {
+        Ok(parsed) => dmm_aws_core::feed::group_id(&parsed),
+        Err(_) => "no-resource".to_owned(),
+    }
+}
+
 /// A Lambda SQS record built directly (no queue), for tests that need what a FIFO queue would
 /// not produce on its own: the same message delivered again, or arbitrary orders.
 pub fn record(event: &Value, message_id: &str, sequence: u64, receive_count: u32) -> Value {
     let body = event.to_string();
-    let group = event["data"]["id"].as_str().unwrap_or("no-resource");
+    let group = group_of(event);
     json!({
         "messageId": message_id,
         "receiptHandle": format!("handle-{message_id}-{receive_count}"),
@@ -877,8 +893,8 @@ pub fn function_policy() -> Value {
         {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{BUCKET}")},
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
          "Resource": format!("arn:aws:s3:::{BUCKET}/grants/*")},
-        {"Effect": "Allow", "Action": "s3:GetBucketTagging", "Resource": "arn:aws:s3:::*"},
         {"Effect": "Allow", "Action": other, "Resource": "*"},
+        {"Effect": "Allow", "Action": "s3:GetBucketTagging", "Resource": "arn:aws:s3:::*"},
     ]})
 }
 

@@ -175,6 +175,26 @@ impl World {
             .send()
             .await
             .unwrap();
+        // The provider's bucket is tagged in its own account; the hub reads the tag through the
+        // provider account's management role.
+        provider_s3
+            .put_bucket_tagging()
+            .bucket(BUCKET)
+            .tagging(
+                aws_sdk_s3::types::Tagging::builder()
+                    .tag_set(
+                        aws_sdk_s3::types::Tag::builder()
+                            .key("dmm-data-product")
+                            .value("orders")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
         provider_s3
             .put_object()
             .bucket(BUCKET)
@@ -215,6 +235,13 @@ impl World {
         let app = Credentials::new(key.access_key_id, key.secret_access_key, None, None, "app");
         iam.create_role()
             .role_name(CONSUMER_ROLE)
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("dmm-data-product")
+                    .value("shipments")
+                    .build()
+                    .unwrap(),
+            )
             .assume_role_policy_document(doc(json!({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Principal": {"AWS": app_arn}, "Action": "sts:AssumeRole"
             }]})))
