@@ -30,16 +30,18 @@ fn table_port(id: &str, table: &str, workgroup: &str) -> Value {
         "aws-s3-folder-arn": format!("arn:aws:s3:::{LAKE}/tables/x")}})
 }
 
-/// The hostile provider ports: each names something the provider `orders` does not own.
-/// (id, port, what the error status must say, a bucket and key the consumer must not read)
-fn hostile_ports(
-    foreign_key: &str,
-) -> Vec<(
+/// A port naming something its provider does not own: (id, port, what the error status must
+/// say, a bucket and key the consumer must not read).
+type HostilePort = (
     &'static str,
     Value,
     Vec<String>,
     Option<(&'static str, &'static str)>,
-)> {
+);
+
+/// The hostile provider ports: each names something the provider `orders` does not own.
+/// (id, port, what the error status must say, a bucket and key the consumer must not read)
+fn hostile_ports(foreign_key: &str) -> Vec<HostilePort> {
     vec![
         (
             "foreign-bucket",

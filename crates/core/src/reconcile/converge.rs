@@ -144,7 +144,10 @@ pub(super) async fn allowed_role<I: RolePolicies>(
 
 /// Checks that the consumer role is the consumer's (its IAM tags) before anything is written to
 /// it, and returns the plan's findings with the role's, for `audit` mode.
-pub(super) fn owned_role(plan: &GrantPlan, role: &RoleInfo) -> Result<Vec<Finding>, Permanent> {
+pub(super) fn owned_role(
+    plan: &GrantPlan,
+    role: &RoleInfo,
+) -> Result<Vec<Finding>, Box<Permanent>> {
     let mut findings = plan.findings.clone();
     findings.extend(plan.role_ownership.check(&role.name, &role.tags)?);
     Ok(findings)

@@ -218,6 +218,12 @@ pub enum ReconcileError {
     Retry(#[from] Retry),
 }
 
+impl From<Box<Permanent>> for ReconcileError {
+    fn from(e: Box<Permanent>) -> Self {
+        Self::Permanent(*e)
+    }
+}
+
 impl From<IamError> for ReconcileError {
     fn from(e: IamError) -> Self {
         if e.is_transient() {

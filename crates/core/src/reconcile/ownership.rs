@@ -332,24 +332,29 @@ fn buckets(access: &PortAccess) -> Vec<&S3Bucket> {
 /// Refuses a grant on the integration's own buckets or one the operator protects. Checked in
 /// every mode: these hold the grant ledger and external ids (or the code), and no tag makes them
 /// a data product's.
-pub fn check_protected(policy: &OwnershipPolicy, access: &PortAccess) -> Result<(), Permanent> {
+pub fn check_protected(
+    policy: &OwnershipPolicy,
+    access: &PortAccess,
+) -> Result<(), Box<Permanent>> {
     match buckets(access)
         .into_iter()
         .find(|b| policy.protected_buckets.contains(b.name()))
     {
-        Some(bucket) => Err(Permanent::ProtectedBucket(bucket.name().to_owned())),
+        Some(bucket) => Err(Box::new(Permanent::ProtectedBucket(
+            bucket.name().to_owned(),
+        ))),
         None => Ok(()),
     }
 }
 
 /// Refuses a policy larger than one agreement may take from a role.
-pub fn check_size(document: &PolicyDocument) -> Result<(), Permanent> {
+pub fn check_size(document: &PolicyDocument) -> Result<(), Box<Permanent>> {
     let size = policy_size(&document.to_json());
     if size > MAX_AGREEMENT_POLICY_SIZE {
-        return Err(Permanent::PolicyTooLarge {
+        return Err(Box::new(Permanent::PolicyTooLarge {
             size,
             limit: MAX_AGREEMENT_POLICY_SIZE,
-        });
+        }));
     }
     Ok(())
 }
@@ -564,7 +569,7 @@ pub struct RoleOwnership {
 impl RoleOwnership {
     /// `Ok(None)`: the role is the consumer's (or the check is off); `Ok(Some)`: it is not, in
     /// `audit` mode; `Err`: it is not, in `enforce` mode.
-    pub fn check(&self, role: &str, tags: &Tags) -> Result<Option<Finding>, Permanent> {
+    pub fn check(&self, role: &str, tags: &Tags) -> Result<Option<Finding>, Box<Permanent>> {
         if self.mode == OwnershipMode::Off || self.owners.proven_by(tags) {
             return Ok(None);
         }
@@ -574,7 +579,7 @@ impl RoleOwnership {
             expected: self.owners.expected(),
         };
         match self.mode {
-            OwnershipMode::Enforce => Err(cause),
+            OwnershipMode::Enforce => Err(Box::new(cause)),
             _ => Ok(Some(Finding(cause.to_string()))),
         }
     }
@@ -584,8 +589,11 @@ impl RoleOwnership {
 /// Failed reads are not kept, so a later agreement tries again.
 pub struct CachedTags<'a, T> {
     inner: &'a T,
-    cache: Mutex<BTreeMap<(Option<String>, TagSource), Arc<Tags>>>,
+    cache: Mutex<BTreeMap<TagKey, Arc<Tags>>>,
 }
+
+/// A resource in an account (`None`: the integration's own).
+type TagKey = (Option<String>, TagSource);
 
 impl<'a, T> CachedTags<'a, T> {
     pub fn new(inner: &'a T) -> Self {

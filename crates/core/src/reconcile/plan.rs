@@ -44,7 +44,7 @@ impl GrantPlan {
 /// What AWS should look like for an agreement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Desired {
-    Grant(GrantPlan),
+    Grant(Box<GrantPlan>),
     /// No access. `consumer` is the role the agreement names today, when it can be read: a grant
     /// made before the ledger existed (by the Python reference integration) is found there.
     NoGrant {
@@ -246,7 +246,7 @@ pub async fn plan<D: Directory, T: ResourceTags>(
         &parties,
     );
     findings.extend(ownership::prove(policy, tags, &claims).await?);
-    Ok(Desired::Grant(GrantPlan {
+    Ok(Desired::Grant(Box::new(GrantPlan {
         consumer_account: scope.local(consumer.role.account()),
         provider_account: scope.local(provider_account.as_deref()),
         role_ownership: RoleOwnership {
@@ -258,5 +258,5 @@ pub async fn plan<D: Directory, T: ResourceTags>(
         policy_name: policy_name(agreement.id())?,
         document,
         findings,
-    }))
+    })))
 }
