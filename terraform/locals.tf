@@ -1,6 +1,25 @@
 locals {
   account_id = data.aws_caller_identity.current.account_id
-  partition  = data.aws_partition.current.partition
+
+  # Who may use the state bucket's objects and send to the event queue besides the two functions
+  # (ADR 017): the principal that deploys (an assumed role is named by its role, with or without a
+  # path) and var.operator_principal_arns (break-glass, DLQ redrive).
+  deployer_arn = data.aws_caller_identity.current.arn
+  deployer_role = (
+    can(regex("^arn:[^:]+:sts::[0-9]{12}:assumed-role/", local.deployer_arn))
+    ? split("/", local.deployer_arn)[1]
+    : null
+  )
+  deployer_principal_arns = local.deployer_role == null ? [local.deployer_arn] : [
+    "arn:${local.partition}:iam::${local.account_id}:role/${local.deployer_role}",
+    "arn:${local.partition}:iam::${local.account_id}:role/*/${local.deployer_role}",
+  ]
+  trusted_principal_arns = concat(
+    [aws_iam_role.poll_feed.arn, aws_iam_role.manage_iam_policies.arn],
+    local.deployer_principal_arns,
+    var.operator_principal_arns,
+  )
+  partition = data.aws_partition.current.partition
 
   # --- Names (the Python reference's `<prefix>__<function>` scheme) ---
   poll_feed_function_name           = "${var.name_prefix}__poll_feed"

@@ -133,11 +133,42 @@ data "aws_iam_policy_document" "state_bucket" {
   }
 }
 
+# The checkpoint, the grant ledger and the external ids of cross-account grants are the
+# integration's alone (ADR 017): no other principal of the account reads or writes them, whatever
+# its IAM policies say.
+data "aws_iam_policy_document" "state_bucket_owners" {
+  source_policy_documents = [data.aws_iam_policy_document.state_bucket.json]
+
+  statement {
+    sid    = "OnlyTheIntegrationUsesItsState"
+    effect = "Deny"
+    actions = [
+      "s3:GetObject",
+      "s3:GetObjectVersion",
+      "s3:PutObject",
+      "s3:DeleteObject",
+      "s3:DeleteObjectVersion",
+    ]
+    resources = ["${local.bucket_arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotLike"
+      variable = "aws:PrincipalArn"
+      values   = local.trusted_principal_arns
+    }
+  }
+}
+
 resource "aws_s3_bucket_policy" "state" {
   count = local.configure_bucket ? 1 : 0
 
   bucket = local.bucket_name
-  policy = data.aws_iam_policy_document.state_bucket.json
+  policy = data.aws_iam_policy_document.state_bucket_owners.json
 
   # A policy is rejected while the public access block is being changed.
   depends_on = [aws_s3_bucket_public_access_block.state]

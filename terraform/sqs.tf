@@ -24,6 +24,34 @@ resource "aws_sqs_queue" "events" {
   })
 }
 
+# Only poll_feed and manage_iam_policies put messages on the event queue (ADR 017): a message
+# from anyone else could run in an agreement's FIFO group and undo its grant. The deploying
+# principal and var.operator_principal_arns keep the right to redrive the dead-letter queue.
+data "aws_iam_policy_document" "events_queue" {
+  statement {
+    sid       = "OnlyTheIntegrationSendsEvents"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotLike"
+      variable = "aws:PrincipalArn"
+      values   = local.trusted_principal_arns
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "events" {
+  queue_url = aws_sqs_queue.events.id
+  policy    = data.aws_iam_policy_document.events_queue.json
+}
+
 # Only the event queue may dead-letter into the DLQ.
 resource "aws_sqs_queue_redrive_allow_policy" "events_dlq" {
   queue_url = aws_sqs_queue.events_dlq.id

@@ -527,3 +527,14 @@ variable "protected_bucket_names" {
     error_message = "protected_bucket_names must be S3 bucket names."
   }
 }
+
+variable "operator_principal_arns" {
+  type        = list(string)
+  default     = []
+  description = "IAM principals (role or user ARNs, `*` allowed in the path) that may read and write the state bucket's objects and send to the event queue besides the two functions and the deploying principal: break-glass access and redriving the dead-letter queue (ADR 017)."
+
+  validation {
+    condition     = alltrue([for a in var.operator_principal_arns : can(regex("^arn:[a-z-]+:iam::[0-9]{12}:(role|user)/", a))])
+    error_message = "operator_principal_arns must be IAM role or user ARNs."
+  }
+}

@@ -84,9 +84,33 @@ run "access_roles_are_created_and_changed_only_with_the_managed_by_tag" {
       for s in jsondecode(data.aws_iam_policy_document.manage_iam_policies_iam.json).Statement :
       s.Sid => [toset(flatten([s.Action])), toset(flatten([s.Resource])), try(s.Condition, null)] if s.Effect == "Allow"
       } == {
-      ManageInlinePoliciesOfAllowlistedRoles = [
-        toset(["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"]),
+      ReadAndRevokeInlinePoliciesOfAllowlistedRoles = [
+        toset(["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:DeleteRolePolicy"]),
         toset(["arn:aws:iam::111111111111:role/data-consumers/dp-*", "arn:aws:iam::111111111111:role/data-consumers/*/dp-*"]),
+        null,
+      ]
+      GrantOnRolesOwnedByADataProduct = [
+        toset(["iam:PutRolePolicy"]),
+        toset(["arn:aws:iam::111111111111:role/data-consumers/dp-*", "arn:aws:iam::111111111111:role/data-consumers/*/dp-*"]),
+        { Null = { "iam:ResourceTag/dmm-data-product" = "false" } },
+      ]
+      GrantOnRolesOwnedByATeam = [
+        toset(["iam:PutRolePolicy"]),
+        toset(["arn:aws:iam::111111111111:role/data-consumers/dp-*", "arn:aws:iam::111111111111:role/data-consumers/*/dp-*"]),
+        { Null = { "iam:ResourceTag/dmm-team" = "false" } },
+      ]
+      ReadBucketOwnerTags = [
+        toset(["s3:GetBucketTagging"]),
+        toset(["arn:aws:s3:::*"]),
+        null,
+      ]
+      ReadOwnerTagsOfCatalogStreamsClustersKeysAndWorkgroups = [
+        toset(["glue:GetTags", "kinesis:ListTagsForStream", "kafka:ListTagsForResource", "kms:ListResourceTags", "athena:ListTagsForResource"]),
+        toset([
+          "arn:aws:glue:*:111111111111:database/*", "arn:aws:glue:*:111111111111:table/*",
+          "arn:aws:kinesis:*:111111111111:stream/*", "arn:aws:kafka:*:111111111111:cluster/*",
+          "arn:aws:kms:*:111111111111:key/*", "arn:aws:athena:*:111111111111:workgroup/*",
+        ]),
         null,
       ]
       ReadAccessRoles = [
@@ -212,4 +236,32 @@ run "an_invalid_schedule_is_rejected" {
   }
 
   expect_failures = [var.drift_reconcile_schedule_expression]
+}
+
+run "audit_mode_lets_the_integration_grant_onto_untagged_roles" {
+  command = plan
+
+  variables {
+    ownership_check = "audit"
+  }
+
+  assert {
+    condition = [
+      for s in jsondecode(data.aws_iam_policy_document.manage_iam_policies_iam.json).Statement :
+      [s.Action, try(s.Condition, null)] if s.Sid == "GrantOnAnyAllowlistedRoleWithoutOwnershipCheck"
+    ] == [["iam:PutRolePolicy", null]]
+    error_message = "ownership_check = audit grants as the Python reference did: PutRolePolicy without the owner-tag condition."
+  }
+}
+
+run "enforce_mode_writes_only_onto_owner_tagged_roles" {
+  command = plan
+
+  assert {
+    condition = length([
+      for s in jsondecode(data.aws_iam_policy_document.manage_iam_policies_iam.json).Statement :
+      s if s.Sid == "GrantOnAnyAllowlistedRoleWithoutOwnershipCheck"
+    ]) == 0
+    error_message = "With the default ownership_check = enforce, PutRolePolicy needs a dmm-data-product or dmm-team tag on the role."
+  }
 }

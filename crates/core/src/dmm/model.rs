@@ -342,13 +342,15 @@ impl DataProduct {
         custom_object(&self.doc)
     }
 
-    /// The owner team's id (`info.owner`), which the data product's resources and roles may be
-    /// tagged with instead of the product's own id.
+    /// The owner team's id (`info.owner`, or a top-level `owner` as some DMM versions serve
+    /// it), which the data product's resources and roles may be tagged with instead of the
+    /// product's own id.
     pub fn owner(&self) -> Option<&str> {
         self.doc
             .get("info")
             .and_then(Value::as_object)
             .and_then(|info| non_empty_str(info, "owner"))
+            .or_else(|| non_empty_str(&self.doc, "owner"))
     }
 
     /// The output port with this id, as DMM sent it.
@@ -487,5 +489,22 @@ mod tests {
         assert_eq!(dp.custom("aws-role-name"), Some("role"));
         assert_eq!(dp.output_port("y").unwrap()["type"], "s3");
         assert!(dp.output_port("z").is_none());
+    }
+
+    #[test]
+    fn the_owner_team_comes_from_the_product_document() {
+        let product = |doc| DataProduct::from_value(doc).unwrap();
+        assert_eq!(
+            product(json!({"info": {"owner": "sales"}})).owner(),
+            Some("sales")
+        );
+        assert_eq!(product(json!({"owner": "sales"})).owner(), Some("sales"));
+        assert_eq!(
+            product(json!({"info": {"owner": "sales"}, "owner": "hr"})).owner(),
+            Some("sales"),
+            "info.owner wins"
+        );
+        assert_eq!(product(json!({"info": {"owner": ""}})).owner(), None);
+        assert_eq!(product(json!({"info": {"owner": 7}})).owner(), None);
     }
 }

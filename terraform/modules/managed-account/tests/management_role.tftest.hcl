@@ -60,17 +60,26 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
       ])) == toset([
       "iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:PutRolePolicy",
       "iam:DeleteRolePolicy", "iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
-      "iam:DeleteRole",
+      "iam:DeleteRole", "s3:GetBucketTagging", "glue:GetTags", "kinesis:ListTagsForStream",
+      "kafka:ListTagsForResource", "kms:ListResourceTags", "athena:ListTagsForResource",
     ])
-    error_message = "The management role allows exactly the IAM actions of permissions::MANAGE_IAM_POLICIES_ACTIONS."
+    error_message = "The management role allows exactly the IAM actions of permissions::MANAGE_IAM_POLICIES_ACTIONS and OWNERSHIP_TAG_ACTIONS."
   }
   assert {
     condition = alltrue([
       for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
       alltrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:iam::222222222222:role/data-consumers/")])
-      if s.Effect == "Allow"
+      if s.Effect == "Allow" && startswith(flatten([s.Action])[0], "iam:")
     ])
-    error_message = "Every Allow must be on roles under the managed path of this account."
+    error_message = "Every IAM Allow must be on roles under the managed path of this account."
+  }
+  assert {
+    condition = alltrue([
+      for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
+      alltrue([for r in flatten([s.Resource]) : r == "arn:aws:s3:::*" || strcontains(r, ":222222222222:")])
+      if s.Effect == "Allow" && !startswith(flatten([s.Action])[0], "iam:")
+    ])
+    error_message = "The ownership tag reads stay in this account (buckets have no account in their ARN)."
   }
   assert {
     condition = [
@@ -130,7 +139,7 @@ run "name_pattern_narrows_consumer_roles_not_access_roles" {
   assert {
     condition = [
       for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
-      toset(flatten([s.Resource])) if s.Sid == "ManageInlinePoliciesOfAllowlistedRoles"
+      toset(flatten([s.Resource])) if s.Sid == "ReadAndRevokeInlinePoliciesOfAllowlistedRoles"
       ] == [toset([
         "arn:aws:iam::222222222222:role/dp-*",
         "arn:aws:iam::222222222222:role/*/dp-*",
