@@ -255,6 +255,11 @@ data "aws_iam_policy_document" "manage_iam_policies_iam" {
       variable = "aws:TagKeys"
       values   = local.access_role_tag_keys
     }
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [local.access_role_boundary_arn]
+    }
   }
 
   # Changing or deleting an access role only when it carries the managed-by tag: a role of the
@@ -264,7 +269,6 @@ data "aws_iam_policy_document" "manage_iam_policies_iam" {
     effect = "Allow"
     actions = [
       "iam:UpdateAssumeRolePolicy",
-      "iam:PutRolePolicy",
       "iam:DeleteRolePolicy",
       "iam:DeleteRole",
     ]
@@ -275,6 +279,36 @@ data "aws_iam_policy_document" "manage_iam_policies_iam" {
       variable = "iam:ResourceTag/${local.managed_by_tag_key}"
       values   = [local.managed_by_tag_value]
     }
+  }
+
+  # The data policy only onto an access role that has the boundary; the boundary itself only set
+  # to exactly that policy (access roles made before boundaries existed get it this way).
+  statement {
+    sid    = "WriteDataPoliciesOfBoundedAccessRoles"
+    effect = "Allow"
+    actions = [
+      "iam:PutRolePolicy",
+      "iam:PutRolePermissionsBoundary",
+    ]
+    resources = local.access_role_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:ResourceTag/${local.managed_by_tag_key}"
+      values   = [local.managed_by_tag_value]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [local.access_role_boundary_arn]
+    }
+  }
+
+  statement {
+    sid       = "NeverRemoveAccessRoleBoundaries"
+    effect    = "Deny"
+    actions   = ["iam:DeleteRolePermissionsBoundary"]
+    resources = local.access_role_arns
   }
 
   # Ownership proofs (ADR 017): the tags of the resources an output port names, read-only, in the

@@ -1,6 +1,10 @@
 locals {
   account_id = data.aws_caller_identity.current.account_id
 
+  # aws_iam_policy.access_role_boundary, spelled out so plans know it (aws/access_roles.rs
+  # access_role_boundary_arn derives the same ARN in every account).
+  access_role_boundary_arn = "arn:${local.partition}:iam::${local.account_id}:policy/${aws_iam_policy.access_role_boundary.name}"
+
   # Who may use the state bucket's objects and send to the event queue besides the two functions
   # (ADR 017): the principal that deploys (an assumed role is named by its role, with or without a
   # path) and var.operator_principal_arns (break-glass, DLQ redrive).

@@ -122,14 +122,27 @@ run "access_roles_are_created_and_changed_only_with_the_managed_by_tag" {
         toset(["iam:CreateRole", "iam:TagRole"]),
         toset(["arn:aws:iam::111111111111:role/data-consumers/dmm-access-*", "arn:aws:iam::111111111111:role/data-consumers/dmm-acc-*"]),
         {
-          StringEquals                = { "aws:RequestTag/managed-by" = "dmm-integration-aws" }
+          StringEquals = {
+            "aws:RequestTag/managed-by" = "dmm-integration-aws"
+            "iam:PermissionsBoundary"   = "arn:aws:iam::111111111111:policy/dmm-integration-access-role-boundary"
+          }
           "ForAllValues:StringEquals" = { "aws:TagKeys" = ["managed-by", "dmm-agreement-id"] }
         },
       ]
       ManageOwnAccessRoles = [
-        toset(["iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole"]),
+        toset(["iam:UpdateAssumeRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole"]),
         toset(["arn:aws:iam::111111111111:role/data-consumers/dmm-access-*", "arn:aws:iam::111111111111:role/data-consumers/dmm-acc-*"]),
         { StringEquals = { "iam:ResourceTag/managed-by" = "dmm-integration-aws" } },
+      ]
+      WriteDataPoliciesOfBoundedAccessRoles = [
+        toset(["iam:PutRolePolicy", "iam:PutRolePermissionsBoundary"]),
+        toset(["arn:aws:iam::111111111111:role/data-consumers/dmm-access-*", "arn:aws:iam::111111111111:role/data-consumers/dmm-acc-*"]),
+        {
+          StringEquals = {
+            "iam:ResourceTag/managed-by" = "dmm-integration-aws"
+            "iam:PermissionsBoundary"    = "arn:aws:iam::111111111111:policy/dmm-integration-access-role-boundary"
+          }
+        },
       ]
     }
     error_message = "The IAM statements of manage_iam_policies in its own account differ from ADR 014."

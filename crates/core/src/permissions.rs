@@ -36,6 +36,8 @@ pub const MANAGE_IAM_POLICIES_ACTIONS: &[&str] = &[
     "iam:UpdateAssumeRolePolicy",
     "iam:TagRole",
     "iam:DeleteRole",
+    // Access roles made before permissions boundaries get the boundary (ADR 017).
+    "iam:PutRolePermissionsBoundary",
     // OWNERSHIP_TAG_ACTIONS.
     "s3:GetBucketTagging",
     "glue:GetTags",

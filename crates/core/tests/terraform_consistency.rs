@@ -60,6 +60,13 @@ const ACCESS_ROLE_ONLY_ACTIONS: &[&str] = &[
     "iam:TagRole",
     "iam:UpdateAssumeRolePolicy",
     "iam:DeleteRole",
+    "iam:PutRolePermissionsBoundary",
+];
+/// On access roles only with `iam:PermissionsBoundary` = the access-role boundary (ADR 017).
+const ACCESS_ROLE_BOUNDED_ACTIONS: &[&str] = &[
+    "iam:CreateRole",
+    "iam:PutRolePolicy",
+    "iam:PutRolePermissionsBoundary",
 ];
 /// Allowed on access roles only with `aws:RequestTag/managed-by` (the role does not exist yet).
 const ACCESS_ROLE_CREATE_ACTIONS: &[&str] = &["iam:CreateRole", "iam:TagRole"];
@@ -69,6 +76,7 @@ const ACCESS_ROLE_WRITE_ACTIONS: &[&str] = &[
     "iam:DeleteRole",
     "iam:PutRolePolicy",
     "iam:DeleteRolePolicy",
+    "iam:PutRolePermissionsBoundary",
 ];
 
 /// `local.role_arn_prefix` of the hub (`terraform/`) and of the managed-account module.
@@ -699,6 +707,17 @@ fn assert_iam_scoped(module: &Module, s: &Statement, role_arn_prefix: &str) {
                     tag_keys.values
                 );
             }
+            if has(ACCESS_ROLE_BOUNDED_ACTIONS) {
+                assert!(
+                    s.conditions.iter().any(|c| c.test == "StringEquals"
+                        && c.variable == "iam:PermissionsBoundary"
+                        && c.values.len() == 1
+                        && c.values[0].contains("access_role_boundary")),
+                    "{}: {ACCESS_ROLE_BOUNDED_ACTIONS:?} on access roles need StringEquals iam:PermissionsBoundary = local.access_role_boundary_arn; has {:?}",
+                    s.origin,
+                    s.conditions
+                );
+            }
             if has(ACCESS_ROLE_WRITE_ACTIONS) {
                 assert!(
                     s.has_condition(
@@ -1080,7 +1099,65 @@ fn check_management_role_trusts_only_the_hub_role_with_the_external_id(module: &
     }
 }
 
+/// The access-role boundary allows exactly the catalogue's actions, under the name the code
+/// derives its ARN from, and no access role may lose it.
+fn check_access_role_boundary_is_the_catalogue(module: &Module) {
+    let mut statements = Vec::new();
+    policy_document_statements(
+        module,
+        "access_role_boundary",
+        &mut Vec::new(),
+        &mut statements,
+    );
+    assert_same(
+        "actions of the access-role permissions boundary",
+        "policy::CATALOGUE_ACTIONS",
+        &set(dmm_aws_core::policy::CATALOGUE_ACTIONS),
+        &allowed_actions(&statements),
+    );
+    let policy = module.get("resource", "aws_iam_policy", "access_role_boundary");
+    let name = attr(policy.body(), "name").and_then(literal);
+    assert_eq!(
+        name,
+        Some(dmm_aws_core::aws::access_roles::ACCESS_ROLE_BOUNDARY_NAME),
+        "{}: the boundary's name is the one the code derives its ARN from",
+        module.name
+    );
+}
+
 // --- The checks against the real terraform/ ------------------------------------------------------
+
+#[test]
+fn access_role_boundaries_allow_exactly_the_catalogue() {
+    check_access_role_boundary_is_the_catalogue(&load());
+    check_access_role_boundary_is_the_catalogue(&load_managed_account());
+}
+
+#[test]
+#[should_panic(expected = "need StringEquals iam:PermissionsBoundary")]
+fn creating_access_roles_without_the_boundary_is_caught() {
+    check_management_role_allows_exactly_the_iam_actions_of_the_code(&load_managed_account_edited(
+        |name, text| {
+            edit(
+                name,
+                "main.tf",
+                text,
+                r#"      variable = "iam:PermissionsBoundary"
+      values   = [local.access_role_boundary_arn]
+    }
+  }
+
+  # Changing"#,
+                r#"      variable = "iam:PermissionsBoundary"
+      values   = ["arn:aws:iam::111111111111:policy/anything"]
+    }
+  }
+
+  # Changing"#,
+            )
+        },
+    ));
+}
 
 #[test]
 fn poll_feed_environment_is_exactly_what_the_binary_reads() {
@@ -1302,12 +1379,12 @@ fn deleting_untagged_access_roles_is_caught() {
     }
   }
 
-  # Ownership proofs"#,
+  # The data policy only"#,
                 r#"values   = ["anything"]
     }
   }
 
-  # Ownership proofs"#,
+  # The data policy only"#,
             )
         },
     ));

@@ -315,19 +315,8 @@ impl Moto {
     /// Seeds moto's random generator, so the ids it makes next (KMS key ids) are the same on
     /// every run.
     pub async fn seed(&self, seed: u64) -> Result<(), MotoError> {
-        let path = "/moto-api/seed";
-        let response = self
-            .http
-            .post(format!("{}{path}?a={seed}", self.endpoint))
-            .send()
+        self.post_with_query("/moto-api/seed", &format!("a={seed}"), "")
             .await
-            .map_err(|source| MotoError::Http { path, source })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.text().await.unwrap_or_default();
-        Err(MotoError::Api { path, status, body })
     }
 
     async fn set_no_auth_budget(&self, budget: &'static str) -> Result<(), MotoError> {
@@ -335,9 +324,22 @@ impl Moto {
     }
 
     async fn post(&self, path: &'static str, body: &'static str) -> Result<(), MotoError> {
+        self.post_with_query(path, "", body).await
+    }
+
+    async fn post_with_query(
+        &self,
+        path: &'static str,
+        query: &str,
+        body: &'static str,
+    ) -> Result<(), MotoError> {
+        let url = match query {
+            "" => format!("{}{path}", self.endpoint),
+            query => format!("{}{path}?{query}", self.endpoint),
+        };
         let response = self
             .http
-            .post(format!("{}{path}", self.endpoint))
+            .post(url)
             .body(body)
             .send()
             .await

@@ -121,6 +121,14 @@ async fn cross_account_grant_is_readable_only_through_the_access_role_and_revoke
         "the catalogue's s3_bucket policy"
     );
     assert_eq!(
+        role.permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn()),
+        Some(
+            format!("arn:aws:iam::{PROVIDER}:policy/dmm-integration-access-role-boundary").as_str()
+        ),
+        "the access role can never do more than the catalogue's reads"
+    );
+    assert_eq!(
         world
             .role_policy(&world.consumer_admin, CONSUMER_ROLE, &policy_name())
             .await,
@@ -648,4 +656,56 @@ async fn the_provider_bucket_tag_is_read_in_the_provider_account() {
     );
     assert!(access_role(&world).await.is_none());
     assert_eq!(world.ledger().await, None);
+}
+
+/// A role with the access role's name and the integration's exact tags is adopted only when
+/// nothing but the agreement's own policy is on it; a role made before boundaries existed gets
+/// the boundary before its data policy is written.
+#[tokio::test]
+async fn an_access_role_is_adopted_only_bare_and_then_gets_its_boundary() {
+    let world = World::start().await;
+    let name = format!("dmm-access-{AGREEMENT}");
+    provider_role(
+        &world,
+        &name,
+        &[
+            ("managed-by", "dmm-integration-aws"),
+            ("dmm-agreement-id", AGREEMENT),
+        ],
+    )
+    .await;
+    world.sim.activate(AGREEMENT).unwrap();
+    assert_eq!(
+        world.deliver("AccessActivatedEvent").await,
+        ("error_status".to_owned(), 0)
+    );
+    let error = world.agreement()["custom"]["aws-integration-error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("carries policies the integration did not write (keep-me)"),
+        "{error}"
+    );
+    assert_eq!(provider_role_policies(&world, &name).await, ["keep-me"]);
+
+    // Someone removes the extra policy: the role is adopted, bounded, and granted.
+    aws_sdk_iam::Client::new(&world.provider_admin)
+        .delete_role_policy()
+        .role_name(&name)
+        .policy_name("keep-me")
+        .send()
+        .await
+        .unwrap();
+    let (outcome, writes) = world.deliver("AccessUpdatedEvent").await;
+    assert_eq!(outcome, "granted");
+    assert_eq!(writes, 4, "trust, boundary, data policy, consumer policy");
+    let role = access_role(&world).await.unwrap();
+    assert_eq!(
+        role.permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn()),
+        Some(
+            format!("arn:aws:iam::{PROVIDER}:policy/dmm-integration-access-role-boundary").as_str()
+        )
+    );
 }

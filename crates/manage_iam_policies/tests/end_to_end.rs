@@ -8,10 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use common::*;
 use local_stack::owned::Owned;
-use local_stack::{LambdaFunction, binary_path, s3_client};
+use local_stack::{LambdaFunction, binary_path};
 use serde_json::{Value, json};
 
 const ARCHIVE: &str = "archive-lake";
@@ -49,41 +48,9 @@ async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted(
     ] {
         put_object(&stack.s3, bucket, key).await;
     }
-    let (service_arn, service) = user(
-        &stack,
-        "shipments-service",
-        &json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
-    )
-    .await;
-    stack
-        .create_role(
-            SHIPMENTS_ROLE,
-            "/",
-            Some(&service_arn),
-            &[(PRODUCT_TAG, SHIPMENTS)],
-        )
-        .await;
-    let (_, function_credentials) = user(&stack, "manage-iam-policies", &function_policy()).await;
-    stack.moto.enforce_iam().await.unwrap();
-    let function = stack.function_as(&function_credentials, &[]).await;
+    let (service, function) = stack.enforced_with_shipments_service().await;
 
-    let session = aws_sdk_sts::Client::new(&stack.moto.sdk_config(&service))
-        .assume_role()
-        .role_arn(role_arn(SHIPMENTS_ROLE, "/"))
-        .role_session_name("shipments-etl")
-        .send()
-        .await
-        .expect("the service assumes the consumer role")
-        .credentials
-        .unwrap();
-    let consumer = s3_client(&stack.moto.sdk_config(&Credentials::new(
-        session.access_key_id,
-        session.secret_access_key,
-        Some(session.session_token),
-        None,
-        "consumer-session",
-    )));
+    let consumer = assumed_s3(&stack, &service, SHIPMENTS_ROLE).await;
     let everything = [
         (LAKE, "curated/orders.csv"),
         (LAKE, "curated-private/salaries.csv"),

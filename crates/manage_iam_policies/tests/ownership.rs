@@ -167,24 +167,7 @@ async fn a_provider_can_only_share_what_it_owns() {
     for a in &scenario.agreements[1..] {
         stack.sim.upsert_agreement(a.clone()).unwrap();
     }
-    let (service_arn, service) = user(
-        &stack,
-        "shipments-service",
-        &json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
-    )
-    .await;
-    stack
-        .create_role(
-            SHIPMENTS_ROLE,
-            "/",
-            Some(&service_arn),
-            &[(PRODUCT_TAG, SHIPMENTS)],
-        )
-        .await;
-    let (_, function_credentials) = user(&stack, "manage-iam-policies", &function_policy()).await;
-    stack.moto.enforce_iam().await.unwrap();
-    let function = stack.function_as(&function_credentials, &[]).await;
+    let (service, function) = stack.enforced_with_shipments_service().await;
 
     let ids: Vec<String> = scenario
         .agreements

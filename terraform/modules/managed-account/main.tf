@@ -30,9 +30,11 @@ locals {
     "${local.role_arn_prefix}${var.managed_role_path_prefix}dmm-access-*",
     "${local.role_arn_prefix}${var.managed_role_path_prefix}dmm-acc-*",
   ]
-  managed_by_tag_key   = "managed-by"
-  managed_by_tag_value = "dmm-integration-aws"
-  access_role_tag_keys = [local.managed_by_tag_key, "dmm-agreement-id"]
+  # aws_iam_policy.access_role_boundary, spelled out so plans know it.
+  access_role_boundary_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:policy/${aws_iam_policy.access_role_boundary.name}"
+  managed_by_tag_key       = "managed-by"
+  managed_by_tag_value     = "dmm-integration-aws"
+  access_role_tag_keys     = [local.managed_by_tag_key, "dmm-agreement-id"]
 
   # Never touched: this role itself, the operator's list, the AWS administrator roles, and
   # service-linked and AWS-reserved roles (role names are unique in an account, whatever the
@@ -175,6 +177,11 @@ data "aws_iam_policy_document" "management" {
       variable = "aws:TagKeys"
       values   = local.access_role_tag_keys
     }
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [local.access_role_boundary_arn]
+    }
   }
 
   # Changing or deleting an access role only when it carries the managed-by tag.
@@ -183,7 +190,6 @@ data "aws_iam_policy_document" "management" {
     effect = "Allow"
     actions = [
       "iam:UpdateAssumeRolePolicy",
-      "iam:PutRolePolicy",
       "iam:DeleteRolePolicy",
       "iam:DeleteRole",
     ]
@@ -194,6 +200,36 @@ data "aws_iam_policy_document" "management" {
       variable = "iam:ResourceTag/${local.managed_by_tag_key}"
       values   = [local.managed_by_tag_value]
     }
+  }
+
+  # The data policy only onto an access role that has the boundary; the boundary itself only set
+  # to exactly that policy (access roles made before boundaries existed get it this way).
+  statement {
+    sid    = "WriteDataPoliciesOfBoundedAccessRoles"
+    effect = "Allow"
+    actions = [
+      "iam:PutRolePolicy",
+      "iam:PutRolePermissionsBoundary",
+    ]
+    resources = local.access_role_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:ResourceTag/${local.managed_by_tag_key}"
+      values   = [local.managed_by_tag_value]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [local.access_role_boundary_arn]
+    }
+  }
+
+  statement {
+    sid       = "NeverRemoveAccessRoleBoundaries"
+    effect    = "Deny"
+    actions   = ["iam:DeleteRolePermissionsBoundary"]
+    resources = local.access_role_arns
   }
 
   # Ownership proofs (ADR 017): the tags of the resources an output port names, read-only, in the
@@ -237,4 +273,56 @@ resource "aws_iam_role_policy" "management" {
   name   = "dmm-integration-management"
   role   = aws_iam_role.management.id
   policy = data.aws_iam_policy_document.management.json
+}
+
+# The permissions boundary of every cross-account access role the integration creates in this
+# account (ADR 017): the catalogue's read actions only (policy::CATALOGUE_ACTIONS), so an access
+# role can never do more than read, whatever data policy it carries. The integration may create
+# access roles, and write their data policy, only with this boundary, and may never remove it.
+data "aws_iam_policy_document" "access_role_boundary" {
+  #checkov:skip=CKV_AWS_356:A permissions boundary caps what any policy of the role can grant; the role's own data policy names the resources.
+  #checkov:skip=CKV_AWS_111:Read-only actions; the boundary caps, the data policy scopes.
+  statement {
+    sid    = "AtMostTheCatalogueReadActions"
+    effect = "Allow"
+    actions = [
+      "s3:GetBucketLocation",
+      "s3:ListBucket",
+      "s3:GetObject",
+      "kms:Decrypt",
+      "athena:GetQueryExecution",
+      "athena:GetQueryResults",
+      "athena:GetWorkGroup",
+      "athena:StartQueryExecution",
+      "athena:StopQueryExecution",
+      "glue:BatchGetPartition",
+      "glue:GetDatabase",
+      "glue:GetPartition",
+      "glue:GetPartitions",
+      "glue:GetTable",
+      "kinesis:DescribeStream",
+      "kinesis:DescribeStreamConsumer",
+      "kinesis:DescribeStreamSummary",
+      "kinesis:GetRecords",
+      "kinesis:GetShardIterator",
+      "kinesis:ListShards",
+      "kinesis:RegisterStreamConsumer",
+      "kinesis:SubscribeToShard",
+      "kafka-cluster:AlterGroup",
+      "kafka-cluster:Connect",
+      "kafka-cluster:DescribeCluster",
+      "kafka-cluster:DescribeGroup",
+      "kafka-cluster:DescribeTopic",
+      "kafka-cluster:ReadData",
+    ]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_policy" "access_role_boundary" {
+  # The code derives the ARN from this exact name (aws/access_roles.rs ACCESS_ROLE_BOUNDARY_NAME).
+  name        = "dmm-integration-access-role-boundary"
+  path        = "/"
+  description = "Permissions boundary of the Data Mesh Manager integration's access roles: read only"
+  policy      = data.aws_iam_policy_document.access_role_boundary.json
 }

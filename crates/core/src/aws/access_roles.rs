@@ -10,6 +10,15 @@ pub const MANAGED_BY_TAG: &str = "managed-by";
 pub const MANAGED_BY_VALUE: &str = "dmm-integration-aws";
 /// Tag naming the agreement an access role belongs to.
 pub const AGREEMENT_TAG: &str = "dmm-agreement-id";
+/// The managed policy every access role has as its permissions boundary (ADR 017): only the
+/// catalogue's read actions, whatever the role's own policy says. Terraform creates it in each
+/// account under this name (`terraform/access_role_boundary.tf`, the managed-account module).
+pub const ACCESS_ROLE_BOUNDARY_NAME: &str = "dmm-integration-access-role-boundary";
+
+/// The boundary's ARN in `account`.
+pub fn access_role_boundary_arn(partition: &str, account: &str) -> String {
+    format!("arn:{partition}:iam::{account}:policy/{ACCESS_ROLE_BOUNDARY_NAME}")
+}
 
 /// An access role as IAM holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +29,8 @@ pub struct AccessRoleInfo {
     /// The trust policy as IAM returns it (URL-encoded JSON).
     pub trust_policy: String,
     pub tags: Vec<(String, String)>,
+    /// The permissions boundary's policy ARN, if any.
+    pub permissions_boundary: Option<String>,
 }
 
 impl AccessRoleInfo {
@@ -31,9 +42,13 @@ impl AccessRoleInfo {
     }
 
     /// Whether the integration created the role for `agreement_id`: it is managed, and its
-    /// agreement tag (set at creation) does not name another agreement.
+    /// agreement tag (set at creation) names exactly this agreement.
     pub fn belongs_to(&self, agreement_id: &str) -> bool {
         self.is_managed()
+            && self
+                .tags
+                .iter()
+                .any(|(k, v)| k == AGREEMENT_TAG && v == agreement_id)
             && self
                 .tags
                 .iter()
@@ -49,14 +64,21 @@ pub trait AccessRoles {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<Option<AccessRoleInfo>, IamError>> + Send;
-    /// Creates the role with its trust policy and tags; returns its ARN.
+    /// Creates the role with its trust policy, tags and permissions boundary; returns its ARN.
     fn create_access_role(
         &self,
         name: &str,
         path: &str,
         trust_policy: &str,
         tags: &[(&str, &str)],
+        boundary: &str,
     ) -> impl Future<Output = Result<String, IamError>> + Send;
+    /// Sets the role's permissions boundary (access roles made before boundaries existed).
+    fn put_boundary(
+        &self,
+        name: &str,
+        boundary: &str,
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
     fn update_trust_policy(
         &self,
         name: &str,
@@ -82,6 +104,10 @@ impl AccessRoles for IamRoles {
                     .iter()
                     .map(|t| (t.key().to_owned(), t.value().to_owned()))
                     .collect(),
+                permissions_boundary: role
+                    .permissions_boundary()
+                    .and_then(|b| b.permissions_boundary_arn())
+                    .map(str::to_owned),
             })),
             Err(e) if is_no_such_entity(&e) => Ok(None),
             Err(e) => Err(classify("GetRole", name, &e)),
@@ -94,6 +120,7 @@ impl AccessRoles for IamRoles {
         path: &str,
         trust_policy: &str,
         tags: &[(&str, &str)],
+        boundary: &str,
     ) -> Result<String, IamError> {
         let tags = tags
             .iter()
@@ -116,6 +143,7 @@ impl AccessRoles for IamRoles {
             .path(path)
             .assume_role_policy_document(trust_policy)
             .set_tags(Some(tags))
+            .permissions_boundary(boundary)
             .send()
             .await
             .map_err(|e| classify("CreateRole", name, &e))?;
@@ -123,6 +151,17 @@ impl AccessRoles for IamRoles {
             .role()
             .map(|r| r.arn().to_owned())
             .unwrap_or_default())
+    }
+
+    async fn put_boundary(&self, name: &str, boundary: &str) -> Result<(), IamError> {
+        self.client()
+            .put_role_permissions_boundary()
+            .role_name(name)
+            .permissions_boundary(boundary)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("PutRolePermissionsBoundary", name, &e))
     }
 
     async fn update_trust_policy(&self, name: &str, trust_policy: &str) -> Result<(), IamError> {

@@ -50,6 +50,40 @@ pub use role::{
 pub use s3_bucket::S3Bucket;
 pub use s3_folder::{S3Folder, S3Location};
 
+/// Every action any grant of the catalogue contains: the permissions boundary of cross-account
+/// access roles (Terraform's `access_role_boundary`) allows exactly these, so an access role can
+/// never do more than read, whatever policy it is given.
+pub const CATALOGUE_ACTIONS: &[&str] = &[
+    "s3:GetBucketLocation",
+    "s3:ListBucket",
+    "s3:GetObject",
+    "kms:Decrypt",
+    "athena:GetQueryExecution",
+    "athena:GetQueryResults",
+    "athena:GetWorkGroup",
+    "athena:StartQueryExecution",
+    "athena:StopQueryExecution",
+    "glue:BatchGetPartition",
+    "glue:GetDatabase",
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:GetTable",
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamConsumer",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+    "kinesis:RegisterStreamConsumer",
+    "kinesis:SubscribeToShard",
+    "kafka-cluster:AlterGroup",
+    "kafka-cluster:Connect",
+    "kafka-cluster:DescribeCluster",
+    "kafka-cluster:DescribeGroup",
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:ReadData",
+];
+
 /// What the catalogue needs to know about the integration itself: the partition it runs in,
 /// which every ARN in a grant must share (IAM accepts a policy naming another partition's
 /// resources, but it grants nothing).
@@ -167,5 +201,54 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod catalogue_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// One port of each type, each with every optional part, against the boundary's list.
+    #[test]
+    fn every_grant_stays_within_the_catalogue_actions() {
+        let ctx = Context::new(Partition::Aws);
+        let key = "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let ports = [
+            json!({"output-port-type": "s3_bucket", "aws-s3-bucket-arn": "arn:aws:s3:::bucket-one", "aws-kms-key-arn": key}),
+            json!({"output-port-type": "s3_folder", "aws-s3-folder-arn": "arn:aws:s3:::bucket-one/f", "aws-kms-key-arn": key}),
+            json!({"output-port-type": "glue_table",
+                   "aws-glue-table-arn": "arn:aws:glue:eu-central-1:111122223333:table/d/t",
+                   "aws-athena-workgroup-arn": "arn:aws:athena:eu-central-1:111122223333:workgroup/w",
+                   "aws-s3-folder-arn": "arn:aws:s3:::bucket-one/t", "aws-kms-key-arn": key}),
+            json!({"output-port-type": "kinesis_stream",
+                   "aws-kinesis-stream-arn": "arn:aws:kinesis:eu-central-1:111122223333:stream/s",
+                   "aws-kms-key-arn": key}),
+            json!({"output-port-type": "msk_topic",
+                   "aws-msk-topic-arn": "arn:aws:kafka:eu-central-1:111122223333:topic/c/u-1/t",
+                   "aws-msk-group-arn": "arn:aws:kafka:eu-central-1:111122223333:group/c/u-1/g"}),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for custom in ports {
+            let access = resolve_port(&json!({"id": "p", "custom": custom}), &ctx).unwrap();
+            let policy: serde_json::Value =
+                serde_json::from_str(&access.policy().to_json()).unwrap();
+            for statement in policy["Statement"].as_array().unwrap() {
+                let actions = match &statement["Action"] {
+                    serde_json::Value::Array(a) => a.clone(),
+                    one => vec![one.clone()],
+                };
+                for action in actions {
+                    let action = action.as_str().unwrap().to_owned();
+                    assert!(CATALOGUE_ACTIONS.contains(&action.as_str()), "{action}");
+                    seen.insert(action);
+                }
+            }
+        }
+        assert_eq!(
+            seen.len(),
+            CATALOGUE_ACTIONS.len(),
+            "no action the catalogue never grants"
+        );
     }
 }

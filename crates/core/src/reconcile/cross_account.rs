@@ -27,7 +27,9 @@ use super::converge::{
 use super::plan::GrantPlan;
 use super::status::AccessRoleStatus;
 use super::{Permanent, ReconcileError};
-use crate::aws::access_roles::{AGREEMENT_TAG, AccessRoles, MANAGED_BY_TAG, MANAGED_BY_VALUE};
+use crate::aws::access_roles::{
+    AGREEMENT_TAG, AccessRoles, MANAGED_BY_TAG, MANAGED_BY_VALUE, access_role_boundary_arn,
+};
 use crate::aws::iam::RolePolicies;
 use crate::aws::ledger::{GrantKind, GrantLedger, GrantRecord};
 use crate::policy::{
@@ -184,8 +186,27 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
         }
         .into());
     }
+    // Adopted only when nothing but the integration's own policy is on it: a role someone added
+    // a policy to would grant more than the agreement.
+    if existing.is_some() {
+        let foreign: Vec<String> = provider_iam
+            .policy_names(&access_name)
+            .await?
+            .into_iter()
+            .filter(|name| *name != plan.policy_name)
+            .collect();
+        if !foreign.is_empty() {
+            return Err(Permanent::AccessRoleAltered {
+                role: access_name,
+                account: provider_account,
+                policies: foreign.join(", "),
+            }
+            .into());
+        }
+    }
     check_inline_policy_budget(&access_name, &plan.policy_name, &plan.document, [])?;
     let path = converger.guard.path_prefix();
+    let boundary = access_role_boundary_arn(partition_of(&consumer.arn), &provider_account);
     let access_arn = match &existing {
         Some(role) => role.arn.clone(),
         None => format!(
@@ -257,6 +278,7 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
                         (MANAGED_BY_TAG, MANAGED_BY_VALUE),
                         (AGREEMENT_TAG, agreement_id),
                     ],
+                    &boundary,
                 )
                 .await?;
             converger.wrote();
@@ -268,6 +290,14 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
             converger.wrote();
         }
         Some(_) => {}
+    }
+    if existing
+        .as_ref()
+        .is_some_and(|role| role.permissions_boundary.as_deref() != Some(boundary.as_str()))
+    {
+        // IAM lets the integration write the data policy only onto a role with the boundary.
+        provider_iam.put_boundary(&access_name, &boundary).await?;
+        converger.wrote();
     }
     if !has_policy(
         &provider_iam,

@@ -42,6 +42,12 @@ pub enum Change {
         account: Option<String>,
         role: String,
     },
+    /// The access role lacks the permissions boundary (made before boundaries existed, or the
+    /// boundary was changed by hand).
+    PutBoundary {
+        account: Option<String>,
+        role: String,
+    },
     DeleteAccessRole {
         account: Option<String>,
         role: String,
@@ -84,6 +90,9 @@ impl fmt::Display for Change {
             }
             Self::UpdateTrustPolicy { account, role } => {
                 write!(f, "reset trust policy of {role}{}", on(account))
+            }
+            Self::PutBoundary { account, role } => {
+                write!(f, "set the permissions boundary of {role}{}", on(account))
             }
             Self::DeleteAccessRole { account, role } => {
                 write!(f, "delete access role {role}{}", on(account))
@@ -196,6 +205,7 @@ impl<I: AccessRoles + Sync> AccessRoles for Recording<I> {
         path: &str,
         _trust_policy: &str,
         _tags: &[(&str, &str)],
+        _boundary: &str,
     ) -> Result<String, IamError> {
         self.changes.push(Change::CreateAccessRole {
             account: self.account.clone(),
@@ -204,6 +214,14 @@ impl<I: AccessRoles + Sync> AccessRoles for Recording<I> {
         // The ARN the role would get; only the dry run's own later steps see it.
         let account = self.account.as_deref().unwrap_or("000000000000");
         Ok(format!("arn:aws:iam::{account}:role{path}{name}"))
+    }
+
+    async fn put_boundary(&self, name: &str, _boundary: &str) -> Result<(), IamError> {
+        self.changes.push(Change::PutBoundary {
+            account: self.account.clone(),
+            role: name.to_owned(),
+        });
+        Ok(())
     }
 
     async fn update_trust_policy(&self, name: &str, _trust_policy: &str) -> Result<(), IamError> {

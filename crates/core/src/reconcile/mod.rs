@@ -77,6 +77,15 @@ pub enum Permanent {
     )]
     ForeignAccessRole { role: String, account: String },
     #[error(
+        "the access role `{role}` in account {account} carries policies the integration did not \
+         write ({policies}); it is not used until they are removed"
+    )]
+    AccessRoleAltered {
+        role: String,
+        account: String,
+        policies: String,
+    },
+    #[error(
         "the consumer role `{role}` and the provider are in different accounts, and the account \
          of the integration itself is unknown"
     )]

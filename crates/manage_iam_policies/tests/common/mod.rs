@@ -898,6 +898,32 @@ pub fn function_policy() -> Value {
     ]})
 }
 
+impl Stack {
+    /// The shipments consumer role, assumable by a workload user (`shipments-service`, whose
+    /// credentials are returned), then IAM enforced and manage_iam_policies started with exactly
+    /// the permissions Terraform gives it: the set-up of every test that proves real access.
+    pub async fn enforced_with_shipments_service(&self) -> (Credentials, Function) {
+        let (service_arn, service) = user(
+            self,
+            "shipments-service",
+            &json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
+        )
+        .await;
+        self.create_role(
+            SHIPMENTS_ROLE,
+            "/",
+            Some(&service_arn),
+            &[(PRODUCT_TAG, SHIPMENTS), (TEAM_TAG, LOGISTICS)],
+        )
+        .await;
+        let (_, function_credentials) = user(self, "manage-iam-policies", &function_policy()).await;
+        self.moto.enforce_iam().await.unwrap();
+        let function = self.function_as(&function_credentials, &[]).await;
+        (service, function)
+    }
+}
+
 /// An S3 client acting as `role` (path `/`), assumed by the holder of `credentials`: the
 /// consumer's own view of what it was granted.
 pub async fn assumed_s3(

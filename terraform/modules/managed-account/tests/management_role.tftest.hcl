@@ -60,7 +60,7 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
       ])) == toset([
       "iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:PutRolePolicy",
       "iam:DeleteRolePolicy", "iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
-      "iam:DeleteRole", "s3:GetBucketTagging", "glue:GetTags", "kinesis:ListTagsForStream",
+      "iam:DeleteRole", "iam:PutRolePermissionsBoundary", "s3:GetBucketTagging", "glue:GetTags", "kinesis:ListTagsForStream",
       "kafka:ListTagsForResource", "kms:ListResourceTags", "athena:ListTagsForResource",
     ])
     error_message = "The management role allows exactly the IAM actions of permissions::MANAGE_IAM_POLICIES_ACTIONS and OWNERSHIP_TAG_ACTIONS."
@@ -86,10 +86,13 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
       for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
       s.Condition if s.Sid == "CreateAccessRoles"
       ] == [{
-        StringEquals                = { "aws:RequestTag/managed-by" = "dmm-integration-aws" }
+        StringEquals = {
+          "aws:RequestTag/managed-by" = "dmm-integration-aws"
+          "iam:PermissionsBoundary"   = "arn:aws:iam::222222222222:policy/dmm-integration-access-role-boundary"
+        }
         "ForAllValues:StringEquals" = { "aws:TagKeys" = ["managed-by", "dmm-agreement-id"] }
     }]
-    error_message = "CreateRole/TagRole need the managed-by tag in the request and no other tag keys."
+    error_message = "CreateRole/TagRole need the managed-by tag in the request, no other tag keys, and the access-role boundary."
   }
   assert {
     condition = [
