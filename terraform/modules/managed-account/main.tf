@@ -282,6 +282,7 @@ resource "aws_iam_role_policy" "management" {
 data "aws_iam_policy_document" "access_role_boundary" {
   #checkov:skip=CKV_AWS_356:A permissions boundary caps what any policy of the role can grant; the role's own data policy names the resources.
   #checkov:skip=CKV_AWS_111:Read-only actions; the boundary caps, the data policy scopes.
+  #checkov:skip=CKV_AWS_108:A permissions boundary grants nothing by itself; it caps the access role's own data policy, which names the one bucket or folder, to reads.
   statement {
     sid    = "AtMostTheCatalogueReadActions"
     effect = "Allow"
