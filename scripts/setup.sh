@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the project-local tools the tests, the demo and the builds rely on (SPEC §8): a virtualenv
+# Installs the project-local tools the tests, the demo and the builds rely on (ADR 004): a virtualenv
 # at <repo>/.venv with the pinned moto server and cargo-lambda from tools/requirements.txt.
 #
 # Safe to run on every checkout and in CI: it does nothing (in well under a second) when the venv

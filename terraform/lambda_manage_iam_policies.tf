@@ -2,7 +2,7 @@
 # agreement's consumer role to the agreement's current state and writes the status back to DMM.
 
 resource "aws_cloudwatch_log_group" "manage_iam_policies" {
-  #checkov:skip=CKV_AWS_158:Log lines carry no secrets (the API key is never logged, SPEC 7); CloudWatch Logs encrypts at rest. A customer managed key can be set with log_kms_key_arn.
+  #checkov:skip=CKV_AWS_158:Log lines carry no secrets (the API key is never logged, ADR 011); CloudWatch Logs encrypts at rest. A customer managed key can be set with log_kms_key_arn.
   name              = "/aws/lambda/${local.manage_iam_policies_function_name}"
   retention_in_days = var.log_retention_in_days
   kms_key_id        = var.log_kms_key_arn
@@ -98,7 +98,7 @@ resource "aws_lambda_event_source_mapping" "manage_iam_policies" {
   batch_size       = var.event_batch_size
   enabled          = true
 
-  # The function reports failed records itself (SPEC 3.6); only those are retried.
+  # The function reports failed records itself (ADR 002); only those are retried.
   function_response_types = ["ReportBatchItemFailures"]
 
   scaling_config {

@@ -3,7 +3,7 @@
 # conditional checkpoint write in the code).
 
 resource "aws_cloudwatch_log_group" "poll_feed" {
-  #checkov:skip=CKV_AWS_158:Log lines carry no secrets (the API key is never logged, SPEC 7); CloudWatch Logs encrypts at rest. A customer managed key can be set with log_kms_key_arn.
+  #checkov:skip=CKV_AWS_158:Log lines carry no secrets (the API key is never logged, ADR 011); CloudWatch Logs encrypts at rest. A customer managed key can be set with log_kms_key_arn.
   name              = "/aws/lambda/${local.poll_feed_function_name}"
   retention_in_days = var.log_retention_in_days
   kms_key_id        = var.log_kms_key_arn
@@ -24,7 +24,7 @@ resource "aws_lambda_function" "poll_feed" {
   memory_size   = var.poll_feed_memory_size
   timeout       = var.poll_feed_timeout_seconds
 
-  # Only one poll at a time (SPEC 6).
+  # Only one poll at a time (ADR 001).
   reserved_concurrent_executions = 1
 
   s3_bucket        = local.use_s3_artifacts ? var.artifacts_bucket_name : null

@@ -39,7 +39,7 @@ locals {
   # Whether versioning, encryption, public access block, lifecycle and the bucket policy are
   # managed here.
   configure_bucket = var.create_bucket || var.manage_existing_bucket_configuration
-  # manage_iam_policies' grant ledger: grants/<agreement-id>.json (SPEC 3.7).
+  # manage_iam_policies' grant ledger: grants/<agreement-id>.json (ADR 002).
   ledger_prefix = "grants/"
 
   # --- Schedule: the interval in seconds when the expression is rate(...), null for cron(...) ---
@@ -91,7 +91,7 @@ locals {
     "AWSCloudFormationStackSetExecutionRole",
   ]
 
-  # Cross-account access roles (SPEC 5) this account may hold when it is the provider account of
+  # Cross-account access roles (ADR 003) this account may hold when it is the provider account of
   # an agreement: named `dmm-access-<id>`, or `dmm-acc-<readable id>-<hash>` for ids that cannot
   # be used verbatim (crates/core/src/policy/name.rs), always directly under the managed path.
   # They are not subject to managed_role_name_pattern: the names are the integration's own.

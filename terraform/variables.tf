@@ -351,7 +351,7 @@ variable "managed_accounts" {
   default     = {}
   sensitive   = true
   description = <<-EOT
-    Other AWS accounts the integration manages (cross-account, SPEC 5), keyed by 12-digit account
+    Other AWS accounts the integration manages (cross-account, ADR 003), keyed by 12-digit account
     id: the ARN of the management role created there by modules/managed-account (its output
     role_arn) and the external id given to that module. Rendered as JSON into env
     `managed_accounts`; manage_iam_policies may sts:AssumeRole exactly these roles. Empty: the

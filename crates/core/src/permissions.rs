@@ -29,7 +29,7 @@ pub const MANAGE_IAM_POLICIES_ACTIONS: &[&str] = &[
     "iam:GetRolePolicy",
     "iam:PutRolePolicy",
     "iam:DeleteRolePolicy",
-    // Cross-account (SPEC §5): the hub assumes each managed account's management role, and in
+    // Cross-account (ADR 003): the hub assumes each managed account's management role, and in
     // the provider account creates, updates and deletes the per-agreement access role.
     "sts:AssumeRole",
     "iam:CreateRole",

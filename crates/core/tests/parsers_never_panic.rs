@@ -1,4 +1,4 @@
-//! Everything that reads DMM's documents takes untrusted input (SPEC §6): the CloudEvent, the
+//! Everything that reads DMM's documents takes untrusted input (ADR 001): the CloudEvent, the
 //! agreement, the data product and team, and the output port behind the policy. Whatever DMM
 //! sends, these never panic, and every rejection is a typed error with a message an operator can
 //! read. On top, the invariants the reliability story leans on: status write-back is idempotent
@@ -25,7 +25,7 @@ use dmm_aws_core::reconcile::status::{
     TAG_INTEGRATION,
 };
 
-/// Verbs of actions that change something; a grant never has one (SPEC §7: read only).
+/// Verbs of actions that change something; a grant never has one (ADR 011: read only).
 const WRITE_VERBS: &[&str] = &[
     "Put",
     "Delete",

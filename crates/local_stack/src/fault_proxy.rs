@@ -1,4 +1,4 @@
-//! A fault-injecting HTTP/1.1 proxy in front of moto (SPEC §6 tests): AWS 5xx, throttling,
+//! A fault-injecting HTTP/1.1 proxy in front of moto (ADR 001): AWS 5xx, throttling,
 //! connection resets and stalls on chosen calls, decided by a seeded generator so a failing run can be
 //! replayed.
 //!

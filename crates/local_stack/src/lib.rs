@@ -1,4 +1,4 @@
-//! Local stand-ins for everything the two Lambda binaries talk to (SPEC §8), so the integration
+//! Local stand-ins for everything the two Lambda binaries talk to (ADR 004), so the integration
 //! tests, the demo and the benchmarks run the real binaries on loopback without an AWS account:
 //!
 //! - [`Moto`]: the moto server from the project-local virtualenv, with IAM enforcement so that
@@ -6,7 +6,7 @@
 //! - [`LambdaFunction`]: a Lambda Runtime API emulator that runs a binary exactly as Lambda does
 //!   (same endpoints, headers and environment; warm between invocations; cold start after a crash).
 //! - [`FaultProxy`]: a fault-injecting HTTP proxy in front of moto (5xx, throttling, connection
-//!   resets on chosen calls, from a seeded generator) for the reliability tests (SPEC §6).
+//!   resets on chosen calls, from a seeded generator) for the reliability tests (ADR 001).
 //! - [`binary_path`]: locates the workspace binaries cargo built for the current profile.
 //!
 //! Everything here fails loudly when a prerequisite is missing; nothing is skipped silently,

@@ -1,4 +1,4 @@
-//! Every AWS call has a timeout (SPEC §6, ADR 015): a hung service costs one message a retry,
+//! Every AWS call has a timeout (ADR 001, ADR 015): a hung service costs one message a retry,
 //! not the whole invocation. The real binary reaches IAM through the fault proxy, which accepts
 //! requests and never answers them; `aws_operation_timeout_ms` is lowered so the test is quick
 //! (the default is 25 s, attempts 10 s, against a 60 s function timeout).

@@ -1,4 +1,4 @@
-//! The randomized, seeded chaos scenario (SPEC §6): hundreds of agreements are activated,
+//! The randomized, seeded chaos scenario (ADR 001): hundreds of agreements are activated,
 //! deactivated, cancelled, moved to other ports, deleted and reactivated, providers move their
 //! buckets (or publish a port DMM's catalogue must refuse) and consumers switch roles (sometimes
 //! to one that does not exist), while AWS fails (a [`FaultProxy`] in front of moto: 5xx,
@@ -98,7 +98,7 @@ const CONSUMER_COUNT: usize = 2;
 const QUEUE_NAME: &str = "chaos-events.fifo";
 const DLQ_NAME: &str = "chaos-events-dlq.fifo";
 
-/// The event types poll_feed forwards and manage_iam_policies acts on (SPEC §3.2, ADR 016):
+/// The event types poll_feed forwards and manage_iam_policies acts on (ADR 016):
 /// every occurrence in the feed must be handled.
 const ACTED_ON: [&str; 17] = [
     "AccessActivatedEvent",

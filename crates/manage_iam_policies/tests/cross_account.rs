@@ -1,4 +1,4 @@
-//! Cross-account grants end to end (SPEC §5, ADR 003): moto with three accounts and IAM
+//! Cross-account grants end to end (ADR 003): moto with three accounts and IAM
 //! enforcement, the DMM simulator, and the manage_iam_policies binary behind the Lambda Runtime
 //! API. Build the binary first (`cargo build -p manage_iam_policies`); these tests fail, never
 //! skip, when it or moto is missing.

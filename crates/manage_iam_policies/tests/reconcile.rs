@@ -16,7 +16,7 @@ const PORTS: [&str; 7] = [
     "topic",
 ];
 
-/// Every catalogue entry gives exactly SPEC §4's policy on the consumer's role, with the ledger
+/// Every catalogue entry gives exactly the policy catalogue's policy on the consumer's role, with the ledger
 /// entry and the status in DMM; a second delivery of the same events writes nothing at all.
 #[tokio::test]
 async fn each_port_type_gets_its_exact_policy_and_a_rerun_writes_nothing() {

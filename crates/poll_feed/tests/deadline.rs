@@ -71,7 +71,7 @@ async fn a_5000_event_backlog_is_forwarded_over_several_pages_and_invocations() 
         .count();
     assert_eq!(page_lines as u64, pages);
 
-    // Warm invocations reuse the API key read at the first one (SPEC §7).
+    // Warm invocations reuse the API key read at the first one (ADR 011).
     assert_eq!(gate.calls("secretsmanager.GetSecretValue"), 1);
 
     // Every event sent exactly once, in feed order, in batches of at most ten.

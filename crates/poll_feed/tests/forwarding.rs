@@ -246,7 +246,7 @@ impl Drop for RawFeed {
     }
 }
 
-/// Only the agreement events of SPEC §3.2 are forwarded by default; every other event still
+/// Only the agreement events of ADR 016 are forwarded by default; every other event still
 /// moves the checkpoint, also when a whole page holds nothing to forward. `forward_all_events`
 /// forwards everything.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! At-least-once forwarding (SPEC §6): the checkpoint only moves past events SQS accepted. A
+//! At-least-once forwarding (ADR 001): the checkpoint only moves past events SQS accepted. A
 //! crash re-sends instead of skipping, a partial SendMessageBatch failure re-sends only the failed
 //! entries, and of two concurrent runs only one may move the checkpoint.
 

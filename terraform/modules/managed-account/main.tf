@@ -1,4 +1,4 @@
-# The management role of one managed account (SPEC 5, ADR 014). The integration's hub assumes it
+# The management role of one managed account (ADR 003, ADR 014). The integration's hub assumes it
 # with an external id and, in this account:
 #   - writes the per-agreement inline policies on consumer roles under the managed path
 #     (GetRole, ListRolePolicies, GetRolePolicy, PutRolePolicy, DeleteRolePolicy), and
@@ -83,7 +83,7 @@ resource "aws_iam_role" "management" {
   description          = "Data Mesh Manager integration: manages inline policies and access roles under ${var.managed_role_path_prefix} for ${var.hub_role_arn}"
   assume_role_policy   = data.aws_iam_policy_document.trust.json
   permissions_boundary = var.permissions_boundary_arn
-  # IAM's smallest maximum (1 hour); the hub requests shorter sessions itself (SPEC 5).
+  # IAM's smallest maximum (1 hour); the hub requests shorter sessions itself (ADR 003).
   max_session_duration = 3600
   tags                 = var.tags
 }

@@ -1,4 +1,4 @@
-//! The per-agreement access roles of cross-account grants (SPEC §5): created, updated and
+//! The per-agreement access roles of cross-account grants (ADR 003): created, updated and
 //! deleted in the provider account.
 
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! Reaching the IAM of other accounts (SPEC §5): STS `AssumeRole` into each managed account's
+//! Reaching the IAM of other accounts (ADR 003): STS `AssumeRole` into each managed account's
 //! management role, with its external id and a session name naming the agreement.
 //!
 //! The integration runs in one hub account. Every other account it may write to is listed in

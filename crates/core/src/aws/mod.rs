@@ -27,7 +27,7 @@ pub const MIN_AWS_OPERATION_TIMEOUT_MS: u64 = 100;
 /// Connecting to an AWS endpoint takes milliseconds; the SDK's own default is 3.1 s.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Timeouts of every AWS call both functions make (SPEC §6, ADR 015). Without them the SDK waits
+/// Timeouts of every AWS call both functions make (ADR 001, ADR 015). Without them the SDK waits
 /// for a hung S3, SQS, IAM, STS or Secrets Manager call until Lambda kills the invocation, which
 /// turns one stuck connection into a lost batch and a cold start.
 ///

@@ -1,4 +1,4 @@
-//! The DMM event types the integration acts on (SPEC §3.2).
+//! The DMM event types the integration acts on (ADR 016).
 
 /// Prefix of every DMM event type.
 pub const PREFIX: &str = "com.datamesh-manager.events.";

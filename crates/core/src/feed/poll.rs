@@ -144,7 +144,7 @@ impl PollError {
     }
 }
 
-/// The run's output (SPEC §3.6).
+/// The run's output (ADR 001).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub forwarded: usize,

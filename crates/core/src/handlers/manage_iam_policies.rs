@@ -33,7 +33,7 @@ use crate::reconcile::status::{Status, status_tag, with_status};
 use crate::reconcile::{ReconcileError, Retry};
 use crate::telemetry::metrics::Metrics;
 
-/// manage_iam_policies' settings (SPEC §3.5).
+/// manage_iam_policies' settings (README "Configuration").
 #[derive(Debug, Clone)]
 pub struct ManageIamPoliciesConfig {
     pub dmm: DmmSettings,

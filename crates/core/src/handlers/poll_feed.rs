@@ -15,7 +15,7 @@ use crate::dmm::DmmError;
 use crate::feed::poll::{CheckpointError, PollError, PollSettings, Summary, poll};
 use crate::telemetry::metrics::{Metrics, Unit};
 
-/// poll_feed's settings (SPEC §3.5).
+/// poll_feed's settings (README "Configuration").
 #[derive(Debug, Clone)]
 pub struct PollFeedConfig {
     pub dmm: DmmSettings,

@@ -1,4 +1,4 @@
-//! Grants across accounts (SPEC §5, ADR 003): an access role in the provider account plus an
+//! Grants across accounts (ADR 003): an access role in the provider account plus an
 //! inline policy on the consumer role allowing it to assume exactly that role.
 //!
 //! ```text

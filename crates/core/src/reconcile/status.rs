@@ -1,4 +1,4 @@
-//! The status the integration writes back to the agreement in DMM (SPEC §3.4): tags and custom
+//! The status the integration writes back to the agreement in DMM (README "What the integration writes back to DMM"): tags and custom
 //! fields, replacing only its own and leaving everything a user set untouched.
 
 use serde_json::{Map, Value};

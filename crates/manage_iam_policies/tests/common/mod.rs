@@ -80,7 +80,7 @@ pub const MSK_TOPIC: &str = "arn:aws:kafka:us-east-1:123456789012:topic/events/0
 pub const MSK_GROUP: &str = "arn:aws:kafka:us-east-1:123456789012:group/events/0a1b2c3d-4e5f-6789-abcd-ef0123456789-1/shipments";
 
 /// Every output port of the provider, by id. `*-inferred` ports have no `output-port-type`:
-/// the type comes from the standard `type` + `server` block (SPEC §3.3).
+/// the type comes from the standard `type` + `server` block (README "What the integration reads in DMM").
 pub fn provider_ports() -> Vec<Value> {
     vec![
         json!({"id": "bucket", "name": "Whole bucket", "type": "s3", "custom": {
@@ -170,7 +170,7 @@ pub fn role_arn(name: &str, path: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:role{path}{name}")
 }
 
-// ----- the policies SPEC §4 prescribes, written out by hand -----
+// ----- the policies the policy catalogue prescribes, written out by hand -----
 
 pub fn s3_bucket_statements(bucket: &str) -> Vec<Value> {
     vec![
@@ -359,7 +359,7 @@ impl Stack {
         }
     }
 
-    /// manage_iam_policies' configuration for this stack (SPEC §3.5), running as `credentials`.
+    /// manage_iam_policies' configuration for this stack (README "Configuration"), running as `credentials`.
     pub fn env_as(&self, credentials: &Credentials) -> Vec<(String, String)> {
         let mut env = self.moto.lambda_env(credentials);
         env.extend(

@@ -32,7 +32,7 @@ pub const CHECKPOINT_KEY: &str = "poll_feed/last_event_id";
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 pub const ACTIVATED: &str = "com.datamesh-manager.events.AccessActivatedEvent";
 
-/// Every agreement event type poll_feed forwards by default (SPEC §3.2).
+/// Every agreement event type poll_feed forwards by default (ADR 016).
 pub const ACTED_ON: [&str; 12] = [
     "AccessActivatedEvent",
     "AccessDeactivatedEvent",
@@ -166,7 +166,7 @@ impl Stack {
         }
     }
 
-    /// poll_feed's complete configuration for this stack (SPEC §3.5).
+    /// poll_feed's complete configuration for this stack (README "Configuration").
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = self.moto.lambda_env(&self.function_credentials);
         env.extend(
@@ -298,7 +298,7 @@ pub async fn run(function: &LambdaFunction, timeout: Duration) -> Result<Summary
         .map(|value| Summary::parse(&value))
 }
 
-/// poll_feed's output (SPEC §3.6), checked to have exactly these keys and types.
+/// poll_feed's output (ADR 001), checked to have exactly these keys and types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub forwarded: u64,
