@@ -44,7 +44,8 @@ pub struct ManageIamPoliciesConfig {
     /// Other accounts the integration may write to, and how (`managed_accounts`).
     pub managed_accounts: ManagedAccounts,
     /// The trust boundary: `ownership_check`, `ownership_map`, the buckets never granted.
-    pub ownership: OwnershipPolicy,
+    /// Shared, because every batch's [`Scope`] carries it.
+    pub ownership: std::sync::Arc<OwnershipPolicy>,
 }
 
 impl ManageIamPoliciesConfig {
@@ -85,7 +86,7 @@ impl ManageIamPoliciesConfig {
             }
         })?;
         let bucket_name = env.required(config::BUCKET_NAME)?;
-        let ownership = OwnershipPolicy {
+        let ownership = std::sync::Arc::new(OwnershipPolicy {
             mode: env.parsed_or(config::OWNERSHIP_CHECK, OwnershipMode::Enforce)?,
             map: match env.optional(config::OWNERSHIP_MAP) {
                 None => OwnerMap::default(),
@@ -100,7 +101,7 @@ impl ManageIamPoliciesConfig {
                 .chain(env.optional(config::ARTIFACTS_BUCKET_NAME))
                 .chain(env.list(config::PROTECTED_BUCKET_NAMES))
                 .collect(),
-        };
+        });
         Ok(Self {
             dmm: DmmSettings::from_env(env)?,
             bucket_name,

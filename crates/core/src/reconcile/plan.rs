@@ -62,7 +62,7 @@ pub struct Scope {
     /// The other accounts it manages (`managed_accounts`).
     pub managed: BTreeSet<String>,
     /// `ownership_check`, `ownership_map` and the buckets never granted.
-    pub ownership: OwnershipPolicy,
+    pub ownership: std::sync::Arc<OwnershipPolicy>,
 }
 
 impl Scope {
