@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::fault::{Fault, FaultKind};
-use crate::state::{Family, Shared, UnknownEventId};
+use crate::state::{AccessFilter, Family, Shared, UnknownEventId};
 use crate::{CloudEvent, Error, RecordedPut};
 
 type AppState = Arc<Shared>;
@@ -31,6 +31,16 @@ pub(crate) fn router(shared: AppState) -> Router {
         .route("/api/events", get(events))
         .route("/api/access", get(list_access))
         .route("/api/access/{id}", get(get_access).put(put_access))
+        .route(
+            "/api/access/{id}/provisioning",
+            get(get_provisioning).put(put_provisioning),
+        )
+        .route("/api/connectors", get(list_connectors))
+        .route(
+            "/api/connectors/{id}",
+            get(get_connector).put(put_connector),
+        )
+        .route("/api/datacontracts/{id}", get(get_data_contract))
         .route("/api/datausageagreements", get(list_data_usage_agreements))
         .route(
             "/api/datausageagreements/{id}",
@@ -50,7 +60,13 @@ pub(crate) fn router(shared: AppState) -> Router {
         )
         .route("/_sim/agreements/{id}/activate", post(control_activate))
         .route("/_sim/agreements/{id}/deactivate", post(control_deactivate))
+        .route("/_sim/events/{id}/repeat", post(control_repeat_event))
         .route("/_sim/dataproducts", post(control_upsert_data_product))
+        .route(
+            "/_sim/dataproducts/{id}",
+            axum::routing::delete(control_delete_data_product),
+        )
+        .route("/_sim/datacontracts", post(control_upsert_data_contract))
         .route("/_sim/teams", post(control_upsert_team))
         .route("/_sim/puts", get(control_puts))
         .route(
@@ -233,13 +249,67 @@ async fn events(
     Ok(([(header::CONTENT_TYPE, CLOUDEVENTS_BATCH)], page).into_response())
 }
 
-/// `GET /api/access?p=N`: the vendor documents only the page number for the current route.
+/// `pageSize` of the list endpoints: 2..=10000, the scenario's `listPageSize` when absent.
+fn page_size_param(shared: &Shared, query: &HashMap<String, String>) -> Result<usize, Problem> {
+    match number_param(query, "pageSize")? {
+        None => Ok(shared.list_page_size()),
+        Some(size) if (2..=10_000).contains(&size) => Ok(size),
+        Some(size) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("pageSize must be between 2 and 10000, not {size}"),
+        )),
+    }
+}
+
+/// `GET /api/access?p=N&pageSize=M&providerDataProductId=…&consumerDataProductId=…&consumerType=…`,
+/// with `Link: <…>; rel="next"` while more pages follow. A legacy server ignores everything
+/// but `p`.
 async fn list_access(
     State(shared): State<AppState>,
+    uri: Uri,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<Value>>, Problem> {
+) -> Result<Response, Problem> {
     let page = number_param(&query, "p")?.unwrap_or(0);
-    Ok(Json(shared.agreements_page(page, shared.list_page_size())))
+    if shared.legacy_api() {
+        let (items, _) =
+            shared.agreements_page(page, shared.list_page_size(), &AccessFilter::default());
+        return Ok(Json(items).into_response());
+    }
+    let page_size = page_size_param(&shared, &query)?;
+    let consumer_type = query.get("consumerType").cloned();
+    if let Some(kind) = &consumer_type {
+        if !["team", "user", "dataproduct"].contains(&kind.as_str()) {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("consumerType must be team, user or dataproduct, not {kind:?}"),
+            ));
+        }
+    }
+    let filter = AccessFilter {
+        provider_data_product_id: query.get("providerDataProductId").cloned(),
+        consumer_data_product_id: query.get("consumerDataProductId").cloned(),
+        consumer_type,
+    };
+    let (items, more) = shared.agreements_page(page, page_size, &filter);
+    let mut response = Json(items).into_response();
+    if more {
+        let mut next = form_urlencoded::Serializer::new(String::new());
+        next.append_pair("p", &(page + 1).to_string());
+        for (key, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+            if key != "p" {
+                next.append_pair(&key, &value);
+            }
+        }
+        let link = format!("<{}?{}>; rel=\"next\"", uri.path(), next.finish());
+        let value = HeaderValue::from_str(&link).map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Link header: {e}"),
+            )
+        })?;
+        response.headers_mut().insert(header::LINK, value);
+    }
+    Ok(response)
 }
 
 /// `GET /api/datausageagreements?p=N&pageSize=M`: the deprecated route also takes a page size
@@ -249,17 +319,12 @@ async fn list_data_usage_agreements(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Value>>, Problem> {
     let page = number_param(&query, "p")?.unwrap_or(0);
-    let page_size = match number_param(&query, "pageSize")? {
-        None => shared.list_page_size(),
-        Some(size) if (2..=10_000).contains(&size) => size,
-        Some(size) => {
-            return Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                format!("pageSize must be between 2 and 10000, not {size}"),
-            ));
-        }
-    };
-    Ok(Json(shared.agreements_page(page, page_size)))
+    let page_size = page_size_param(&shared, &query)?;
+    Ok(Json(
+        shared
+            .agreements_page(page, page_size, &AccessFilter::default())
+            .0,
+    ))
 }
 
 fn found(kind: &'static str, id: String, document: Option<Value>) -> Result<Json<Value>, Problem> {
@@ -290,6 +355,79 @@ async fn get_team(
 ) -> Result<Json<Value>, Problem> {
     let document = shared.team(&id);
     found("team", id, document)
+}
+
+/// The provisioning and connector APIs are missing from an older DMM: its router answers 404.
+fn require_current_api(shared: &Shared, uri: &Uri) -> Result<(), Problem> {
+    if shared.legacy_api() {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("no route for {}", uri.path()),
+        ));
+    }
+    Ok(())
+}
+
+async fn get_provisioning(
+    State(shared): State<AppState>,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    require_current_api(&shared, &uri)?;
+    let record = shared.provisioning(&id);
+    found("provisioning record", id, record)
+}
+
+async fn put_provisioning(
+    State(shared): State<AppState>,
+    uri: Uri,
+    Path(id): Path<String>,
+    body: JsonBody<Value>,
+) -> Result<Json<Value>, Problem> {
+    require_current_api(&shared, &uri)?;
+    let Json(report) = body?;
+    Ok(Json(shared.put_provisioning(&id, report)?))
+}
+
+async fn list_connectors(
+    State(shared): State<AppState>,
+    uri: Uri,
+) -> Result<Json<Vec<Value>>, Problem> {
+    require_current_api(&shared, &uri)?;
+    Ok(Json(shared.connectors()))
+}
+
+async fn get_connector(
+    State(shared): State<AppState>,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    require_current_api(&shared, &uri)?;
+    let document = shared.connector(&id);
+    found("connector", id, document)
+}
+
+/// Invalid connector documents get the spec's 422.
+async fn put_connector(
+    State(shared): State<AppState>,
+    uri: Uri,
+    Path(id): Path<String>,
+    body: JsonBody<Value>,
+) -> Result<StatusCode, Problem> {
+    require_current_api(&shared, &uri)?;
+    let Json(document) = body?;
+    shared
+        .put_connector(&id, document)
+        .map_err(|error| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()))?;
+    Ok(StatusCode::OK)
+}
+
+async fn get_data_contract(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let document = shared.data_contract(&id);
+    found("data contract", id, document)
 }
 
 async fn put_access(
@@ -393,6 +531,30 @@ async fn control_upsert_data_product(
 ) -> Result<Json<Value>, Problem> {
     let Json(document) = body?;
     Ok(Json(json!({ "id": shared.upsert_data_product(document)? })))
+}
+
+async fn control_repeat_event(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    Ok(Json(shared.repeat_event(&id)?))
+}
+
+async fn control_delete_data_product(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CloudEvent>, Problem> {
+    Ok(Json(shared.delete_data_product(&id)?))
+}
+
+async fn control_upsert_data_contract(
+    State(shared): State<AppState>,
+    body: JsonBody<Value>,
+) -> Result<Json<Value>, Problem> {
+    let Json(document) = body?;
+    Ok(Json(
+        json!({ "id": shared.upsert_data_contract(document)? }),
+    ))
 }
 
 async fn control_upsert_team(

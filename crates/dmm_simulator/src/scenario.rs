@@ -24,14 +24,25 @@ pub struct Scenario {
     pub api_key: String,
     /// Events per `/api/events` page; smaller than DMM's 1000 to exercise paging cheaply.
     pub page_size: usize,
-    /// Documents per page of the `/api/access` and `/api/datausageagreements` lists.
+    /// Documents per page of the `/api/access` and `/api/datausageagreements` lists when the
+    /// client names no `pageSize` (the real default is 1000).
     pub list_page_size: usize,
+    /// Serve agreements as the real server does: the consumer discriminators that do not apply
+    /// read `"unknown"` (a team consumer is `{"dataProductId": "unknown", "teamId": "t1",
+    /// "userId": "unknown"}`), and `provider.*` reads `"unknown"` once the provider data product
+    /// was deleted. On by default; off serves documents exactly as stored.
+    pub unknown_sentinels: bool,
+    /// Behave like an older, on-premises DMM: no provisioning or connector endpoints (404), and
+    /// an access list that ignores `pageSize` and the filters and sends no `Link` header.
+    pub legacy_api: bool,
     /// How `/api/events` answers a `lastEventId` it has never issued (the vendor does not say).
     pub unknown_last_event_id: UnknownLastEventId,
     pub teams: Vec<Value>,
     pub data_products: Vec<Value>,
     /// Access documents; the id is top-level `id`, or `info.id` in very old documents.
     pub agreements: Vec<Value>,
+    /// ODCS data contracts, by top-level `id`, served by `/api/datacontracts/{id}`.
+    pub data_contracts: Vec<Value>,
     /// The feed's history before the simulator starts, oldest first.
     pub events: Vec<ScenarioEvent>,
 }
@@ -42,10 +53,13 @@ impl Default for Scenario {
             api_key: DEFAULT_API_KEY.to_owned(),
             page_size: DEFAULT_PAGE_SIZE,
             list_page_size: DEFAULT_PAGE_SIZE,
+            unknown_sentinels: true,
+            legacy_api: false,
             unknown_last_event_id: UnknownLastEventId::default(),
             teams: Vec::new(),
             data_products: Vec::new(),
             agreements: Vec::new(),
+            data_contracts: Vec::new(),
             events: Vec::new(),
         }
     }

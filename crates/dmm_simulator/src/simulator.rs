@@ -122,6 +122,32 @@ impl Simulator {
         self.shared.upsert_data_product(document)
     }
 
+    /// Removes a data product (GET answers 404), appends `DataProductDeletedEvent`, and makes
+    /// agreements naming it as provider read `"unknown"` there, as the real server does.
+    pub fn delete_data_product(&self, id: &str) -> Result<CloudEvent, Error> {
+        self.shared.delete_data_product(id)
+    }
+
+    /// Creates or replaces an ODCS data contract by its top-level `id`, silently.
+    pub fn upsert_data_contract(&self, document: Value) -> Result<String, Error> {
+        self.shared.upsert_data_contract(document)
+    }
+
+    /// Appends the event with id `id` again, unchanged: the real feed may repeat an event.
+    pub fn repeat_event(&self, id: &str) -> Result<Value, Error> {
+        self.shared.repeat_event(id)
+    }
+
+    /// The connector document a client registered under `id`.
+    pub fn connector(&self, id: &str) -> Option<Value> {
+        self.shared.connector(id)
+    }
+
+    /// The agreement's provisioning record, as the client last reported it.
+    pub fn provisioning(&self, id: &str) -> Option<Value> {
+        self.shared.provisioning(id)
+    }
+
     /// Creates or replaces a team by its top-level `id`, silently like `upsert_agreement`.
     pub fn upsert_team(&self, document: Value) -> Result<String, Error> {
         self.shared.upsert_team(document)

@@ -39,6 +39,129 @@ impl Family {
     }
 }
 
+/// What the real server writes into a field that names nothing (see [`Shared::served`]).
+const UNKNOWN: &str = "unknown";
+
+/// The filters of `GET /api/access`; `None` matches everything.
+#[derive(Debug, Default)]
+pub(crate) struct AccessFilter {
+    pub provider_data_product_id: Option<String>,
+    pub consumer_data_product_id: Option<String>,
+    pub consumer_type: Option<String>,
+}
+
+impl AccessFilter {
+    fn matches(&self, served: &Value) -> bool {
+        let known = |part: &str, key: &str| {
+            served
+                .get(part)
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_str)
+                .filter(|value| !value.is_empty() && *value != UNKNOWN)
+                .map(str::to_owned)
+        };
+        let product = known("consumer", "dataProductId");
+        let kind = if product.is_some() {
+            "dataproduct"
+        } else if known("consumer", "teamId").is_some() {
+            "team"
+        } else {
+            "user"
+        };
+        self.provider_data_product_id
+            .as_ref()
+            .is_none_or(|wanted| known("provider", "dataProductId").as_ref() == Some(wanted))
+            && self
+                .consumer_data_product_id
+                .as_ref()
+                .is_none_or(|wanted| product.as_ref() == Some(wanted))
+            && self
+                .consumer_type
+                .as_deref()
+                .is_none_or(|wanted| wanted == kind)
+    }
+}
+
+/// A provisioning status: its name, the timestamp field it stamps and the event it emits.
+struct ProvisioningStatus {
+    name: &'static str,
+    stamp: &'static str,
+    event: &'static str,
+}
+
+const PROVISIONING_STATUSES: &[ProvisioningStatus] = &[
+    ProvisioningStatus {
+        name: "provisioning",
+        stamp: "provisioningStartedAt",
+        event: "AccessProvisioningStartedEvent",
+    },
+    ProvisioningStatus {
+        name: "provisioned",
+        stamp: "provisionedAt",
+        event: "AccessProvisionedEvent",
+    },
+    ProvisioningStatus {
+        name: "provisioning-failed",
+        stamp: "failedAt",
+        event: "AccessProvisioningFailedEvent",
+    },
+    ProvisioningStatus {
+        name: "deprovisioning",
+        stamp: "deprovisioningStartedAt",
+        event: "AccessDeprovisioningStartedEvent",
+    },
+    ProvisioningStatus {
+        name: "deprovisioned",
+        stamp: "deprovisionedAt",
+        event: "AccessDeprovisionedEvent",
+    },
+    ProvisioningStatus {
+        name: "deprovisioning-failed",
+        stamp: "failedAt",
+        event: "AccessDeprovisioningFailedEvent",
+    },
+];
+
+/// The fields of a provisioning report the server keeps.
+const REPORT_FIELDS: &[&str] = &[
+    "status",
+    "platform",
+    "executor",
+    "reference",
+    "diagnostics",
+    "note",
+    "customProperties",
+    "links",
+];
+
+/// Server-kept times of the record's transitions.
+const TIMESTAMP_FIELDS: &[&str] = &[
+    "provisioningStartedAt",
+    "provisionedAt",
+    "deprovisioningStartedAt",
+    "deprovisionedAt",
+    "failedAt",
+];
+
+/// The report's `status`, which the spec requires on PUT (400 otherwise).
+fn provisioning_status(report: &Value) -> Result<&'static ProvisioningStatus, Error> {
+    let status = report.get("status").and_then(Value::as_str);
+    PROVISIONING_STATUSES
+        .iter()
+        .find(|known| Some(known.name) == status)
+        .ok_or_else(|| {
+            Error::InvalidDocument(format!(
+                "status must be one of {}, not {}",
+                PROVISIONING_STATUSES
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                status.unwrap_or("missing")
+            ))
+        })
+}
+
 /// Why a feed page could not be served.
 pub(crate) struct UnknownEventId(pub String);
 
@@ -46,6 +169,8 @@ pub(crate) struct Shared {
     api_key: String,
     page_size: usize,
     list_page_size: usize,
+    unknown_sentinels: bool,
+    legacy_api: bool,
     unknown_last_event_id: UnknownLastEventId,
     state: Mutex<State>,
 }
@@ -55,7 +180,12 @@ struct State {
     feed: Feed,
     agreements: DocStore,
     data_products: DocStore,
+    /// Data products deleted through the control API: agreements naming one as provider then
+    /// read `"unknown"` there.
+    deleted_products: HashSet<String>,
     teams: DocStore,
+    data_contracts: DocStore,
+    connectors: DocStore,
     puts: Vec<RecordedPut>,
     requests: BTreeMap<String, u64>,
     faults: Faults,
@@ -85,6 +215,10 @@ impl Shared {
             let id = agreement_id(&agreement)?;
             insert_new(&mut state.agreements, "agreement", id, agreement)?;
         }
+        for contract in scenario.data_contracts {
+            let id = document_id(&contract)?;
+            insert_new(&mut state.data_contracts, "data contract", id, contract)?;
+        }
         for event in scenario.events {
             let mut generated = CloudEvent::generate(&event.event_type, &event.resource_id);
             match event.id {
@@ -99,6 +233,8 @@ impl Shared {
             api_key: scenario.api_key,
             page_size: scenario.page_size,
             list_page_size: scenario.list_page_size,
+            unknown_sentinels: scenario.unknown_sentinels,
+            legacy_api: scenario.legacy_api,
             unknown_last_event_id: scenario.unknown_last_event_id,
             state: Mutex::new(state),
         })
@@ -118,6 +254,11 @@ impl Shared {
 
     pub(crate) fn list_page_size(&self) -> usize {
         self.list_page_size
+    }
+
+    /// Whether the simulator plays an older DMM without the provisioning and connector APIs.
+    pub(crate) fn legacy_api(&self) -> bool {
+        self.legacy_api
     }
 
     // ----- the DMM API -----
@@ -147,12 +288,147 @@ impl Shared {
         Ok(serde_json::to_vec(&state.feed.events[start..end]).expect("JSON values serialize"))
     }
 
+    /// The agreement as the API serves it (see [`Shared::served`]).
     pub(crate) fn agreement(&self, id: &str) -> Option<Value> {
-        self.state().agreements.get(id).cloned()
+        let state = self.state();
+        state
+            .agreements
+            .get(id)
+            .map(|document| self.served(&state, document))
     }
 
-    pub(crate) fn agreements_page(&self, page: usize, page_size: usize) -> Vec<Value> {
-        self.state().agreements.page(page, page_size)
+    /// One page of the agreements `filter` selects, as served, and whether another page follows.
+    pub(crate) fn agreements_page(
+        &self,
+        page: usize,
+        page_size: usize,
+        filter: &AccessFilter,
+    ) -> (Vec<Value>, bool) {
+        let state = self.state();
+        let mut matching = state
+            .agreements
+            .iter()
+            .map(|document| self.served(&state, document))
+            .filter(|document| filter.matches(document));
+        let items: Vec<Value> = matching
+            .by_ref()
+            .skip(page.saturating_mul(page_size))
+            .take(page_size)
+            .collect();
+        (items, matching.next().is_some())
+    }
+
+    /// The stored agreement with the real server's sentinels: consumer discriminators that do
+    /// not apply read `"unknown"`, and so does `provider.*` once the provider product is deleted.
+    fn served(&self, state: &State, document: &Value) -> Value {
+        let mut served = document.clone();
+        if !self.unknown_sentinels {
+            return served;
+        }
+        if let Some(consumer) = served.get_mut("consumer").and_then(Value::as_object_mut) {
+            for key in ["dataProductId", "teamId", "userId"] {
+                consumer
+                    .entry(key)
+                    .or_insert_with(|| Value::String(UNKNOWN.to_owned()));
+            }
+        }
+        if let Some(provider) = served.get_mut("provider").and_then(Value::as_object_mut) {
+            let deleted = provider
+                .get("dataProductId")
+                .and_then(Value::as_str)
+                .is_some_and(|product| state.deleted_products.contains(product));
+            if deleted {
+                for key in ["dataProductId", "outputPortId"] {
+                    provider.insert(key.to_owned(), Value::String(UNKNOWN.to_owned()));
+                }
+            }
+        }
+        served
+    }
+
+    /// `PUT /api/access/{id}/provisioning`: replaces the whole record (absent fields cleared),
+    /// stamps the time of a status change, and announces the change in the feed as the
+    /// `AccessProvisioning…` event the status stands for. An unchanged status is a metadata
+    /// correction: no event.
+    pub(crate) fn put_provisioning(&self, id: &str, report: Value) -> Result<Value, Error> {
+        let status = provisioning_status(&report)?;
+        let mut state = self.state();
+        let document = state
+            .agreements
+            .get_mut(id)
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| Error::NotFound {
+                kind: "agreement",
+                id: id.to_owned(),
+            })?;
+        let previous = document.get("provisioning").cloned();
+        let mut record: Map<String, Value> = report
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| REPORT_FIELDS.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        for stamp in TIMESTAMP_FIELDS {
+            if let Some(value) = previous.as_ref().and_then(|p| p.get(*stamp)) {
+                record.entry(stamp.to_string()).or_insert(value.clone());
+            }
+        }
+        let changed = previous
+            .as_ref()
+            .and_then(|p| p.get("status"))
+            .and_then(Value::as_str)
+            != Some(status.name);
+        if changed {
+            record.insert(
+                status.stamp.to_owned(),
+                Value::String(crate::event::now_millis()),
+            );
+        }
+        let record = Value::Object(record);
+        document.insert("provisioning".to_owned(), record.clone());
+        if changed {
+            state.feed.emit(status.event, id);
+        }
+        Ok(record)
+    }
+
+    /// `GET /api/access/{id}/provisioning`: 404 for an unknown agreement, and for one nothing
+    /// was reported for yet.
+    pub(crate) fn provisioning(&self, id: &str) -> Option<Value> {
+        self.state()
+            .agreements
+            .get(id)
+            .and_then(|document| document.get("provisioning"))
+            .cloned()
+    }
+
+    pub(crate) fn data_contract(&self, id: &str) -> Option<Value> {
+        self.state().data_contracts.get(id).cloned()
+    }
+
+    pub(crate) fn connector(&self, id: &str) -> Option<Value> {
+        self.state().connectors.get(id).cloned()
+    }
+
+    pub(crate) fn connectors(&self) -> Vec<Value> {
+        self.state().connectors.iter().cloned().collect()
+    }
+
+    /// `PUT /api/connectors/{id}`: the id must match the path and `info` must be an object.
+    pub(crate) fn put_connector(&self, id: &str, document: Value) -> Result<(), Error> {
+        if document.get("id").and_then(Value::as_str) != Some(id) {
+            return Err(Error::InvalidDocument(format!(
+                "the connector's id must be the path's id {id}"
+            )));
+        }
+        if !document.get("info").is_some_and(Value::is_object) {
+            return Err(Error::InvalidDocument(
+                "a connector needs an object info".to_owned(),
+            ));
+        }
+        self.state().connectors.upsert(id.to_owned(), document);
+        Ok(())
     }
 
     pub(crate) fn data_product(&self, id: &str) -> Option<Value> {
@@ -178,6 +454,20 @@ impl Shared {
             id: path_id.to_owned(),
             body: body.clone(),
         });
+        // `provisioning` is read-only on the document: what a PUT sends there is ignored, and
+        // the stored record stays.
+        let mut body = body;
+        if let Some(document) = body.as_object_mut() {
+            document.remove("provisioning");
+            let stored = state
+                .agreements
+                .get(path_id)
+                .and_then(|existing| existing.get("provisioning"))
+                .cloned();
+            if let Some(record) = stored {
+                document.insert("provisioning".to_owned(), record);
+            }
+        }
         let created = state.agreements.upsert(path_id.to_owned(), body);
         let what = if created { "Created" } else { "Updated" };
         Ok(state.feed.emit(&family.event_type(what), path_id))
@@ -310,6 +600,46 @@ impl Shared {
         Ok(id)
     }
 
+    /// Removes a data product and appends `DataProductDeletedEvent`; agreements naming it as
+    /// provider read `"unknown"` there from now on.
+    pub(crate) fn delete_data_product(&self, id: &str) -> Result<CloudEvent, Error> {
+        let mut state = self.state();
+        state
+            .data_products
+            .remove(id)
+            .ok_or_else(|| Error::NotFound {
+                kind: "data product",
+                id: id.to_owned(),
+            })?;
+        state.deleted_products.insert(id.to_owned());
+        Ok(state.feed.emit("DataProductDeletedEvent", id))
+    }
+
+    pub(crate) fn upsert_data_contract(&self, document: Value) -> Result<String, Error> {
+        let id = document_id(&document)?;
+        self.state().data_contracts.upsert(id.clone(), document);
+        Ok(id)
+    }
+
+    /// Appends the event with id `id` once more, unchanged, as the real feed may re-send an
+    /// event: a client must take the repeat for a duplicate.
+    pub(crate) fn repeat_event(&self, id: &str) -> Result<Value, Error> {
+        let mut state = self.state();
+        let position = *state
+            .feed
+            .positions
+            .get(id)
+            .ok_or_else(|| Error::NotFound {
+                kind: "event",
+                id: id.to_owned(),
+            })?;
+        let event = state.feed.events[position].clone();
+        let end = state.feed.events.len();
+        state.feed.positions.insert(id.to_owned(), end);
+        state.feed.events.push(event.clone());
+        Ok(event)
+    }
+
     pub(crate) fn upsert_team(&self, document: Value) -> Result<String, Error> {
         let id = document_id(&document)?;
         self.state().teams.upsert(id.clone(), document);
@@ -388,13 +718,9 @@ impl DocStore {
         Some(document)
     }
 
-    fn page(&self, page: usize, page_size: usize) -> Vec<Value> {
-        self.creation_order
-            .values()
-            .skip(page.saturating_mul(page_size))
-            .take(page_size)
-            .map(|id| self.documents[id].1.clone())
-            .collect()
+    /// Every document in creation order.
+    fn iter(&self) -> impl Iterator<Item = &Value> {
+        self.creation_order.values().map(|id| &self.documents[id].1)
     }
 }
 
@@ -482,10 +808,8 @@ mod tests {
         assert!(!store.upsert("a".to_owned(), json!({"id": "a", "v": 2})));
         store.remove("b");
         assert!(store.upsert("b".to_owned(), json!({"id": "b"})));
-        let ids: Vec<Value> = store.page(0, 10).iter().map(|d| d["id"].clone()).collect();
+        let ids: Vec<Value> = store.iter().map(|d| d["id"].clone()).collect();
         assert_eq!(ids, vec![json!("a"), json!("c"), json!("b")]);
-        assert_eq!(store.page(1, 2), vec![json!({"id": "b"})]);
-        assert!(store.page(5, 2).is_empty());
     }
 
     #[test]

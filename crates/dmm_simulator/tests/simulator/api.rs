@@ -237,8 +237,221 @@ async fn old_agreements_with_info_id_are_served_and_writable() {
     });
     assert_eq!(h.sim.upsert_agreement(old.clone()).unwrap(), "old-1");
     let served = h.get_json("/api/access/old-1").await;
-    assert_eq!(served, old);
+    let mut expected = old.clone();
+    expected["consumer"] =
+        json!({"dataProductId": "unknown", "teamId": "logistics", "userId": "unknown"});
+    assert_eq!(served, expected, "the real server's sentinels");
     assert_eq!(h.put_json("/api/access/old-1", &served).await.status(), 200);
+}
+
+#[tokio::test]
+async fn sentinels_fill_the_consumer_and_a_deleted_provider_and_can_be_switched_off() {
+    let team_consumer = json!({
+        "id": "t-1", "info": {"active": true},
+        "provider": {"dataProductId": "orders", "outputPortId": "orders-bucket"},
+        "consumer": {"teamId": "logistics"}
+    });
+    let h = Harness::start(Scenario::default()).await;
+    h.sim.upsert_data_product(json!({"id": "orders"})).unwrap();
+    h.sim.upsert_agreement(team_consumer.clone()).unwrap();
+    let deleted = h.sim.delete_data_product("orders").unwrap();
+    assert_eq!(deleted.event_type, event_type("DataProductDeletedEvent"));
+    assert_eq!(h.get("/api/dataproducts/orders").await.status(), 404);
+    let served = h.get_json("/api/access/t-1").await;
+    assert_eq!(
+        served["provider"],
+        json!({"dataProductId": "unknown", "outputPortId": "unknown"})
+    );
+    assert_eq!(served["consumer"]["userId"], "unknown");
+
+    let plain = Harness::start(Scenario {
+        unknown_sentinels: false,
+        ..Scenario::default()
+    })
+    .await;
+    plain.sim.upsert_agreement(team_consumer.clone()).unwrap();
+    assert_eq!(plain.get_json("/api/access/t-1").await, team_consumer);
+}
+
+#[tokio::test]
+async fn the_access_list_filters_pages_by_size_and_links_the_next_page() {
+    let h = Harness::start(Scenario::default()).await;
+    let doc = |id: &str, provider: &str, consumer: Value| {
+        json!({"id": id, "info": {"active": true},
+               "provider": {"dataProductId": provider, "outputPortId": "p"},
+               "consumer": consumer})
+    };
+    h.sim
+        .upsert_agreement(doc("a", "orders", json!({"dataProductId": "shipments"})))
+        .unwrap();
+    h.sim
+        .upsert_agreement(doc("b", "orders", json!({"teamId": "t1"})))
+        .unwrap();
+    h.sim
+        .upsert_agreement(doc("c", "billing", json!({"dataProductId": "orders"})))
+        .unwrap();
+    h.sim
+        .upsert_agreement(doc("d", "orders", json!({"userId": "u1"})))
+        .unwrap();
+    let ids = |page: &Value| -> Vec<String> {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = h
+        .get("/api/access?pageSize=2&providerDataProductId=orders")
+        .await;
+    let link = first.headers()["link"].to_str().unwrap().to_owned();
+    assert_eq!(
+        link,
+        "</api/access?p=1&pageSize=2&providerDataProductId=orders>; rel=\"next\""
+    );
+    assert_eq!(ids(&first.json().await.unwrap()), ["a", "b"]);
+    let last = h
+        .get("/api/access?p=1&pageSize=2&providerDataProductId=orders")
+        .await;
+    assert!(last.headers().get("link").is_none(), "no next page");
+    assert_eq!(ids(&last.json().await.unwrap()), ["d"]);
+    assert_eq!(
+        ids(&h.get_json("/api/access?consumerDataProductId=orders").await),
+        ["c"]
+    );
+    assert_eq!(
+        ids(&h.get_json("/api/access?consumerType=team").await),
+        ["b"]
+    );
+    assert_eq!(
+        ids(&h.get_json("/api/access?consumerType=user").await),
+        ["d"]
+    );
+    assert_eq!(
+        ids(&h.get_json("/api/access?consumerType=dataproduct").await),
+        ["a", "c"]
+    );
+    assert_eq!(h.get("/api/access?consumerType=robot").await.status(), 400);
+    assert_eq!(h.get("/api/access?pageSize=10001").await.status(), 400);
+
+    let legacy = Harness::start(Scenario {
+        legacy_api: true,
+        list_page_size: 2,
+        ..Scenario::default()
+    })
+    .await;
+    for id in ["a", "b", "c"] {
+        legacy
+            .sim
+            .upsert_agreement(doc(id, "orders", json!({"teamId": "t"})))
+            .unwrap();
+    }
+    let page = legacy
+        .get("/api/access?pageSize=10000&providerDataProductId=billing")
+        .await;
+    assert!(page.headers().get("link").is_none());
+    assert_eq!(
+        ids(&page.json().await.unwrap()),
+        ["a", "b"],
+        "filters and size ignored"
+    );
+}
+
+#[tokio::test]
+async fn provisioning_reports_are_stored_stamped_and_echoed_once_per_status() {
+    let h = Harness::start(Scenario::default()).await;
+    h.sim.upsert_agreement(agreement("a-1")).unwrap();
+    assert_eq!(h.get("/api/access/a-1/provisioning").await.status(), 404);
+    assert_eq!(
+        h.get("/api/access/missing/provisioning").await.status(),
+        404
+    );
+    let report = json!({"status": "provisioned", "platform": "aws", "reference": "arn:r"});
+    assert_eq!(
+        h.put_json("/api/access/a-1/provisioning", &report)
+            .await
+            .status(),
+        200
+    );
+    let stored = h.get_json("/api/access/a-1/provisioning").await;
+    assert_eq!(stored["status"], "provisioned");
+    assert!(stored["provisionedAt"].is_string());
+    assert_eq!(h.get_json("/api/access/a-1").await["provisioning"], stored);
+    // The same status again is a metadata correction: no event. Absent fields are cleared.
+    let corrected = json!({"status": "provisioned", "platform": "aws"});
+    h.put_json("/api/access/a-1/provisioning", &corrected).await;
+    let stored = h.get_json("/api/access/a-1/provisioning").await;
+    assert!(stored.get("reference").is_none());
+    assert!(
+        stored["provisionedAt"].is_string(),
+        "times are the server's"
+    );
+    let failed = json!({"status": "provisioning-failed", "diagnostics": "no role"});
+    h.put_json("/api/access/a-1/provisioning", &failed).await;
+    let types: Vec<Value> = h
+        .read_feed()
+        .await
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            json!(event_type("AccessProvisionedEvent")),
+            json!(event_type("AccessProvisioningFailedEvent"))
+        ]
+    );
+    // A PUT of the document cannot overwrite the record.
+    let mut document = h.get_json("/api/access/a-1").await;
+    document["provisioning"] = json!({"status": "deprovisioned"});
+    h.put_json("/api/access/a-1", &document).await;
+    assert_eq!(
+        h.sim.provisioning("a-1").unwrap()["status"],
+        "provisioning-failed"
+    );
+    let invalid = h
+        .put_json("/api/access/a-1/provisioning", &json!({"status": "done"}))
+        .await;
+    assert_eq!(invalid.status(), 400);
+
+    let legacy = Harness::start(Scenario {
+        legacy_api: true,
+        ..Scenario::default()
+    })
+    .await;
+    legacy.sim.upsert_agreement(agreement("a-1")).unwrap();
+    let refused = legacy
+        .put_json("/api/access/a-1/provisioning", &report)
+        .await;
+    assert_eq!(refused.status(), 404);
+}
+
+#[tokio::test]
+async fn connectors_are_stored_and_checked() {
+    let h = Harness::start(Scenario::default()).await;
+    let connector = json!({"id": "aws-1", "info": {"type": "aws"}, "state": {"lastEventId": "e"}});
+    assert_eq!(
+        h.put_json("/api/connectors/aws-1", &connector)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(h.get_json("/api/connectors/aws-1").await, connector);
+    assert_eq!(h.get_json("/api/connectors").await, json!([connector]));
+    assert_eq!(h.sim.connector("aws-1"), Some(connector.clone()));
+    let mismatched = h.put_json("/api/connectors/other", &connector).await;
+    assert_eq!(mismatched.status(), 422);
+    assert_eq!(h.get("/api/connectors/other").await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_repeated_event_keeps_its_id() {
+    let h = Harness::start(Scenario::default()).await;
+    let first = h.sim.emit("AccessActivatedEvent", "a-1");
+    h.sim.repeat_event(&first.id).unwrap();
+    let feed = h.read_feed().await;
+    assert_eq!(feed.len(), 2);
+    assert_eq!(feed[0], feed[1]);
+    assert!(h.sim.repeat_event("missing").is_err());
 }
 
 #[tokio::test]

@@ -74,7 +74,7 @@ pub fn agreement(id: &str) -> Value {
         "id": id,
         "info": {"purpose": "testing", "status": "requested", "active": false},
         "provider": {"dataProductId": "orders", "outputPortId": "orders-bucket"},
-        "consumer": {"dataProductId": "shipments"},
+        "consumer": {"dataProductId": "shipments", "teamId": "logistics", "userId": "unknown"},
         "tags": ["user-tag"],
         "custom": {"owner-note": "keep me"},
         "futureField": {"nested": [1, 2, 3]}

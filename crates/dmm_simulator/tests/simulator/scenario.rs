@@ -20,7 +20,10 @@ async fn the_demo_scenario_serves_provider_consumer_and_a_requested_agreement() 
     let agreement = h.get_json("/api/access/shipments-reads-orders-eu").await;
     assert_eq!(agreement["info"]["active"], false);
     assert_eq!(agreement["info"]["status"], "requested");
-    assert_eq!(agreement["consumer"], json!({"dataProductId": "shipments"}));
+    assert_eq!(
+        agreement["consumer"],
+        json!({"dataProductId": "shipments", "teamId": "logistics", "userId": "unknown"})
+    );
     let provider = &agreement["provider"];
 
     let orders = h
