@@ -92,6 +92,14 @@ data "aws_iam_policy_document" "poll_feed" {
     }
   }
 
+  # manage_iam_policies' last batch, for the connector document (ADR 018).
+  statement {
+    sid       = "ReadManageIamPoliciesHealth"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.bucket_arn}/${local.health_key}"]
+  }
+
   # SendMessageBatch is authorised as sqs:SendMessage.
   statement {
     sid       = "ForwardEvents"
@@ -131,6 +139,13 @@ data "aws_iam_policy_document" "manage_iam_policies" {
     effect    = "Allow"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
     resources = ["${local.bucket_arn}/${local.ledger_prefix}*"]
+  }
+
+  statement {
+    sid       = "RecordHealth"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.bucket_arn}/${local.health_key}"]
   }
 
   statement {

@@ -41,6 +41,7 @@ resource "aws_lambda_function" "poll_feed" {
       last_event_id_object_name = var.last_event_id_object_name
       sqs_queue_url             = aws_sqs_queue.events.url
       forward_all_events        = tostring(var.forward_all_events)
+      connector_id              = local.connector_id
       dmm_request_timeout_ms    = tostring(var.dmm_request_timeout_ms)
       aws_operation_timeout_ms  = tostring(var.aws_operation_timeout_ms)
       deadline_margin_ms        = tostring(var.deadline_margin_ms)

@@ -41,6 +41,11 @@ locals {
   configure_bucket = var.create_bucket || var.manage_existing_bucket_configuration
   # manage_iam_policies' grant ledger: grants/<agreement-id>.json (ADR 002).
   ledger_prefix = "grants/"
+  # manage_iam_policies' health record, which poll_feed reports in the connector document
+  # (aws/health.rs HEALTH_KEY, ADR 018).
+  health_key = "health/manage_iam_policies.json"
+  # The connector document's id in DMM: one per deployment.
+  connector_id = var.connector_id != "" ? var.connector_id : "aws-${var.name_prefix}-${local.account_id}-${var.aws_region}"
 
   # --- Schedule: the interval in seconds when the expression is rate(...), null for cron(...) ---
   schedule_rate = try(regex("^rate\\((\\d+) (minute|hour|day)s?\\)$", var.poll_feed_schedule_expression), null)

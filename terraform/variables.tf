@@ -538,3 +538,25 @@ variable "operator_principal_arns" {
     error_message = "operator_principal_arns must be IAM role or user ARNs."
   }
 }
+
+variable "status_reporting" {
+  type        = string
+  default     = "both"
+  description = "Where each agreement's state is reported in DMM: both (the access provisioning record, shown on DMM's access page and mailed to the provider team on failure, and the aws-integration-* tags and custom fields of the Python reference), tags (only those), or provisioning (only the record; the agreement document is never written). A DMM without the provisioning API falls back to tags (env `status_reporting`, ADR 018)."
+
+  validation {
+    condition     = contains(["both", "tags", "provisioning"], var.status_reporting)
+    error_message = "status_reporting must be both, tags or provisioning."
+  }
+}
+
+variable "connector_id" {
+  type        = string
+  default     = ""
+  description = "Id of the connector document poll_feed keeps in DMM (PUT /api/connectors/{id}) with its version, last event and last run. Empty: aws-<name_prefix>-<account>-<region> (env `connector_id`, ADR 018)."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._:-]{0,200}$", var.connector_id))
+    error_message = "connector_id may hold letters, digits, '.', '_', ':' and '-' only (it is a URL path segment), at most 200 characters."
+  }
+}

@@ -49,6 +49,12 @@ pub const PROTECTED_BUCKET_NAMES: &str = "protected_bucket_names";
 /// The bucket holding the Lambda artifacts (never granted); empty when deployed from local zips.
 pub const ARTIFACTS_BUCKET_NAME: &str = "artifacts_bucket_name";
 
+/// `both` (default), `tags` or `provisioning`: where each agreement's state is reported in DMM
+/// (ADR 018).
+pub const STATUS_REPORTING: &str = "status_reporting";
+/// The id of the integration's connector document in DMM (`PUT /api/connectors/{id}`).
+pub const CONNECTOR_ID: &str = "connector_id";
+
 /// Accounts other than its own the integration manages, as JSON:
 /// `{"<account id>": {"role_arn": "<management role ARN>", "external_id": "<external id>"}}`.
 pub const MANAGED_ACCOUNTS: &str = "managed_accounts";
@@ -68,6 +74,7 @@ pub const POLL_FEED_VARIABLES: &[&str] = &[
     AWS_OPERATION_TIMEOUT_MS,
     DEADLINE_MARGIN_MS,
     LOG_LEVEL,
+    CONNECTOR_ID,
 ];
 
 /// Every variable manage_iam_policies reads.
@@ -83,6 +90,7 @@ pub const MANAGE_IAM_POLICIES_VARIABLES: &[&str] = &[
     OWNERSHIP_CHECK,
     OWNERSHIP_MAP,
     PROTECTED_BUCKET_NAMES,
+    STATUS_REPORTING,
     ARTIFACTS_BUCKET_NAME,
     DMM_REQUEST_TIMEOUT_MS,
     AWS_OPERATION_TIMEOUT_MS,

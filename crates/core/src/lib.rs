@@ -8,6 +8,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod connector;
 pub mod dmm;
 pub mod feed;
 pub mod handlers;

@@ -1174,12 +1174,15 @@ impl World {
     }
 
     fn consumer_role(&self, consumer: &Value) -> Result<(String, String), String> {
-        let role = if let Some(id) = consumer["dataProductId"].as_str() {
+        // The simulator serves the real server's `"unknown"` in the discriminators that do not
+        // apply.
+        let known = |field: &str| consumer[field].as_str().filter(|id| *id != "unknown");
+        let role = if let Some(id) = known("dataProductId") {
             self.products[id]["custom"]["aws-role-name"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned()
-        } else if let Some(id) = consumer["teamId"].as_str() {
+        } else if let Some(id) = known("teamId") {
             let arn = self.teams[id]["custom"]["aws-role-arn"]
                 .as_str()
                 .unwrap_or_default();

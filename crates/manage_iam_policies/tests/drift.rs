@@ -307,6 +307,7 @@ async fn the_sweep_reports_drift_without_changes_then_repairs_it() {
             vec![
                 format!("delete {} from role {ANALYTICS_ROLE}", p("agr-missed")),
                 "delete the grant ledger entry".to_owned(),
+                "DMM provisioning provisioned -> deprovisioned".to_owned(),
                 "DMM status aws-integration-active -> aws-integration-inactive".to_owned(),
             ],
         ),

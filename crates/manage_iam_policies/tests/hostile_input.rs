@@ -203,11 +203,12 @@ async fn legal_ids_are_granted_and_unaddressable_ids_are_acknowledged() {
         "the team id `.` cannot be used in a DMM URL",
     );
     assert_eq!(handled.metric("ErrorStatuses"), 2.0);
-    // Only the agreements' own GETs: nothing was requested for the unaddressable ids.
+    // Only the agreements' own GETs, each twice (the fresh read before the status is written,
+    // ADR 018): nothing was requested for the unaddressable ids.
     let counts = stack.sim.request_counts();
     assert_eq!(
         counts["GET /api/access/{id}"],
-        legal.len() as u64 + 2,
+        2 * (legal.len() as u64 + 2),
         "{counts:?}"
     );
 }

@@ -40,9 +40,11 @@ async fn each_port_type_gets_its_exact_policy_and_a_rerun_writes_nothing() {
     let first = stack.deliver(&function, &events).await;
     assert_eq!(first.iam_writes(), 8, "{}", first.dump());
     assert_eq!(first.statuses_written(), 8);
-    // One batch of eight: every agreement is re-read, each data product and team only once.
+    // One batch of eight: every agreement is read, and read again right before its status is
+    // written (ADR 018); each data product and team only once.
     let counts = stack.sim.request_counts();
-    assert_eq!(counts["GET /api/access/{id}"], 8, "{counts:?}");
+    assert_eq!(counts["GET /api/access/{id}"], 16, "{counts:?}");
+    assert_eq!(counts["PUT /api/access/{id}/provisioning"], 8, "{counts:?}");
     assert_eq!(counts["GET /api/dataproducts/{id}"], 2, "{counts:?}");
     assert_eq!(counts["GET /api/teams/{id}"], 1, "{counts:?}");
 
@@ -259,12 +261,19 @@ async fn deprecated_events_use_the_deprecated_endpoint() {
         Some(expected_policy("bucket"))
     );
     let counts = stack.sim.request_counts();
+    // Read, and read again right before the status is written (ADR 018).
     assert_eq!(
         counts.get("GET /api/datausageagreements/{id}"),
-        Some(&1),
+        Some(&2),
         "{counts:?}"
     );
     assert_eq!(counts.get("GET /api/access/{id}"), None, "{counts:?}");
+    // The provisioning API has one route for both families.
+    assert_eq!(
+        counts.get("PUT /api/access/{id}/provisioning"),
+        Some(&1),
+        "{counts:?}"
+    );
     let puts = stack.sim.puts();
     assert_eq!(puts.len(), 1);
     assert_eq!(puts[0].path, "/api/datausageagreements/dua-1");

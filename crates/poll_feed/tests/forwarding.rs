@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use dmm_simulator::{Fault, FaultKind};
 use serde_json::json;
 
 /// Marker in event payloads: it must reach SQS but never a log line.
@@ -58,6 +59,7 @@ async fn first_run_forwards_the_whole_feed_exactly_and_checkpoints_its_end() {
         Summary {
             forwarded: 7,
             skipped: 0,
+            duplicates: 0,
             // 3 + 3 + 1 events, then the empty page that says "caught up".
             pages: 4,
             last_event_id: Some(last.clone()),
@@ -159,6 +161,7 @@ async fn first_run_forwards_the_whole_feed_exactly_and_checkpoints_its_end() {
         Summary {
             forwarded: 0,
             skipped: 0,
+            duplicates: 0,
             pages: 1,
             last_event_id: Some(last.clone()),
             caught_up: true,
@@ -262,17 +265,15 @@ async fn other_event_types_are_skipped_but_passed_by_the_checkpoint() {
         // A non-agreement event after each one.
         let other = [
             "TeamCreatedEvent",
-            "DataContractUpdatedEvent",
-            "AccessRequestedEvent",
+            "DataContractCreatedEvent",
+            "AccessProvisionedEvent",
         ][i % 3];
         all.push(sim.emit(other, &format!("res-{i}")).id);
     }
-    // Types that only look like agreement events, and events without a type.
+    // Types that only look like agreement events (types are matched by the short name after
+    // the last dot, ADR 018), and events without a type.
     for (id, event_type) in [
-        (
-            "evt-foreign",
-            Some("org.example.events.AccessActivatedEvent"),
-        ),
+        ("evt-foreign", Some("org.example.events.AccessActivated")),
         ("evt-unprefixed", Some("AccessActivatedEvent")),
         ("evt-untyped", None),
         ("evt-numeric-type", Some("7")),
@@ -302,6 +303,7 @@ async fn other_event_types_are_skipped_but_passed_by_the_checkpoint() {
         Summary {
             forwarded: 12,
             skipped: 21,
+            duplicates: 0,
             pages: 10,
             last_event_id: Some(all[32].clone()),
             caught_up: true,
@@ -432,4 +434,103 @@ async fn continues_where_the_reference_integration_stopped() {
     assert_eq!(queued, new);
     // Written back in the same format: the bare id.
     assert_eq!(stack.checkpoint().await.as_deref(), Some(new[1].as_str()));
+}
+
+/// A repeated event id is a duplicate (the real feed may re-send one): forwarded once, counted,
+/// and an event under the rebranded `com.entropy-data.events.` namespace is forwarded like the
+/// current one, while the echo of a provisioning report is skipped.
+#[tokio::test]
+async fn repeats_are_duplicates_and_both_namespaces_are_forwarded() {
+    let stack = Stack::start(1000).await;
+    let sim = &stack.sim;
+    let first = sim.emit("AccessActivatedEvent", "agr-1").id;
+    let rebranded = sim
+        .emit("com.entropy-data.events.AccessDeactivatedEvent", "agr-2")
+        .id;
+    sim.repeat_event(&first).unwrap();
+    sim.emit("AccessProvisionedEvent", "agr-1");
+    let function = stack.function(&[]).await;
+    let summary = run(&function, TIMEOUT).await.unwrap();
+    assert_eq!(
+        (summary.forwarded, summary.skipped, summary.duplicates),
+        (2, 2, 1),
+        "{summary:?}"
+    );
+    let queued: Vec<String> = stack
+        .drain()
+        .await
+        .into_iter()
+        .map(|m| m.deduplication_id)
+        .collect();
+    assert_eq!(queued, [first, rebranded]);
+}
+
+/// Every run declares the connector document: version, last event, heartbeat, the run's counts
+/// and manage_iam_policies' last batch. A DMM refusing it does not fail the run; a failed run
+/// keeps the last heartbeat and says why it failed.
+#[tokio::test]
+async fn the_connector_document_tells_dmm_the_integration_is_alive() {
+    let stack = Stack::start(1000).await;
+    let sim = &stack.sim;
+    let last = sim.emit("AccessActivatedEvent", "agr-1").id;
+    stack
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("health/manage_iam_policies.json")
+        .body(
+            json!({"lastBatchAt": "2026-12-01T10:00:00Z", "messages": 3, "granted": 2,
+                   "revoked": 0, "errorStatuses": 1, "retries": 0})
+            .to_string()
+            .into_bytes()
+            .into(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let function = stack.function(&[("connector_id", "aws-test-hub")]).await;
+    run(&function, TIMEOUT).await.unwrap();
+    let connector = sim.connector("aws-test-hub").expect("registered");
+    assert_eq!(connector["info"]["type"], "aws");
+    assert_eq!(
+        connector["info"]["connectorVersion"],
+        env!("CARGO_PKG_VERSION")
+    );
+    let state = &connector["state"];
+    assert_eq!(state["lastEventId"], last.as_str());
+    assert_eq!(state["lastRun"]["outcome"], "succeeded");
+    assert_eq!(state["lastRun"]["forwarded"], 1);
+    let heartbeat = state["lastHeartbeat"].as_str().unwrap().to_owned();
+    assert_eq!(state["manageIamPolicies"]["granted"], 2);
+    assert_eq!(state["manageIamPolicies"]["errorStatuses"], 1);
+    assert_eq!(
+        sim.request_counts()["PUT /api/connectors/{id}"],
+        1,
+        "one write per run"
+    );
+
+    // DMM refuses the connector: the run still succeeds, with a WARN.
+    sim.inject_fault(Fault::new(FaultKind::Status { status: 422 }).on_path("/api/connectors"))
+        .unwrap();
+    let next = sim.emit("AccessDeactivatedEvent", "agr-1").id;
+    let mark = function.log_mark();
+    let summary = run(&function, TIMEOUT).await.unwrap();
+    assert_eq!(summary.last_event_id.as_deref(), Some(next.as_str()));
+    let warned = json_logs(&function, mark)
+        .into_iter()
+        .any(|l| l["outcome"] == "connector_update_failed" && l["level"] == "WARN");
+    assert!(warned, "the refused write is logged");
+
+    // The feed fails: the run fails, and the connector says so but keeps the last heartbeat.
+    sim.inject_fault(Fault::new(FaultKind::Status { status: 401 }).on_path("/api/events"))
+        .unwrap();
+    assert!(run(&function, TIMEOUT).await.is_err());
+    let state = sim.connector("aws-test-hub").unwrap()["state"].clone();
+    assert_eq!(state["lastRun"]["outcome"], "failed");
+    assert!(
+        state["lastRun"]["error"].as_str().unwrap().contains("401"),
+        "{state}"
+    );
+    assert_eq!(state["lastHeartbeat"], heartbeat.as_str());
+    assert_eq!(state["lastEventId"], last.as_str(), "the last stored one");
 }

@@ -52,6 +52,7 @@ async fn a_crash_between_sending_and_checkpointing_resends_rather_than_skips() {
         Summary {
             forwarded: 3,
             skipped: 0,
+            duplicates: 0,
             pages: 2,
             last_event_id: Some(all[7].clone()),
             caught_up: true,

@@ -5,6 +5,7 @@
 pub mod access_roles;
 pub mod accounts;
 pub mod checkpoint;
+pub mod health;
 pub mod iam;
 pub mod ledger;
 pub mod queue;

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, LINK, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -10,6 +10,8 @@ use super::ApiKey;
 use super::model::{Agreement, DataProduct, FeedEvent, ModelError, Team};
 use super::strict_json::{self, StrictError};
 use crate::policy::shown;
+use crate::reconcile::report::{StatusApi, Written};
+use std::future::Future;
 
 /// Accept header of the HTTP feed (a batch of CloudEvents).
 const CLOUDEVENTS_BATCH: &str = "application/cloudevents-batch+json";
@@ -260,7 +262,7 @@ impl DmmClient {
         url: Url,
         accept: &'static str,
         body: Option<&Value>,
-        parse: impl Fn(&str) -> Result<T, Attempt>,
+        parse: impl Fn(&HeaderMap, &str) -> Result<T, Attempt>,
     ) -> Result<Option<T>, DmmError> {
         let path = url.path().to_owned();
         let attempt = || async {
@@ -280,12 +282,13 @@ impl DmmClient {
                 return Ok(None);
             }
             let retry_after = parse_retry_after(response.headers());
+            let headers = response.headers().clone();
             let text = response
                 .text()
                 .await
                 .map_err(|e| Attempt::Network(e.without_url().to_string()))?;
             if status.is_success() {
-                parse(&text).map(Some)
+                parse(&headers, &text).map(Some)
             } else {
                 Err(Attempt::Status {
                     status,
@@ -368,7 +371,7 @@ impl DmmClient {
         id: &str,
         from_value: impl Fn(Value) -> Result<T, Attempt>,
     ) -> Result<Option<T>, DmmError> {
-        self.call(Method::GET, url, "application/json", None, |text| {
+        self.call(Method::GET, url, "application/json", None, |_, text| {
             let value = strict_json::parse(text).map_err(|e| match e {
                 StrictError::Syntax(e) => Attempt::Malformed(e.to_string()),
                 StrictError::DuplicateKey(key) => Attempt::Unusable(ModelError::DuplicateKey {
@@ -394,7 +397,7 @@ impl DmmClient {
         }
         let path = url.path().to_owned();
         let page = self
-            .call(Method::GET, url, CLOUDEVENTS_BATCH, None, |text| {
+            .call(Method::GET, url, CLOUDEVENTS_BATCH, None, |_, text| {
                 let items: Vec<Box<RawValue>> = serde_json::from_str(text)
                     .map_err(|e| Attempt::Malformed(format!("not a JSON array of events: {e}")))?;
                 items
@@ -456,7 +459,7 @@ impl DmmClient {
             url,
             "application/json",
             Some(&document),
-            |_| Ok(()),
+            |_, _| Ok(()),
         )
         .await?
         .ok_or_else(|| DmmError::Refused {
@@ -467,54 +470,149 @@ impl DmmClient {
         })
     }
 
-    /// One page (at most 1000, oldest first) of all agreements; empty when past the end.
+    /// Declares the agreement's provisioning record (`PUT /api/access/{id}/provisioning`).
+    /// [`Written::NotFound`] is a 404 or 405: the agreement is gone, or this DMM has no
+    /// provisioning API; the caller tells the two apart.
+    pub async fn put_provisioning(&self, id: &str, report: &Value) -> Result<Written, DmmError> {
+        let url = self.url(&["access", Self::checked_id("agreement", id)?, "provisioning"])?;
+        match self
+            .call(
+                Method::PUT,
+                url,
+                "application/json",
+                Some(report),
+                |_, _| Ok(()),
+            )
+            .await
+        {
+            Ok(Some(())) => Ok(Written::Yes),
+            Ok(None) | Err(DmmError::Refused { status: 405, .. }) => Ok(Written::NotFound),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The connector document stored under `id`, leniently parsed; `None` when there is none.
+    pub async fn get_connector(&self, id: &str) -> Result<Option<Value>, DmmError> {
+        let url = self.url(&["connectors", Self::checked_id("connector", id)?])?;
+        self.call(Method::GET, url, "application/json", None, |_, text| {
+            serde_json::from_str(text).map_err(|e| Attempt::Malformed(e.to_string()))
+        })
+        .await
+    }
+
+    /// Registers or updates the integration's connector document (`PUT /api/connectors/{id}`).
+    pub async fn put_connector(&self, id: &str, document: &Value) -> Result<(), DmmError> {
+        let url = self.url(&["connectors", Self::checked_id("connector", id)?])?;
+        let path = url.path().to_owned();
+        self.call(
+            Method::PUT,
+            url,
+            "application/json",
+            Some(document),
+            |_, _| Ok(()),
+        )
+        .await?
+        .ok_or_else(|| DmmError::Refused {
+            status: 404,
+            method: Method::PUT,
+            path,
+            body: "this DMM has no connectors API".into(),
+        })
+    }
+
+    /// The agreements matching `query`, every page of them, oldest first.
+    ///
+    /// Pages are as large as the API allows ([`LIST_PAGE_SIZE`]) and followed through the
+    /// `Link: <…>; rel="next"` header. A server that sends no `Link` (an older DMM) is paged by
+    /// number until a page comes back empty, and one that ignores the filters is filtered by the
+    /// caller anyway: the filters only save requests, they are never trusted to select.
     ///
     /// Parsed leniently (a duplicated key keeps its last value), so one odd agreement cannot
     /// hide all others: the documents are for finding agreements, not for acting on. Read an
     /// agreement with [`get_agreement`](Self::get_agreement) before granting from it.
-    pub async fn list_agreements(&self, page: u32) -> Result<Vec<Value>, DmmError> {
+    pub async fn list_access(&self, query: &AccessQuery<'_>) -> Result<Vec<Value>, DmmError> {
         let mut url = self.url(&["access"])?;
-        url.query_pairs_mut().append_pair("p", &page.to_string());
-        let items = self
-            .call(
-                Method::GET,
-                url,
-                "application/json",
-                None,
-                |text| match serde_json::from_str(text) {
-                    Ok(Value::Array(items)) => Ok(items),
-                    Ok(_) => Err(malformed(ModelError::NotAnObject {
-                        what: "agreement list (expected a JSON array)",
-                    })),
-                    Err(e) => Err(Attempt::Malformed(e.to_string())),
-                },
-            )
-            .await?;
-        Ok(items.unwrap_or_default())
-    }
-
-    /// Every agreement, page by page until an empty page. A server that ignores the page
-    /// number would repeat its first page forever; that is refused rather than looped on.
-    pub async fn all_agreements(&self) -> Result<Vec<Value>, DmmError> {
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.append_pair("p", "0");
+            pairs.append_pair("pageSize", &LIST_PAGE_SIZE.to_string());
+            if let Some(product) = query.provider_data_product_id {
+                pairs.append_pair("providerDataProductId", product);
+            }
+            if let Some(product) = query.consumer_data_product_id {
+                pairs.append_pair("consumerDataProductId", product);
+            }
+            if let Some(kind) = query.consumer_type {
+                pairs.append_pair("consumerType", kind.as_str());
+            }
+        }
         let mut all = Vec::new();
+        let mut follows_links = false;
         let mut previous_first: Option<Value> = None;
-        for page in 0u32.. {
-            let items = self.list_agreements(page).await?;
-            let Some(first) = items.first() else {
-                return Ok(all);
-            };
-            let first_id = first.get("id").cloned();
-            if page > 0 && first_id.is_some() && previous_first == first_id {
+        for page in 1u32.. {
+            let shown_path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+            let request_url = url.clone();
+            let (items, next) = self
+                .call(
+                    Method::GET,
+                    url.clone(),
+                    "application/json",
+                    None,
+                    |headers, text| {
+                        let items = match serde_json::from_str(text) {
+                            Ok(Value::Array(items)) => items,
+                            Ok(_) => {
+                                return Err(malformed(ModelError::NotAnObject {
+                                    what: "agreement list (expected a JSON array)",
+                                }));
+                            }
+                            Err(e) => return Err(Attempt::Malformed(e.to_string())),
+                        };
+                        Ok((items, next_link(headers, &request_url)))
+                    },
+                )
+                .await?
+                .unwrap_or_default();
+            let first_id = items.first().and_then(|first| first.get("id")).cloned();
+            if first_id.is_some() && previous_first == first_id {
                 return Err(DmmError::Malformed {
                     method: Method::GET,
-                    path: format!("/api/access?p={page}"),
-                    reason: "the page repeats the previous one; the server ignores `p`".into(),
+                    path: shown_path,
+                    reason: "the page repeats the previous one; the server ignores the page".into(),
                 });
             }
             previous_first = first_id;
+            let count = items.len();
             all.extend(items);
+            url = match next {
+                Some(next) => {
+                    follows_links = true;
+                    self.same_origin(next, &shown_path)?
+                }
+                // The last page of a server that sends links, or a page shorter than any server
+                // fills a page: nothing follows.
+                None if follows_links || count < LEGACY_PAGE_SIZE => return Ok(all),
+                None => numbered_page(&url, page),
+            };
         }
         Ok(all)
+    }
+
+    /// A `Link` target is followed only on DMM's own origin: the API key goes with every request.
+    fn same_origin(&self, next: Url, path: &str) -> Result<Url, DmmError> {
+        if next.origin() == self.base.origin() && next.path().starts_with(self.base.path()) {
+            Ok(next)
+        } else {
+            Err(DmmError::Malformed {
+                method: Method::GET,
+                path: path.to_owned(),
+                reason: format!(
+                    "the `Link` header points to another origin ({}); not followed, as the API \
+                     key would go with it",
+                    shown(next.origin().ascii_serialization().as_str())
+                ),
+            })
+        }
     }
 
     pub async fn get_data_product(&self, id: &str) -> Result<Option<DataProduct>, DmmError> {
@@ -526,6 +624,17 @@ impl DmmClient {
         .await
     }
 
+    /// The ODCS data contract `id` as DMM serves it (`/api/datacontracts/{id}`).
+    pub async fn get_data_contract(&self, id: &str) -> Result<Option<Value>, DmmError> {
+        const WHAT: &str = "data contract";
+        let url = self.url(&["datacontracts", Self::checked_id(WHAT, id)?])?;
+        self.get_document(url, WHAT, id, |value| match value {
+            Value::Object(_) => Ok(value),
+            _ => Err(malformed(ModelError::NotAnObject { what: WHAT })),
+        })
+        .await
+    }
+
     pub async fn get_team(&self, id: &str) -> Result<Option<Team>, DmmError> {
         const WHAT: &str = "team";
         let url = self.url(&["teams", Self::checked_id(WHAT, id)?])?;
@@ -533,6 +642,93 @@ impl DmmClient {
             Team::from_value(value).map_err(malformed)
         })
         .await
+    }
+}
+
+/// Page size asked of `GET /api/access`: the largest the API allows, so a mesh of 10,000
+/// agreements is one request.
+pub const LIST_PAGE_SIZE: usize = 10_000;
+
+/// Agreements per page of DMM versions that page by number only (and ignore `pageSize`): a
+/// shorter page is their last.
+const LEGACY_PAGE_SIZE: usize = 1000;
+
+/// The filters of `GET /api/access`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccessQuery<'a> {
+    pub provider_data_product_id: Option<&'a str>,
+    pub consumer_data_product_id: Option<&'a str>,
+    pub consumer_type: Option<ConsumerType>,
+}
+
+/// `consumerType` of `GET /api/access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerType {
+    Team,
+    User,
+    DataProduct,
+}
+
+impl ConsumerType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Team => "team",
+            Self::User => "user",
+            Self::DataProduct => "dataproduct",
+        }
+    }
+}
+
+/// The `rel="next"` target of a `Link` header, relative to the page that sent it.
+fn next_link(headers: &HeaderMap, page: &Url) -> Option<Url> {
+    headers
+        .get_all(LINK)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| parse_link_header::parse_with_rel(value).ok())
+        .find_map(|links| links.get("next").map(|link| link.raw_uri.clone()))
+        .and_then(|raw| page.join(&raw).ok())
+}
+
+/// `url` asking for page `page` (numbered from 0) instead.
+fn numbered_page(url: &Url, page: u32) -> Url {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(key, _)| key != "p")
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    let mut numbered = url.clone();
+    numbered
+        .query_pairs_mut()
+        .clear()
+        .append_pair("p", &page.to_string())
+        .extend_pairs(kept);
+    numbered
+}
+
+impl StatusApi for DmmClient {
+    fn get_agreement(
+        &self,
+        api: AgreementApi,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Agreement>, DmmError>> + Send {
+        DmmClient::get_agreement(self, api, id)
+    }
+
+    fn put_agreement(
+        &self,
+        api: AgreementApi,
+        agreement: &Agreement,
+    ) -> impl Future<Output = Result<(), DmmError>> + Send {
+        DmmClient::put_agreement(self, api, agreement)
+    }
+
+    fn put_provisioning(
+        &self,
+        id: &str,
+        report: &Value,
+    ) -> impl Future<Output = Result<Written, DmmError>> + Send {
+        DmmClient::put_provisioning(self, id, report)
     }
 }
 

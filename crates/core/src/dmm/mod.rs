@@ -9,5 +9,10 @@ mod model;
 mod strict_json;
 
 pub use api_key::ApiKey;
-pub use client::{AgreementApi, DmmClient, DmmError, HttpSettings, RetryPolicy};
-pub use model::{Agreement, ConsumerRef, DataProduct, FeedEvent, ModelError, ProviderRef, Team};
+pub use client::{
+    AccessQuery, AgreementApi, ConsumerType, DmmClient, DmmError, HttpSettings, LIST_PAGE_SIZE,
+    RetryPolicy,
+};
+pub use model::{
+    Agreement, ConsumerRef, DataProduct, FeedEvent, ModelError, ProviderRef, Team, UNKNOWN,
+};

@@ -30,6 +30,13 @@ pub enum ModelError {
         id: String,
         key: String,
     },
+    /// The real server writes `"unknown"` into `provider.*` once the provider data product or
+    /// output port is deleted: there is nothing left to grant from.
+    #[error(
+        "the agreement's provider `{field}` is `unknown`: Data Mesh Manager reports the provider \
+         data product or output port as deleted"
+    )]
+    ProviderDeleted { field: &'static str },
     /// DMM answered a request for one agreement with a document naming another.
     #[error("{what} requested as `{requested}` names itself `{found}`")]
     IdMismatch {
@@ -146,6 +153,16 @@ pub struct Agreement {
 
 const AGREEMENT: &str = "agreement";
 
+/// What the real server writes into a consumer discriminator that does not apply (a team
+/// consumer arrives as `{"dataProductId": "unknown", "teamId": "t1", "userId": "unknown"}`), and
+/// into `provider.*` once the provider data product or port is deleted (ADR 018).
+pub const UNKNOWN: &str = "unknown";
+
+/// A string field that names something: present, non-empty and not the [`UNKNOWN`] sentinel.
+fn known_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
+    non_empty_str(obj, field).filter(|value| *value != UNKNOWN)
+}
+
 fn non_empty_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
     obj.get(field)
         .and_then(Value::as_str)
@@ -202,13 +219,13 @@ impl Agreement {
                 field: "provider",
             },
         )?;
-        let field = |name: &'static str| {
-            non_empty_str(provider, name)
-                .map(str::to_owned)
-                .ok_or(ModelError::NotAString {
-                    what: AGREEMENT,
-                    field: name,
-                })
+        let field = |name: &'static str| match non_empty_str(provider, name) {
+            Some(UNKNOWN) => Err(ModelError::ProviderDeleted { field: name }),
+            Some(value) => Ok(value.to_owned()),
+            None => Err(ModelError::NotAString {
+                what: AGREEMENT,
+                field: name,
+            }),
         };
         Ok(ProviderRef {
             data_product_id: field("dataProductId")?,
@@ -216,8 +233,32 @@ impl Agreement {
         })
     }
 
+    /// `provider.dataProductId` and `provider.outputPortId` as DMM sent them, the [`UNKNOWN`]
+    /// sentinel included: for finding the agreements of a deleted product or port.
+    pub fn provider_ids(&self) -> (Option<&str>, Option<&str>) {
+        let provider = self.doc.get("provider").and_then(Value::as_object);
+        let field = |name| provider.and_then(|p| non_empty_str(p, name));
+        (field("dataProductId"), field("outputPortId"))
+    }
+
+    /// The provisioning record DMM holds for the agreement (read-only on the document, written
+    /// through `/api/access/{id}/provisioning`); absent until something was reported, and on
+    /// DMM versions without the provisioning API.
+    pub fn provisioning(&self) -> Option<&Map<String, Value>> {
+        self.doc.get("provisioning").and_then(Value::as_object)
+    }
+
+    /// `provider.dataContractId`: the contract of the port when access was requested.
+    pub fn provider_contract_id(&self) -> Option<&str> {
+        self.doc
+            .get("provider")
+            .and_then(Value::as_object)
+            .and_then(|provider| known_str(provider, "dataContractId"))
+    }
+
     /// A consumer may name a data product and its team; the data product wins because its role
-    /// is the more specific one.
+    /// is the more specific one. The [`UNKNOWN`] sentinel names nothing, so a team consumer as
+    /// the real server sends it is a team.
     pub fn consumer(&self) -> Result<ConsumerRef, ModelError> {
         let consumer = self.doc.get("consumer").and_then(Value::as_object).ok_or(
             ModelError::MissingField {
@@ -225,7 +266,7 @@ impl Agreement {
                 field: "consumer",
             },
         )?;
-        let get = |name| non_empty_str(consumer, name).map(str::to_owned);
+        let get = |name| known_str(consumer, name).map(str::to_owned);
         if let Some(id) = get("dataProductId") {
             Ok(ConsumerRef::DataProduct(id))
         } else if let Some(id) = get("teamId") {
@@ -461,6 +502,42 @@ mod tests {
             Ok(ConsumerRef::User("u".into()))
         );
         assert!(consumer(json!({})).is_err());
+    }
+
+    #[test]
+    fn the_unknown_sentinel_names_nothing() {
+        let agreement = |doc: Value| Agreement::from_value(doc).unwrap();
+        let team = agreement(json!({"id": "a", "consumer":
+            {"dataProductId": "unknown", "teamId": "t1", "userId": "unknown"}}));
+        assert_eq!(team.consumer(), Ok(ConsumerRef::Team("t1".into())));
+        let product = agreement(json!({"id": "a", "consumer":
+            {"dataProductId": "dp", "teamId": "t1", "userId": "unknown"}}));
+        assert_eq!(
+            product.consumer(),
+            Ok(ConsumerRef::DataProduct("dp".into()))
+        );
+        let user = agreement(json!({"id": "a", "consumer":
+            {"dataProductId": "unknown", "teamId": "unknown", "userId": "u1"}}));
+        assert_eq!(user.consumer(), Ok(ConsumerRef::User("u1".into())));
+        let nobody = agreement(json!({"id": "a", "consumer":
+            {"dataProductId": "unknown", "teamId": "unknown", "userId": "unknown"}}));
+        assert!(nobody.consumer().is_err());
+        let deleted = agreement(json!({"id": "a", "provider":
+            {"dataProductId": "unknown", "outputPortId": "unknown"}}));
+        assert_eq!(
+            deleted.provider(),
+            Err(ModelError::ProviderDeleted {
+                field: "dataProductId"
+            })
+        );
+        let port_deleted = agreement(json!({"id": "a", "provider":
+            {"dataProductId": "orders", "outputPortId": "unknown"}}));
+        assert_eq!(
+            port_deleted.provider(),
+            Err(ModelError::ProviderDeleted {
+                field: "outputPortId"
+            })
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod poll;
 use sha2::{Digest, Sha256};
 
 use crate::dmm::FeedEvent;
+use event_types::Kind;
 
 /// SQS accepts at most ten entries per `SendMessageBatch`.
 pub const MAX_BATCH_ENTRIES: usize = 10;
@@ -49,21 +50,19 @@ pub fn sqs_id(value: &str) -> String {
 }
 
 /// One FIFO group per agreement: different agreements are processed in parallel, events of one
-/// agreement strictly in order.
+/// agreement strictly in order. A product, team or contract change gets a group of its own
+/// namespace, so it never waits on (or for) an agreement that happens to share its id.
 pub fn group_id(event: &FeedEvent) -> String {
-    match event.resource_id() {
-        None => FALLBACK_GROUP_ID.to_owned(),
-        // A data product may share its id with an agreement; its own namespace keeps the two
-        // from waiting on each other.
-        Some(product)
-            if event
-                .event_type()
-                .is_some_and(event_types::is_product_change) =>
-        {
-            sqs_id(&format!("{PRODUCT_GROUP_PREFIX}{product}"))
-        }
-        Some(agreement) => agreement_group_id(agreement),
-    }
+    let Some(resource) = event.resource_id() else {
+        return FALLBACK_GROUP_ID.to_owned();
+    };
+    let namespace = match event.event_type().and_then(event_types::kind) {
+        Some(Kind::Product) => PRODUCT_GROUP_PREFIX,
+        Some(Kind::Team) => TEAM_GROUP_PREFIX,
+        Some(Kind::Contract) => CONTRACT_GROUP_PREFIX,
+        Some(Kind::Agreement { .. }) | None => return agreement_group_id(resource),
+    };
+    sqs_id(&format!("{namespace}{resource}"))
 }
 
 /// The FIFO group of an agreement, for its events and for the reconcile requests made for it.
@@ -71,8 +70,10 @@ pub fn agreement_group_id(agreement_id: &str) -> String {
     sqs_id(agreement_id)
 }
 
-/// Prefix of the FIFO group of a data product's change events.
+/// Prefixes of the FIFO groups of data product, team and data contract changes.
 pub const PRODUCT_GROUP_PREFIX: &str = "data-product:";
+pub const TEAM_GROUP_PREFIX: &str = "team:";
+pub const CONTRACT_GROUP_PREFIX: &str = "data-contract:";
 
 /// The event id, so a re-sent event (after a crash before the checkpoint) is dropped by SQS
 /// within its five-minute deduplication window.
@@ -148,6 +149,20 @@ mod tests {
             group_id(&event("4", ACTIVATED, Some("orders"), 0)),
             "orders"
         );
+        let team = event(
+            "5",
+            "com.entropy-data.events.TeamUpdatedEvent",
+            Some("t1"),
+            0,
+        );
+        assert_eq!(group_id(&team), "team:t1");
+        let contract = event(
+            "6",
+            "com.datamesh-manager.events.DataContractUpdatedEvent",
+            Some("c"),
+            0,
+        );
+        assert_eq!(group_id(&contract), "data-contract:c");
     }
 
     #[test]

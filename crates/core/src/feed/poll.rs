@@ -4,6 +4,7 @@
 //! The loop talks to its three collaborators through the small traits below; the AWS and DMM
 //! implementations live in [`crate::aws`] and [`crate::dmm`].
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -149,6 +150,9 @@ impl PollError {
 pub struct Summary {
     pub forwarded: usize,
     pub skipped: usize,
+    /// Events whose id this run had already read: the feed may repeat an event, and a repeat is
+    /// a duplicate, not news (counted in `skipped` too).
+    pub duplicates: usize,
     pub pages: usize,
     pub last_event_id: Option<String>,
     pub caught_up: bool,
@@ -305,12 +309,14 @@ where
     let mut summary = Summary {
         forwarded: 0,
         skipped: 0,
+        duplicates: 0,
         pages: 0,
         last_event_id: checkpoint.last_event_id.clone(),
         caught_up: false,
         newest_event_time: None,
     };
     let time_left = || settings.deadline.saturating_duration_since(Instant::now());
+    let mut seen: HashSet<String> = HashSet::new();
 
     while time_left() >= settings.margin {
         let started = Instant::now();
@@ -335,9 +341,14 @@ where
         if let Some(time) = page.last().and_then(FeedEvent::time) {
             summary.newest_event_time = Some(time.to_owned());
         }
-        let forward_at: Vec<usize> = (0..page.len())
-            .filter(|&i| route(&page[i], settings.forward_all) == Route::Forward)
-            .collect();
+        let mut forward_at = Vec::new();
+        for (i, event) in page.iter().enumerate() {
+            if !seen.insert(event.id().to_owned()) {
+                summary.duplicates += 1;
+            } else if route(event, settings.forward_all) == Route::Forward {
+                forward_at.push(i);
+            }
+        }
         let forward: Vec<&FeedEvent> = forward_at.iter().map(|&i| &page[i]).collect();
         for event in &page {
             tracing::debug!(

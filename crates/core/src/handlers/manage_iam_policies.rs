@@ -12,13 +12,16 @@ use serde_json::value::RawValue;
 
 use super::{ConnectError, DmmSettings, LazyDmm, deadline_instant};
 use crate::aws::accounts::{AccountClients, ManagedAccounts, StsAssumer};
+use crate::aws::health::S3Health;
 use crate::aws::ledger::{GrantLedger, LedgerError, S3Ledger};
 use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
 use crate::aws::tags::AgreementTags;
 use crate::config::{self, ConfigError, Env};
+use crate::connector::{HealthStore, ManageHealth};
 use crate::dmm::{Agreement, AgreementApi, DmmClient, DmmError, FeedEvent, ModelError};
-use crate::feed::{self, event_types};
+use crate::feed;
+use crate::feed::event_types::{self, Kind};
 use crate::policy::{
     Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleArn, RoleGuard,
 };
@@ -28,10 +31,13 @@ use crate::reconcile::ownership::{
     CachedTags, Finding, OwnerMap, OwnershipMode, OwnershipPolicy, ResourceTags,
 };
 use crate::reconcile::plan::{Desired, Scope, consumer_role, plan};
-use crate::reconcile::requests::{self, ProductChange, RECONCILE_REQUESTED};
-use crate::reconcile::status::{Status, status_tag, with_status};
+use crate::reconcile::report::{ProvisioningSupport, Reporter};
+use crate::reconcile::requests::{self, Change, RECONCILE_REQUESTED};
+use crate::reconcile::status::{Status, StatusReporting, handled_before};
 use crate::reconcile::{ReconcileError, Retry};
 use crate::telemetry::metrics::Metrics;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// manage_iam_policies' settings (README "Configuration").
 #[derive(Debug, Clone)]
@@ -46,6 +52,8 @@ pub struct ManageIamPoliciesConfig {
     /// The trust boundary: `ownership_check`, `ownership_map`, the buckets never granted.
     /// Shared, because every batch's [`Scope`] carries it.
     pub ownership: std::sync::Arc<OwnershipPolicy>,
+    /// Where each agreement's state is reported: provisioning record, tags, or both.
+    pub status_reporting: StatusReporting,
 }
 
 impl ManageIamPoliciesConfig {
@@ -109,6 +117,7 @@ impl ManageIamPoliciesConfig {
             guard,
             managed_accounts,
             ownership,
+            status_reporting: env.parsed_or(config::STATUS_REPORTING, StatusReporting::Both)?,
         })
     }
 }
@@ -194,6 +203,16 @@ impl Outcome {
     }
 }
 
+/// What every message of one batch shares: the DMM client, the batch's caches and what the
+/// invocation learnt about DMM.
+struct Batch<'a, T> {
+    dmm: &'a DmmClient,
+    directory: &'a BatchDirectory<'a>,
+    scope: &'a Scope,
+    tags: &'a T,
+    provisioning: &'a ProvisioningSupport,
+}
+
 /// Everything manage_iam_policies keeps across warm invocations.
 #[derive(Debug)]
 pub struct ManageIamPolicies {
@@ -203,6 +222,9 @@ pub struct ManageIamPolicies {
     accounts: AccountClients<StsAssumer>,
     ledger: S3Ledger,
     queue: SqsQueue,
+    health: S3Health,
+    /// When this instance last wrote the health record.
+    health_written: std::sync::Mutex<Option<Instant>>,
 }
 
 /// The account id in a Lambda function ARN (`arn:aws:lambda:region:account:function:name`).
@@ -227,6 +249,8 @@ impl ManageIamPolicies {
             ),
             ledger: S3Ledger::new(s3_client(sdk), &config.bucket_name),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url),
+            health: S3Health::new(s3_client(sdk), &config.bucket_name),
+            health_written: std::sync::Mutex::new(None),
             config,
         }
     }
@@ -263,6 +287,14 @@ impl ManageIamPolicies {
         let scope = self.scope(function_arn);
         let reader = self.tag_reader(&scope);
         let tags = CachedTags::new(&reader);
+        let provisioning = ProvisioningSupport::default();
+        let batch = Batch {
+            dmm,
+            directory: &directory,
+            scope: &scope,
+            tags: &tags,
+            provisioning: &provisioning,
+        };
         let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for (position, record) in event.records.iter().enumerate() {
@@ -277,11 +309,12 @@ impl ManageIamPolicies {
             });
             groups[slot].1.push(record);
         }
-        let results =
-            futures::future::join_all(groups.iter().map(|(_, records)| {
-                self.handle_group(records, dmm, &directory, &scope, &tags, time)
-            }))
-            .await;
+        let results = futures::future::join_all(
+            groups
+                .iter()
+                .map(|(_, records)| self.handle_group(records, &batch, time)),
+        )
+        .await;
         let mut failures = Vec::new();
         let mut outcomes = Vec::new();
         for (group_failures, group_outcomes) in results {
@@ -289,6 +322,7 @@ impl ManageIamPolicies {
             outcomes.extend(group_outcomes);
         }
         batch_metrics(&outcomes, failures.len()).emit();
+        self.record_health(&outcomes, failures.len()).await;
         Ok(BatchResponse {
             batch_item_failures: failures,
         })
@@ -297,10 +331,7 @@ impl ManageIamPolicies {
     async fn handle_group<T: ResourceTags>(
         &self,
         records: &[&SqsMessage],
-        dmm: &DmmClient,
-        directory: &BatchDirectory<'_>,
-        scope: &Scope,
-        tags: &T,
+        batch: &Batch<'_, T>,
         time: TimeBox,
     ) -> (Vec<ItemFailure>, Vec<&'static str>) {
         let mut failures = Vec::new();
@@ -330,7 +361,7 @@ impl ManageIamPolicies {
             tracing::debug!(message_id, body, "message received");
             let Ok(handled) = tokio::time::timeout_at(
                 time.answer_by.into(),
-                self.handle_message(body, group, dmm, directory, scope, tags),
+                self.handle_message(body, group, batch),
             )
             .await
             else {
@@ -377,10 +408,7 @@ impl ManageIamPolicies {
         &self,
         body: &str,
         group: Option<&str>,
-        dmm: &DmmClient,
-        directory: &BatchDirectory<'_>,
-        scope: &Scope,
-        tags: &T,
+        batch: &Batch<'_, T>,
     ) -> Result<(Option<FeedEvent>, Outcome), (Option<FeedEvent>, Retry)> {
         let event = match RawValue::from_string(body.to_owned())
             .map_err(|e| e.to_string())
@@ -390,12 +418,12 @@ impl ManageIamPolicies {
             Err(reason) => return Ok((None, Outcome::Unreadable(reason))),
         };
         let event_type = event.event_type().unwrap_or_default();
-        let acted_on = event_types::is_agreement_event(event_type)
-            || event_type == RECONCILE_REQUESTED
-            || event_types::is_product_change(event_type);
+        let kind = event_types::kind(event_type);
+        let acted_on = kind.is_some() || event_type == RECONCILE_REQUESTED;
         // Only the integration and poll_feed may send to the queue, and they put every message in
-        // its agreement's (or product's) FIFO group: one in another group could run next to that
-        // agreement's own messages and undo them, so it is refused, not converged.
+        // its agreement's (or product's, team's, contract's) FIFO group: one in another group
+        // could run next to that agreement's own messages and undo them, so it is refused, not
+        // converged.
         let expected = feed::group_id(&event);
         if acted_on && event.resource_id().is_some() && group != Some(expected.as_str()) {
             return Ok((
@@ -406,46 +434,88 @@ impl ManageIamPolicies {
                 },
             ));
         }
-        let (agreement_id, api) = if event_types::is_agreement_event(event_type) {
-            let api = if event_types::is_deprecated_agreement_event(event_type) {
-                AgreementApi::DataUsageAgreements
-            } else {
-                AgreementApi::Access
-            };
-            (event.resource_id(), api)
-        } else if event_type == RECONCILE_REQUESTED {
-            (event.resource_id(), AgreementApi::Access)
-        } else if event_types::is_product_change(event_type) {
-            return match self.propagate(&event, dmm).await {
-                Ok(requests) => Ok((Some(event), Outcome::Requested(requests))),
-                Err(retry) => Err((Some(event), retry)),
-            };
-        } else {
-            (None, AgreementApi::Access)
+        let (agreement_id, api) = match kind {
+            Some(Kind::Agreement { deprecated: true }) => {
+                (event.resource_id(), AgreementApi::DataUsageAgreements)
+            }
+            Some(Kind::Agreement { deprecated: false }) => {
+                (event.resource_id(), AgreementApi::Access)
+            }
+            Some(Kind::Product | Kind::Team | Kind::Contract) => {
+                return match self.propagate(&event, batch.dmm).await {
+                    Ok(requests) => Ok((Some(event), Outcome::Requested(requests))),
+                    Err(retry) => Err((Some(event), retry)),
+                };
+            }
+            None if event_type == RECONCILE_REQUESTED => {
+                (event.resource_id(), AgreementApi::Access)
+            }
+            None => (None, AgreementApi::Access),
         };
         let Some(agreement_id) = agreement_id else {
             return Ok((Some(event), Outcome::Ignored));
         };
-        let result = self
-            .reconcile(agreement_id, api, dmm, directory, scope, tags)
-            .await;
+        let result = self.reconcile(agreement_id, api, batch).await;
         match result {
             Ok(outcome) => Ok((Some(event), outcome)),
             Err(retry) => Err((Some(event), retry)),
         }
     }
 
-    /// A data product or output port changed: every agreement it affects gets a reconcile
-    /// request in its own FIFO group, so a moved bucket or consumer role moves the grant.
+    /// Records the batch for the connector document poll_feed writes, at most once a minute per
+    /// instance: enough to show DMM users that grants are being converged, for one small S3 write.
+    async fn record_health(&self, outcomes: &[&'static str], retries: usize) {
+        let due = {
+            let mut written = self
+                .health_written
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let due = written.is_none_or(|at| at.elapsed() >= HEALTH_INTERVAL);
+            if due {
+                *written = Some(Instant::now());
+            }
+            due
+        };
+        if !due {
+            return;
+        }
+        let count = |name: &str| outcomes.iter().filter(|o| **o == name).count();
+        let health = ManageHealth {
+            last_batch_at: OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+            messages: outcomes.iter().filter(|o| **o != UNPROVEN).count() + retries,
+            granted: count("granted"),
+            revoked: count("revoked"),
+            error_statuses: count("error_status"),
+            retries,
+        };
+        self.health.write(&health).await;
+    }
+
+    /// A data product, output port, team or data contract changed: every agreement it affects
+    /// gets a reconcile request in its own FIFO group, so a moved bucket or consumer role moves
+    /// the grant. The agreements are found with the access list's filters (ADR 018).
     async fn propagate(&self, event: &FeedEvent, dmm: &DmmClient) -> Result<usize, Retry> {
-        let Some(product) = event.resource_id() else {
+        let Some(id) = event.resource_id() else {
             return Ok(0);
         };
-        let change = ProductChange {
-            product,
-            port: event.output_port_id(),
+        let change = match event.event_type().and_then(event_types::kind) {
+            Some(Kind::Team) => Change::Team(id),
+            Some(Kind::Contract) => Change::Contract(id),
+            _ => Change::Product {
+                product: id,
+                port: event.output_port_id(),
+                deleted: event
+                    .event_type()
+                    .and_then(event_types::short_name)
+                    .is_some_and(|name| name.ends_with("DeletedEvent")),
+            },
         };
-        let agreements = dmm.all_agreements().await?;
+        let mut agreements = Vec::new();
+        for query in change.queries() {
+            agreements.extend(dmm.list_access(&query).await?);
+        }
         let reason = format!(
             "{} {}",
             event
@@ -466,11 +536,15 @@ impl ManageIamPolicies {
         &self,
         agreement_id: &str,
         api: AgreementApi,
-        dmm: &DmmClient,
-        directory: &BatchDirectory<'_>,
-        scope: &Scope,
-        tags: &T,
+        batch: &Batch<'_, T>,
     ) -> Result<Outcome, Retry> {
+        let Batch {
+            dmm,
+            directory,
+            scope,
+            tags,
+            ..
+        } = *batch;
         let iam = self.agreement_iam(agreement_id, scope);
         let converger = Converger::new(&iam, &self.ledger, &self.config.guard);
         let found = match dmm.get_agreement(api, agreement_id).await {
@@ -507,12 +581,16 @@ impl ManageIamPolicies {
             }
             other => other?,
         };
-        let status_written = match update {
-            Some(updated) => {
-                dmm.put_agreement(api, &updated).await?;
-                true
+        let status_written = match (found.as_ref(), update) {
+            (Some(agreement), Some(status)) => {
+                let reporter = Reporter {
+                    dmm,
+                    mode: self.config.status_reporting,
+                    support: batch.provisioning,
+                };
+                reporter.report(api, agreement, &status).await?.any()
             }
-            None => false,
+            _ => false,
         };
         Ok(match converged {
             Converged::Granted(granted) => {
@@ -567,9 +645,9 @@ impl ManageIamPolicies {
         }
     }
 
-    /// Converges IAM and the ledger through `converger` and decides the agreement's new status
-    /// document (`None`: no PUT needed, or no agreement in DMM to write to). The caller writes
-    /// it, or, in a dry run, only reports it.
+    /// Converges IAM and the ledger through `converger` and decides the agreement's status
+    /// (`None`: nothing to report, or no agreement in DMM to report on). The caller writes it,
+    /// or, in a dry run, only reports what would change.
     async fn decide<A: AccountIam, L: GrantLedger, T: ResourceTags>(
         &self,
         converger: &Converger<'_, A, L>,
@@ -578,7 +656,7 @@ impl ManageIamPolicies {
         directory: &BatchDirectory<'_>,
         scope: &Scope,
         tags: &T,
-    ) -> Result<(Converged, Option<Agreement>), Retry> {
+    ) -> Result<(Converged, Option<Status>), Retry> {
         let Some(agreement) = agreement else {
             // Deleted in DMM: the ledger is the only record of what to revoke.
             return match converger.revoke(agreement_id, None).await {
@@ -610,17 +688,11 @@ impl ManageIamPolicies {
                 message: message.clone(),
             },
         };
-        // An agreement the integration never handled (no status of its own) that had nothing to
-        // revoke is left as it is: the drift sweep visits every agreement in DMM, including
-        // requests never approved and agreements on other platforms, and must not tag them all.
-        let untouched =
-            matches!(converged, Converged::Revoked(0)) && status_tag(agreement).is_none();
-        let update = if untouched {
-            None
-        } else {
-            with_status(agreement, &status)
-        };
-        Ok((converged, update))
+        // An agreement the integration never reported on that had nothing to revoke is left as it
+        // is: the drift sweep visits every agreement in DMM, including requests never approved
+        // and agreements on other platforms, and must not mark them all.
+        let untouched = matches!(converged, Converged::Revoked(0)) && !handled_before(agreement);
+        Ok((converged, (!untouched).then_some(status)))
     }
 
     /// DMM sent the agreement document in a form that must not be acted on: a key twice with
@@ -674,7 +746,7 @@ impl ManageIamPolicies {
         directory: &BatchDirectory<'_>,
         scope: &Scope,
         fault: LedgerError,
-    ) -> Result<(Converged, Option<Agreement>), Retry>
+    ) -> Result<(Converged, Option<Status>), Retry>
     where
         A: AccountIam,
         L: GrantLedger,
@@ -707,15 +779,10 @@ impl ManageIamPolicies {
                      precaution and is granted again at the agreement's next change or the drift \
                      sweep"
             .to_owned();
-        let update = agreement.and_then(|a| {
-            with_status(
-                a,
-                &Status::Error {
-                    message: cause.clone(),
-                },
-            )
+        let status = agreement.map(|_| Status::Error {
+            message: cause.clone(),
         });
-        Ok((Converged::LedgerUnreadable(cause), update))
+        Ok((Converged::LedgerUnreadable(cause), status))
     }
 
     /// A permanent problem: whatever the agreement had is revoked (no access is better than
@@ -755,6 +822,9 @@ impl ManageIamPolicies {
         }
     }
 }
+
+/// How often one instance records its health for the connector document.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Counted once per missing ownership proof in `audit` mode (metric `OwnershipUnproven`).
 const UNPROVEN: &str = "ownership_unproven";

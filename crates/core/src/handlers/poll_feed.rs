@@ -1,6 +1,6 @@
 //! poll_feed: forwards new DMM feed events to the SQS FIFO queue.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::SdkConfig;
 use time::OffsetDateTime;
@@ -8,9 +8,12 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{ConnectError, DmmSettings, LazyDmm, deadline_instant};
 use crate::aws::checkpoint::S3Checkpoint;
+use crate::aws::health::S3Health;
 use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
 use crate::config::{self, ConfigError, Env};
+use crate::connector::{self, DEFAULT_CONNECTOR_ID, HealthStore, Run};
+use crate::dmm::DmmClient;
 use crate::dmm::DmmError;
 use crate::feed::poll::{CheckpointError, PollError, PollSettings, Summary, poll};
 use crate::telemetry::metrics::{Metrics, Unit};
@@ -24,6 +27,8 @@ pub struct PollFeedConfig {
     pub queue_url: String,
     pub forward_all_events: bool,
     pub deadline_margin: Duration,
+    /// The integration's connector document in DMM.
+    pub connector_id: String,
 }
 
 impl PollFeedConfig {
@@ -37,6 +42,9 @@ impl PollFeedConfig {
             queue_url: env.required(config::SQS_QUEUE_URL)?,
             forward_all_events: env.parsed_or(config::FORWARD_ALL_EVENTS, false)?,
             deadline_margin: env.millis_or(config::DEADLINE_MARGIN_MS, 10_000)?,
+            connector_id: env
+                .optional(config::CONNECTOR_ID)
+                .unwrap_or_else(|| DEFAULT_CONNECTOR_ID.to_owned()),
         })
     }
 }
@@ -89,6 +97,7 @@ pub struct PollFeed {
     dmm: LazyDmm,
     checkpoint: S3Checkpoint,
     queue: SqsQueue,
+    health: S3Health,
 }
 
 impl PollFeed {
@@ -97,11 +106,13 @@ impl PollFeed {
         let checkpoint =
             S3Checkpoint::new(s3_client(sdk), &config.bucket_name, &config.checkpoint_key);
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
+        let health = S3Health::new(s3_client(sdk), &config.bucket_name);
         Self {
             config,
             dmm,
             checkpoint,
             queue,
+            health,
         }
     }
 
@@ -130,9 +141,57 @@ impl PollFeed {
             }
             Err(e) => tracing::error!(error = %e, transient = e.is_transient(), "poll failed"),
         }
+        self.register(dmm, &result, settings.deadline).await;
         Ok(result?)
     }
+
+    /// One PUT of the connector document per run (ADR 018). It is a report, not the job: a
+    /// failure or a slow DMM is logged and never fails the run or delays it past its deadline.
+    async fn register(
+        &self,
+        dmm: &DmmClient,
+        result: &Result<Summary, PollError>,
+        deadline: Instant,
+    ) {
+        let id = self.config.connector_id.as_str();
+        let write = async {
+            let manage = self.health.read().await;
+            let now = OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default();
+            let document = match result {
+                Ok(summary) => {
+                    connector::document(id, Run::Finished(summary), None, manage.as_ref(), &now)
+                }
+                Err(error) => {
+                    let previous = dmm.get_connector(id).await.ok().flatten();
+                    let state = previous.as_ref().and_then(|doc| doc.get("state"));
+                    let error = error.to_string();
+                    connector::document(id, Run::Failed(&error), state, manage.as_ref(), &now)
+                }
+            };
+            dmm.put_connector(id, &document).await
+        };
+        let answer_by = deadline.checked_sub(CONNECTOR_GRACE).unwrap_or(deadline);
+        match tokio::time::timeout_at(answer_by.into(), write).await {
+            Ok(Ok(())) => tracing::debug!(connector_id = id, "connector document updated"),
+            Ok(Err(error)) => tracing::warn!(
+                connector_id = id,
+                outcome = "connector_update_failed",
+                error = %error,
+                "could not update the connector document in DMM; the run itself is unaffected"
+            ),
+            Err(_) => tracing::warn!(
+                connector_id = id,
+                outcome = "connector_update_failed",
+                "DMM did not take the connector document before the deadline; the run itself is unaffected"
+            ),
+        }
+    }
 }
+
+/// Time kept after the connector update to finish the invocation.
+const CONNECTOR_GRACE: Duration = Duration::from_millis(500);
 
 /// The run's metrics (EMF). The feed lag is reported only when the run read events: it is the
 /// age of the newest one, which grows while DMM is unreachable or poll_feed keeps failing.

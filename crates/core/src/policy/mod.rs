@@ -14,6 +14,7 @@
 //!    [`check_inline_policy_budget`] whether it fits.
 
 mod arn;
+pub mod contract;
 mod document;
 mod error;
 mod glue_table;

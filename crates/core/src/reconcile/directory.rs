@@ -1,10 +1,11 @@
-//! Data products and teams, read from DMM at most once per SQS batch: ten agreements on the same
+//! Data products, teams and data contracts, read from DMM at most once per SQS batch: ten agreements on the same
 //! provider cost one data product request, and a batch still sees changes made before it.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::dmm::{DataProduct, DmmClient, DmmError, Team};
@@ -16,6 +17,11 @@ pub trait Directory {
         id: &str,
     ) -> impl Future<Output = Result<Option<Arc<DataProduct>>, DmmError>> + Send;
     fn team(&self, id: &str) -> impl Future<Output = Result<Option<Arc<Team>>, DmmError>> + Send;
+    /// An ODCS data contract, for ports described by their contract.
+    fn data_contract(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Arc<Value>>, DmmError>> + Send;
 }
 
 type Slot<T> = Arc<OnceCell<Option<Arc<T>>>>;
@@ -26,6 +32,7 @@ pub struct BatchDirectory<'a> {
     dmm: &'a DmmClient,
     products: Mutex<HashMap<String, Slot<DataProduct>>>,
     teams: Mutex<HashMap<String, Slot<Team>>>,
+    contracts: Mutex<HashMap<String, Slot<Value>>>,
 }
 
 impl<'a> BatchDirectory<'a> {
@@ -34,6 +41,7 @@ impl<'a> BatchDirectory<'a> {
             dmm,
             products: Mutex::default(),
             teams: Mutex::default(),
+            contracts: Mutex::default(),
         }
     }
 }
@@ -54,6 +62,13 @@ impl Directory for BatchDirectory<'_> {
     async fn team(&self, id: &str) -> Result<Option<Arc<Team>>, DmmError> {
         let cell = slot(&self.teams, id);
         cell.get_or_try_init(|| async { Ok(self.dmm.get_team(id).await?.map(Arc::new)) })
+            .await
+            .cloned()
+    }
+
+    async fn data_contract(&self, id: &str) -> Result<Option<Arc<Value>>, DmmError> {
+        let cell = slot(&self.contracts, id);
+        cell.get_or_try_init(|| async { Ok(self.dmm.get_data_contract(id).await?.map(Arc::new)) })
             .await
             .cloned()
     }

@@ -59,6 +59,8 @@ pub enum Change {
     ForgetAgreement,
     /// The status in DMM would change (`from`: the integration's status tag now, if any).
     Status { from: Option<String>, to: String },
+    /// The access provisioning record in DMM would change (`from`: its status now, if any).
+    Provisioning { from: Option<String>, to: String },
 }
 
 fn on(account: &Option<String>) -> String {
@@ -102,6 +104,11 @@ impl fmt::Display for Change {
             Self::Status { from, to } => write!(
                 f,
                 "DMM status {} -> {to}",
+                from.as_deref().unwrap_or("(none)")
+            ),
+            Self::Provisioning { from, to } => write!(
+                f,
+                "DMM provisioning {} -> {to}",
                 from.as_deref().unwrap_or("(none)")
             ),
         }

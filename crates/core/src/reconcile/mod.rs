@@ -11,6 +11,7 @@ pub mod directory;
 pub mod drift;
 pub mod ownership;
 pub mod plan;
+pub mod report;
 pub mod requests;
 pub mod status;
 
@@ -36,6 +37,21 @@ pub enum Permanent {
     Document(DmmError),
     #[error("the output port `{port}` does not exist on data product `{product}`")]
     PortNotFound { product: String, port: String },
+    #[error(
+        "output port `{port}` of data product `{product}` is described by the data contract \
+         `{contract}`, which does not exist in Data Mesh Manager"
+    )]
+    ContractNotFound {
+        product: String,
+        port: String,
+        contract: String,
+    },
+    #[error("output port `{port}` of data product `{product}`: {source}")]
+    Contract {
+        product: String,
+        port: String,
+        source: crate::policy::contract::ContractError,
+    },
     /// `source` names the output port itself.
     #[error("provider data product `{product}`: {source}")]
     Provider {

@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::aws::accounts::is_account_id;
-use crate::dmm::{Agreement, ConsumerRef, DataProduct};
+use crate::dmm::{Agreement, ConsumerRef, DataProduct, ProviderRef};
+use crate::policy::contract;
 use crate::policy::{Arn, ConsumerRole, Context, PolicyDocument, policy_name, resolve_port, shown};
 
 /// Optional custom field on the output port (or, failing that, the provider data product)
@@ -178,6 +179,45 @@ pub async fn consumer<D: Directory>(
     })
 }
 
+/// The port as its data contract describes it (ADR 018): the contract's server turned into the
+/// custom fields the catalogue reads, so its values are checked like any custom field.
+async fn port_from_contract<D: Directory>(
+    directory: &D,
+    product: &DataProduct,
+    port: &Value,
+    contract_id: &str,
+    provider: &ProviderRef,
+    scope: &Scope,
+) -> Result<Value, ReconcileError> {
+    let contract =
+        directory
+            .data_contract(contract_id)
+            .await?
+            .ok_or_else(|| Permanent::ContractNotFound {
+                product: provider.data_product_id.clone(),
+                port: provider.output_port_id.clone(),
+                contract: shown(contract_id),
+            })?;
+    // A server that names no account is in the port's or product's `aws-account-id`, else in
+    // the integration's own account, as for custom fields.
+    let account = provider_account(product, port).map_err(Permanent::InvalidAccountId)?;
+    contract::port_from_contract(
+        port,
+        contract_id,
+        &contract,
+        scope.context.partition().as_str(),
+        account.as_deref().or(scope.account.as_deref()),
+    )
+    .map_err(|source| {
+        Permanent::Contract {
+            product: provider.data_product_id.clone(),
+            port: provider.output_port_id.clone(),
+            source,
+        }
+        .into()
+    })
+}
+
 /// Decides the desired state. Inactive agreements never grant; an active one grants exactly the
 /// catalogue's policy for its output port to its consumer's role.
 pub async fn plan<D: Directory, T: ResourceTags>(
@@ -208,6 +248,16 @@ pub async fn plan<D: Directory, T: ResourceTags>(
             product: provider.data_product_id.clone(),
             port: provider.output_port_id.clone(),
         })?;
+    let described;
+    let port = match contract::described_by(port) {
+        None => port,
+        Some(contract_id) => {
+            described =
+                port_from_contract(directory, &product, port, contract_id, &provider, scope)
+                    .await?;
+            &described
+        }
+    };
     let access = resolve_port(port, &scope.context).map_err(|source| Permanent::Provider {
         product: provider.data_product_id.clone(),
         port: provider.output_port_id.clone(),

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::Retry;
-use crate::dmm::{Agreement, ConsumerRef};
+use crate::dmm::{AccessQuery, Agreement, ConsumerRef, ConsumerType, UNKNOWN};
 use crate::feed::poll::{EventQueue, QueueError, QueueMessage};
 use crate::feed::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, agreement_group_id};
 
@@ -48,41 +48,102 @@ pub fn request(trigger: &str, agreement_id: &str, reason: &str) -> QueueMessage 
     }
 }
 
-/// A data product or output port that changed.
+/// A change in DMM that can move the grants of agreements other than its own subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProductChange<'a> {
-    pub product: &'a str,
-    /// Set for output port events: only agreements on that port are affected.
-    pub port: Option<&'a str>,
+pub enum Change<'a> {
+    /// A data product, or one of its output ports (`port`), changed or was `deleted`.
+    Product {
+        product: &'a str,
+        port: Option<&'a str>,
+        deleted: bool,
+    },
+    /// A team changed: a team consumer's role is the team's custom field.
+    Team(&'a str),
+    /// A data contract changed: ports described by it find their data in its servers.
+    Contract(&'a str),
 }
 
-impl ProductChange<'_> {
-    /// Whether the change can move the grant of `agreement`: an active agreement on the product
-    /// (or on the port) as provider, or, for a product change, with the product as consumer
-    /// (its role may have changed). Inactive agreements have no grant to move; one whose
-    /// deactivation was missed is repaired by the drift sweep.
+impl<'a> Change<'a> {
+    /// The `GET /api/access` queries that find every agreement the change can affect, so a
+    /// change costs requests in proportion to its own agreements rather than to the mesh. Two
+    /// changes read the whole list (one request per 10,000 agreements): a contract change, as
+    /// the list has no contract filter, and a deleted data product, whose agreements DMM then
+    /// lists with the provider `unknown`.
+    pub fn queries(&self) -> Vec<AccessQuery<'a>> {
+        match *self {
+            Self::Product {
+                deleted: true,
+                port: None,
+                ..
+            } => vec![AccessQuery::default()],
+            Self::Product { product, port, .. } => {
+                let provider = AccessQuery {
+                    provider_data_product_id: Some(product),
+                    ..AccessQuery::default()
+                };
+                let consumer = AccessQuery {
+                    consumer_data_product_id: Some(product),
+                    ..AccessQuery::default()
+                };
+                match port {
+                    Some(_) => vec![provider],
+                    None => vec![provider, consumer],
+                }
+            }
+            Self::Team(_) => vec![AccessQuery {
+                consumer_type: Some(ConsumerType::Team),
+                ..AccessQuery::default()
+            }],
+            Self::Contract(_) => vec![AccessQuery::default()],
+        }
+    }
+
+    /// Whether the change can move the grant of `agreement`. Only active agreements have a grant
+    /// to move; one whose deactivation was missed is repaired by the drift sweep. Checked on
+    /// every listed document, whatever the query asked: a server that ignores a filter must not
+    /// turn a change into a reconcile of the whole mesh.
     pub fn affects(&self, agreement: &Agreement) -> bool {
         if !agreement.is_active() {
             return false;
         }
-        let provider = agreement.provider().ok().is_some_and(|p| {
-            p.data_product_id == self.product
-                && self.port.is_none_or(|port| p.output_port_id == port)
-        });
-        let consumer = self.port.is_none()
-            && matches!(agreement.consumer(), Ok(ConsumerRef::DataProduct(id)) if id == self.product);
-        provider || consumer
+        match *self {
+            Self::Product {
+                product,
+                port,
+                deleted,
+            } => {
+                // Read raw: after a deletion DMM fills the provider with `unknown`.
+                let (provider_product, provider_port) = agreement.provider_ids();
+                let on_port = |listed: Option<&str>| {
+                    port.is_none_or(|port| {
+                        listed == Some(port) || (deleted && listed == Some(UNKNOWN))
+                    })
+                };
+                let provider = provider_product == Some(product) && on_port(provider_port);
+                // Any active agreement whose provider product is gone has nothing to grant from.
+                let orphaned = deleted && port.is_none() && provider_product == Some(UNKNOWN);
+                let consumer = port.is_none()
+                    && matches!(agreement.consumer(), Ok(ConsumerRef::DataProduct(id)) if id == product);
+                provider || orphaned || consumer
+            }
+            Self::Team(team) => {
+                matches!(agreement.consumer(), Ok(ConsumerRef::Team(id)) if id == team)
+            }
+            Self::Contract(contract) => agreement.provider_contract_id() == Some(contract),
+        }
     }
 }
 
-/// The ids of the agreements in `documents` (as listed by DMM) the change affects; documents
-/// that are not agreements are skipped.
-pub fn affected(documents: &[Value], change: &ProductChange<'_>) -> Vec<String> {
+/// The ids of the agreements in `documents` (as listed by DMM) the change affects, each once;
+/// documents that are not agreements are skipped.
+pub fn affected(documents: &[Value], change: &Change<'_>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
     documents
         .iter()
         .filter_map(|doc| Agreement::from_value(doc.clone()).ok())
         .filter(|agreement| change.affects(agreement))
         .map(|agreement| agreement.id().to_owned())
+        .filter(|id| seen.insert(id.clone()))
         .collect()
 }
 
@@ -198,19 +259,99 @@ mod tests {
             ),
             json!("not an agreement"),
         ];
-        let product = ProductChange {
+        let product = Change::Product {
             product: "orders",
             port: None,
+            deleted: false,
         };
         assert_eq!(
             affected(&docs, &product),
             ["on-port", "other-port", "consumer"]
         );
-        let port = ProductChange {
+        assert_eq!(product.queries().len(), 2, "as provider and as consumer");
+        let port = Change::Product {
             product: "orders",
             port: Some("s3"),
+            deleted: false,
         };
         assert_eq!(affected(&docs, &port), ["on-port"]);
+        assert_eq!(port.queries().len(), 1, "a port has no consumer side");
+        // Listed twice (by both queries of a product change), reconciled once.
+        let twice = [docs.clone(), docs].concat();
+        assert_eq!(affected(&twice, &port), ["on-port"]);
+    }
+
+    #[test]
+    fn a_deletion_finds_the_agreements_dmm_now_lists_with_the_provider_unknown() {
+        let docs = vec![
+            agreement(
+                "orphan",
+                true,
+                ("unknown", "unknown"),
+                json!({"teamId": "t"}),
+            ),
+            agreement(
+                "port-gone",
+                true,
+                ("orders", "unknown"),
+                json!({"teamId": "t"}),
+            ),
+            agreement("other", true, ("sales", "s3"), json!({"teamId": "t"})),
+        ];
+        let product = Change::Product {
+            product: "orders",
+            port: None,
+            deleted: true,
+        };
+        assert_eq!(affected(&docs, &product), ["orphan", "port-gone"]);
+        assert_eq!(product.queries(), [AccessQuery::default()]);
+        let port = Change::Product {
+            product: "orders",
+            port: Some("s3"),
+            deleted: true,
+        };
+        assert_eq!(affected(&docs, &port), ["port-gone"]);
+        let updated = Change::Product {
+            product: "orders",
+            port: None,
+            deleted: false,
+        };
+        assert!(
+            affected(&docs, &updated).is_empty(),
+            "only a deletion looks for orphans"
+        );
+    }
+
+    #[test]
+    fn team_and_contract_changes_affect_their_own_agreements() {
+        let with_contract = |id: &str, contract: &str, consumer: Value| {
+            let mut doc = agreement(id, true, ("orders", "s3"), consumer);
+            doc["provider"]["dataContractId"] = json!(contract);
+            doc
+        };
+        let docs = vec![
+            with_contract(
+                "team",
+                "c1",
+                json!({"dataProductId": "unknown", "teamId": "t", "userId": "unknown"}),
+            ),
+            with_contract(
+                "product-of-team",
+                "c2",
+                json!({"dataProductId": "p", "teamId": "t", "userId": "unknown"}),
+            ),
+            agreement("other-team", true, ("orders", "s3"), json!({"teamId": "u"})),
+        ];
+        assert_eq!(affected(&docs, &Change::Team("t")), ["team"]);
+        assert_eq!(
+            Change::Team("t").queries()[0].consumer_type,
+            Some(ConsumerType::Team)
+        );
+        assert_eq!(
+            affected(&docs, &Change::Contract("c2")),
+            ["product-of-team"]
+        );
+        assert!(affected(&docs, &Change::Contract("unknown")).is_empty());
     }
 
     #[test]

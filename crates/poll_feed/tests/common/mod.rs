@@ -73,6 +73,8 @@ fn least_privilege_policy() -> String {
             {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{BUCKET}")},
             {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
              "Resource": format!("arn:aws:s3:::{BUCKET}/poll_feed/*")},
+            {"Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": format!("arn:aws:s3:::{BUCKET}/health/manage_iam_policies.json")},
             {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:SendMessageBatch"], "Resource": "*"},
         ],
     })
@@ -303,6 +305,7 @@ pub async fn run(function: &LambdaFunction, timeout: Duration) -> Result<Summary
 pub struct Summary {
     pub forwarded: u64,
     pub skipped: u64,
+    pub duplicates: u64,
     pub pages: u64,
     pub last_event_id: Option<String>,
     pub caught_up: bool,
@@ -318,6 +321,7 @@ impl Summary {
             sorted,
             [
                 "caught_up",
+                "duplicates",
                 "forwarded",
                 "last_event_id",
                 "pages",
@@ -333,6 +337,7 @@ impl Summary {
         Summary {
             forwarded: object["forwarded"].as_u64().expect("forwarded"),
             skipped: object["skipped"].as_u64().expect("skipped"),
+            duplicates: object["duplicates"].as_u64().expect("duplicates"),
             pages: object["pages"].as_u64().expect("pages"),
             last_event_id,
             caught_up: object["caught_up"].as_bool().expect("caught_up"),

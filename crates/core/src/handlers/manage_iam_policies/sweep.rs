@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConnectError, Converged, ManageIamPolicies};
 use crate::aws::ledger::ledger_key;
-use crate::dmm::Agreement;
+use crate::dmm::{AccessQuery, Agreement};
 use crate::handlers::deadline_instant;
 use crate::reconcile::Retry;
 use crate::reconcile::converge::Converger;
@@ -24,7 +24,8 @@ use crate::reconcile::drift::{Change, Changes, DriftRow, DryRunIam, DryRunLedger
 use crate::reconcile::ownership::{CachedTags, ResourceTags};
 use crate::reconcile::plan::Scope;
 use crate::reconcile::requests;
-use crate::reconcile::status::status_tag;
+use crate::reconcile::status::{Status, provisioning_report, status_tag, with_status};
+use serde_json::Value;
 
 /// Agreements checked at once in a dry run.
 const DRY_RUN_CONCURRENCY: usize = 8;
@@ -103,7 +104,11 @@ impl ManageIamPolicies {
         let dmm = self.dmm.client().await?;
         let mut report = SweepReport::default();
         let mut targets: Vec<(String, Option<Agreement>)> = Vec::new();
-        for document in dmm.all_agreements().await.map_err(Retry::from)? {
+        for document in dmm
+            .list_access(&AccessQuery::default())
+            .await
+            .map_err(Retry::from)?
+        {
             match Agreement::from_value(document) {
                 Ok(agreement) => targets.push((agreement.id().to_owned(), Some(agreement))),
                 Err(_) => report.unreadable += 1,
@@ -212,11 +217,10 @@ impl ManageIamPolicies {
             _ => Vec::new(),
         };
         let error = match decided {
-            Ok((_, Some(updated))) => {
-                changes.push(Change::Status {
-                    from: agreement.as_ref().and_then(status_tag).map(str::to_owned),
-                    to: status_tag(&updated).unwrap_or_default().to_owned(),
-                });
+            Ok((_, Some(status))) => {
+                if let Some(agreement) = &agreement {
+                    self.planned_status(agreement, &status, &changes);
+                }
                 None
             }
             Ok((_, None)) => None,
@@ -233,6 +237,33 @@ impl ManageIamPolicies {
             error,
             ownership,
         })
+    }
+}
+
+impl ManageIamPolicies {
+    /// The status writes reporting `status` would make, as `status_reporting` says.
+    fn planned_status(&self, agreement: &Agreement, status: &Status, changes: &Changes) {
+        let mode = self.config.status_reporting;
+        if mode.provisioning() {
+            if let Some(report) = provisioning_report(agreement, status) {
+                changes.push(Change::Provisioning {
+                    from: agreement
+                        .provisioning()
+                        .and_then(|record| record.get("status"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    to: report["status"].as_str().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        if mode.tags() {
+            if let Some(updated) = with_status(agreement, status) {
+                changes.push(Change::Status {
+                    from: status_tag(agreement).map(str::to_owned),
+                    to: status_tag(&updated).unwrap_or_default().to_owned(),
+                });
+            }
+        }
     }
 }
 
