@@ -315,6 +315,9 @@ impl Integration {
     }
 }
 
+/// The connector document the demo's poll_feed keeps in DMM.
+const CONNECTOR_ID: &str = "aws-demo";
+
 fn status_of(sim: &Simulator, id: &str) -> (Vec<String>, Value) {
     let doc = sim.agreement(id).unwrap_or_default();
     let tags = doc["tags"]
@@ -424,6 +427,7 @@ async fn run(args: Args) -> DemoResult<usize> {
             ("dmm_api_key_secret_name", SECRET_NAME),
             ("bucket_name", STATE_BUCKET),
             ("log_level", "info"),
+            ("connector_id", CONNECTOR_ID),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
@@ -495,6 +499,16 @@ async fn run(args: Args) -> DemoResult<usize> {
     timeline.check(
         tags.iter().any(|t| t == "aws-integration-active"),
         "DMM shows aws-integration-active",
+    );
+    let record = sim.provisioning(id).unwrap_or_default();
+    timeline.say(
+        "DMM",
+        "the access page's provisioning record (GET /api/access/{id}/provisioning):",
+    );
+    timeline.detail(serde_json::to_string_pretty(&record)?);
+    timeline.check(
+        record["status"] == "provisioned" && record["reference"] == role_arn.as_str(),
+        "DMM's provisioning record says provisioned, on the consumer's role",
     );
     let granted = read_as_consumer(&moto, &app, &role_arn, &objects.inside).await?;
     timeline.check(
@@ -628,6 +642,22 @@ async fn run(args: Args) -> DemoResult<usize> {
     timeline.check(
         tags.iter().any(|t| t == "aws-integration-inactive"),
         format!("DMM shows {tags:?}"),
+    );
+    let status = sim.provisioning(id).unwrap_or_default()["status"].clone();
+    timeline.check(
+        status == "deprovisioned",
+        format!("DMM's provisioning record says {status}"),
+    );
+    let connector = sim.connector(CONNECTOR_ID).unwrap_or_default();
+    timeline.say(
+        "DMM",
+        format!("the connectors page (GET /api/connectors/{CONNECTOR_ID}):"),
+    );
+    timeline.detail(serde_json::to_string_pretty(&connector)?);
+    timeline.check(
+        connector["state"]["lastRun"]["outcome"] == "succeeded"
+            && connector["state"]["lastHeartbeat"].is_string(),
+        "the connector document shows the integration alive",
     );
 
     println!();
