@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::fault::{Fault, FaultKind};
+use crate::scenario::{DEFAULT_PAGE_SIZE, MAX_LIST_PAGE_SIZE};
 use crate::state::{AccessFilter, Family, Shared, UnknownEventId};
 use crate::{CloudEvent, Error, RecordedPut};
 
@@ -249,11 +250,13 @@ async fn events(
     Ok(([(header::CONTENT_TYPE, CLOUDEVENTS_BATCH)], page).into_response())
 }
 
-/// `pageSize` of the list endpoints: 2..=10000, the scenario's `listPageSize` when absent.
+/// `pageSize` of the list endpoints: 2..=10000, 1000 when absent, and never more than the
+/// scenario's `listPageSize`.
 fn page_size_param(shared: &Shared, query: &HashMap<String, String>) -> Result<usize, Problem> {
+    let cap = shared.list_page_size();
     match number_param(query, "pageSize")? {
-        None => Ok(shared.list_page_size()),
-        Some(size) if (2..=10_000).contains(&size) => Ok(size),
+        None => Ok(DEFAULT_PAGE_SIZE.min(cap)),
+        Some(size) if (2..=MAX_LIST_PAGE_SIZE).contains(&size) => Ok(size.min(cap)),
         Some(size) => Err(Problem::new(
             StatusCode::BAD_REQUEST,
             format!("pageSize must be between 2 and 10000, not {size}"),
@@ -272,7 +275,7 @@ async fn list_access(
     let page = number_param(&query, "p")?.unwrap_or(0);
     if shared.legacy_api() {
         let (items, _) =
-            shared.agreements_page(page, shared.list_page_size(), &AccessFilter::default());
+            shared.agreements_page(page, DEFAULT_PAGE_SIZE.min(shared.list_page_size()), &AccessFilter::default());
         return Ok(Json(items).into_response());
     }
     let page_size = page_size_param(&shared, &query)?;

@@ -36,7 +36,8 @@ pub use error::Error;
 pub use event::{CloudEvent, EVENT_SOURCE, EVENT_TYPE_PREFIX};
 pub use fault::{Fault, FaultKind};
 pub use scenario::{
-    DEFAULT_API_KEY, DEFAULT_PAGE_SIZE, Scenario, ScenarioEvent, UnknownLastEventId,
+    DEFAULT_API_KEY, DEFAULT_PAGE_SIZE, MAX_LIST_PAGE_SIZE, Scenario, ScenarioEvent,
+    UnknownLastEventId,
 };
 pub use simulator::Simulator;
 pub use state::RecordedPut;

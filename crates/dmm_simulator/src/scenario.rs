@@ -10,8 +10,10 @@ use crate::Error;
 /// Used when a scenario names no key, so the demo and ad-hoc `curl` work without configuration.
 pub const DEFAULT_API_KEY: &str = "simulator-api-key";
 
-/// DMM's documented maximum page size, for the feed and for lists.
+/// DMM's page size of the feed, and of lists when the client names no `pageSize`.
 pub const DEFAULT_PAGE_SIZE: usize = 1000;
+/// The largest `pageSize` DMM's access list serves.
+pub const MAX_LIST_PAGE_SIZE: usize = 10_000;
 
 /// The initial state of a simulated DMM organisation.
 ///
@@ -24,8 +26,9 @@ pub struct Scenario {
     pub api_key: String,
     /// Events per `/api/events` page; smaller than DMM's 1000 to exercise paging cheaply.
     pub page_size: usize,
-    /// Documents per page of the `/api/access` and `/api/datausageagreements` lists when the
-    /// client names no `pageSize` (the real default is 1000).
+    /// The most documents one page of the `/api/access` and `/api/datausageagreements` lists
+    /// holds, whatever `pageSize` asks (the real limit is 10,000); smaller values exercise a
+    /// client's paging cheaply. A client naming no `pageSize` gets at most 1000.
     pub list_page_size: usize,
     /// Serve agreements as the real server does: the consumer discriminators that do not apply
     /// read `"unknown"` (a team consumer is `{"dataProductId": "unknown", "teamId": "t1",
@@ -52,7 +55,7 @@ impl Default for Scenario {
         Scenario {
             api_key: DEFAULT_API_KEY.to_owned(),
             page_size: DEFAULT_PAGE_SIZE,
-            list_page_size: DEFAULT_PAGE_SIZE,
+            list_page_size: MAX_LIST_PAGE_SIZE,
             unknown_sentinels: true,
             legacy_api: false,
             unknown_last_event_id: UnknownLastEventId::default(),

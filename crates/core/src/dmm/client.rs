@@ -790,6 +790,48 @@ mod tests {
     }
 
     #[test]
+    fn the_next_page_is_the_link_relative_to_the_page_on_dmms_own_origin() {
+        let page = Url::parse("https://dmm.example/tenant/api/access?p=0&pageSize=10000").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            LINK,
+            HeaderValue::from_static(
+                r#"</tenant/api/access?p=1&pageSize=10000>; rel="next", </tenant/api/access?p=0>; rel="first""#,
+            ),
+        );
+        let next = next_link(&headers, &page).unwrap();
+        assert_eq!(
+            next.as_str(),
+            "https://dmm.example/tenant/api/access?p=1&pageSize=10000"
+        );
+        let c = client("https://dmm.example/tenant");
+        assert_eq!(c.same_origin(next, "/api/access").unwrap().host_str(), Some("dmm.example"));
+        for foreign in [
+            "https://evil.example/tenant/api/access?p=1",
+            "http://dmm.example/tenant/api/access?p=1",
+            "https://dmm.example/other/api/access?p=1",
+        ] {
+            let error = c
+                .same_origin(Url::parse(foreign).unwrap(), "/api/access")
+                .unwrap_err();
+            assert!(error.to_string().contains("not followed"), "{foreign}: {error}");
+        }
+        headers.insert(LINK, HeaderValue::from_static(r#"</x>; rel="prev""#));
+        assert_eq!(next_link(&headers, &page), None);
+        assert_eq!(next_link(&HeaderMap::new(), &page), None);
+    }
+
+    #[test]
+    fn an_older_dmm_is_paged_by_number_keeping_the_filters() {
+        let url = Url::parse("https://dmm.example/api/access?p=0&pageSize=10000&consumerType=team")
+            .unwrap();
+        assert_eq!(
+            numbered_page(&url, 3).query(),
+            Some("p=3&pageSize=10000&consumerType=team")
+        );
+    }
+
+    #[test]
     fn transient_vs_permanent() {
         let unavailable = DmmError::Unavailable {
             status: 503,
