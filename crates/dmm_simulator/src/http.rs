@@ -274,8 +274,11 @@ async fn list_access(
 ) -> Result<Response, Problem> {
     let page = number_param(&query, "p")?.unwrap_or(0);
     if shared.legacy_api() {
-        let (items, _) =
-            shared.agreements_page(page, DEFAULT_PAGE_SIZE.min(shared.list_page_size()), &AccessFilter::default());
+        let (items, _) = shared.agreements_page(
+            page,
+            DEFAULT_PAGE_SIZE.min(shared.list_page_size()),
+            &AccessFilter::default(),
+        );
         return Ok(Json(items).into_response());
     }
     let page_size = page_size_param(&shared, &query)?;

@@ -70,6 +70,16 @@ async fn cross_account_grant_is_readable_only_through_the_access_role_and_revoke
         "{external_id}"
     );
     assert!(!external_id.contains(AGREEMENT));
+    // ...and the provisioning record on the access page says the same (ADR 018).
+    let record = world
+        .sim
+        .provisioning(AGREEMENT)
+        .expect("provisioning record");
+    assert_eq!(record["status"], "provisioned");
+    assert_eq!(record["reference"], access_role_arn().as_str());
+    let properties = record["customProperties"].as_array().unwrap();
+    assert!(properties.contains(&json!({"property": "externalId", "value": external_id})));
+    assert!(properties.contains(&json!({"property": "accessRoleArn", "value": access_role_arn()})));
     assert!(
         agreement["tags"]
             .as_array()

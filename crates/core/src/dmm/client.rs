@@ -805,7 +805,10 @@ mod tests {
             "https://dmm.example/tenant/api/access?p=1&pageSize=10000"
         );
         let c = client("https://dmm.example/tenant");
-        assert_eq!(c.same_origin(next, "/api/access").unwrap().host_str(), Some("dmm.example"));
+        assert_eq!(
+            c.same_origin(next, "/api/access").unwrap().host_str(),
+            Some("dmm.example")
+        );
         for foreign in [
             "https://evil.example/tenant/api/access?p=1",
             "http://dmm.example/tenant/api/access?p=1",
@@ -814,7 +817,10 @@ mod tests {
             let error = c
                 .same_origin(Url::parse(foreign).unwrap(), "/api/access")
                 .unwrap_err();
-            assert!(error.to_string().contains("not followed"), "{foreign}: {error}");
+            assert!(
+                error.to_string().contains("not followed"),
+                "{foreign}: {error}"
+            );
         }
         headers.insert(LINK, HeaderValue::from_static(r#"</x>; rel="prev""#));
         assert_eq!(next_link(&headers, &page), None);
