@@ -316,9 +316,10 @@ mod tests {
             port: None,
             deleted: false,
         };
-        assert!(
-            affected(&docs, &updated).is_empty(),
-            "only a deletion looks for orphans"
+        assert_eq!(
+            affected(&docs, &updated),
+            ["port-gone"],
+            "an update reaches the product's own agreements; only a deletion looks for orphans"
         );
     }
 
