@@ -45,7 +45,7 @@ locals {
   # (aws/health.rs HEALTH_KEY, ADR 018).
   health_key = "health/manage_iam_policies.json"
   # The connector document's id in DMM: one per deployment.
-  connector_id = var.connector_id != "" ? var.connector_id : "aws-${var.name_prefix}-${local.account_id}-${var.aws_region}"
+  connector_id = var.connector_id != "" ? var.connector_id : "aws-${var.name_prefix}-${local.account_id}-${data.aws_region.current.id}"
 
   # --- Schedule: the interval in seconds when the expression is rate(...), null for cron(...) ---
   schedule_rate = try(regex("^rate\\((\\d+) (minute|hour|day)s?\\)$", var.poll_feed_schedule_expression), null)

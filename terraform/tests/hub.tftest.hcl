@@ -278,3 +278,40 @@ run "enforce_mode_writes_only_onto_owner_tagged_roles" {
     error_message = "With the default ownership_check = enforce, PutRolePolicy needs a dmm-data-product or dmm-team tag on the role."
   }
 }
+
+run "the_connector_is_named_per_deployment" {
+  command = plan
+
+  assert {
+    condition     = aws_lambda_function.poll_feed.environment[0].variables.connector_id == "aws-${var.name_prefix}-111111111111-eu-central-1"
+    error_message = "Without connector_id, each deployment registers its own connector: aws-<name_prefix>-<account>-<region>."
+  }
+}
+
+run "status_reporting_reaches_manage_iam_policies" {
+  command = plan
+
+  variables {
+    status_reporting = "provisioning"
+    connector_id     = "aws-prod-hub"
+  }
+
+  assert {
+    condition     = aws_lambda_function.manage_iam_policies.environment[0].variables.status_reporting == "provisioning"
+    error_message = "status_reporting is passed to manage_iam_policies unchanged."
+  }
+  assert {
+    condition     = aws_lambda_function.poll_feed.environment[0].variables.connector_id == "aws-prod-hub"
+    error_message = "A connector_id that is set is used as it is."
+  }
+}
+
+run "an_unknown_status_reporting_is_rejected" {
+  command = plan
+
+  variables {
+    status_reporting = "email"
+  }
+
+  expect_failures = [var.status_reporting]
+}
