@@ -15,8 +15,8 @@
 #                     s3://$ARTIFACTS_BUCKET/<function>/src/<version>/lambda.zip (the Python
 #                     reference's layout). Unset: Terraform uploads the local zips with the functions.
 #   LAMBDA_ARCH       arm64 (default) or x86_64
-#   TEST_CMD          the test command (default: cargo test --workspace --locked, then
-#                     scripts/check-terraform.sh)
+#   TEST_CMD          the test command (default: scripts/test.sh, the README's test command:
+#                     fmt, clippy, every test, the Terraform checks)
 #   SKIP_TESTS=1      do not run it
 #   TF_VAR_FILE       an additional -var-file for terraform
 #   AUTO_APPROVE=1    apply / destroy without the interactive confirmation (CI)
@@ -101,7 +101,7 @@ run_tests() {
     step "Tests SKIPPED (SKIP_TESTS=1)"
     return 0
   fi
-  local cmd="${TEST_CMD:-cargo test --workspace --locked && scripts/check-terraform.sh}"
+  local cmd="${TEST_CMD:-scripts/test.sh}"
   step "Tests: $cmd"
   (cd "$ROOT" && bash -c "$cmd") || die "tests failed; nothing was deployed"
 }

@@ -113,7 +113,9 @@ pub struct Env<F: Fn(&str) -> Option<String>> {
 }
 
 /// The process environment.
-pub fn process_env() -> Env<impl Fn(&str) -> Option<String>> {
+pub type ProcessEnv = Env<fn(&str) -> Option<String>>;
+
+pub fn process_env() -> ProcessEnv {
     Env::new(|name| std::env::var(name).ok())
 }
 

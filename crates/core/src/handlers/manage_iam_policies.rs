@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::SdkConfig;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use serde::Serialize;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::value::RawValue;
 
 use super::{ConnectError, DmmSettings, LazyDmm, deadline_instant};
@@ -122,17 +121,88 @@ impl ManageIamPoliciesConfig {
     }
 }
 
-/// The Lambda's answer to SQS (`ReportBatchItemFailures`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BatchResponse {
-    pub batch_item_failures: Vec<ItemFailure>,
+/// What a batch's messages came to, for its metrics and the health record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tally {
+    granted: usize,
+    revoked: usize,
+    unchanged: usize,
+    error_statuses: usize,
+    ignored: usize,
+    requested: usize,
+    /// Not a CloudEvent, an unusable id or document, or a message in the wrong group.
+    unreadable: usize,
+    ledger_unreadable: usize,
+    /// Missing ownership proofs in `audit` mode (one per resource or role).
+    unproven: usize,
+    /// Messages given back to SQS.
+    retries: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemFailure {
-    pub item_identifier: String,
+impl Tally {
+    fn record(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Granted { iam_writes: 0, .. } | Outcome::Revoked { iam_writes: 0, .. } => {
+                self.unchanged += 1
+            }
+            Outcome::Granted { .. } => self.granted += 1,
+            Outcome::Revoked { .. } => self.revoked += 1,
+            Outcome::Failed { .. } => self.error_statuses += 1,
+            Outcome::Ignored => self.ignored += 1,
+            Outcome::Requested(_) => self.requested += 1,
+            Outcome::Unreadable(_)
+            | Outcome::UnusableId { .. }
+            | Outcome::UnusableAgreement { .. }
+            | Outcome::WrongGroup { .. } => self.unreadable += 1,
+            Outcome::LedgerUnreadable { .. } => self.ledger_unreadable += 1,
+        }
+        if let Outcome::Granted { unproven, .. } = outcome {
+            self.unproven += unproven.len();
+        }
+    }
+
+    fn add(&mut self, other: Tally) {
+        self.granted += other.granted;
+        self.revoked += other.revoked;
+        self.unchanged += other.unchanged;
+        self.error_statuses += other.error_statuses;
+        self.ignored += other.ignored;
+        self.requested += other.requested;
+        self.unreadable += other.unreadable;
+        self.ledger_unreadable += other.ledger_unreadable;
+        self.unproven += other.unproven;
+        self.retries += other.retries;
+    }
+
+    /// Messages of the batch, finished or given back.
+    fn messages(&self) -> usize {
+        self.granted
+            + self.revoked
+            + self.unchanged
+            + self.error_statuses
+            + self.ignored
+            + self.requested
+            + self.unreadable
+            + self.ledger_unreadable
+            + self.retries
+    }
+
+    /// The batch's metrics (EMF): what converging did, and how many messages SQS will redeliver.
+    fn metrics(&self) -> Metrics {
+        let mut metrics = Metrics::new("manage_iam_policies");
+        metrics
+            .count("GrantsApplied", self.granted)
+            .count("GrantsRevoked", self.revoked)
+            .count("GrantsUnchanged", self.unchanged)
+            .count("ErrorStatuses", self.error_statuses)
+            .count("Ignored", self.ignored)
+            .count("ProductChanges", self.requested)
+            .count("Unreadable", self.unreadable)
+            .count("OwnershipUnproven", self.unproven)
+            .count("LedgerUnreadable", self.ledger_unreadable)
+            .count("Retries", self.retries);
+        metrics
+    }
 }
 
 /// How one message ended, for the log line and the metrics.
@@ -280,7 +350,7 @@ impl ManageIamPolicies {
         event: SqsEvent,
         function_arn: &str,
         deadline: SystemTime,
-    ) -> Result<BatchResponse, ConnectError> {
+    ) -> Result<SqsBatchResponse, ConnectError> {
         let time = TimeBox::until(deadline);
         let dmm = self.dmm.client().await?;
         let directory = BatchDirectory::new(dmm);
@@ -315,17 +385,17 @@ impl ManageIamPolicies {
                 .map(|(_, records)| self.handle_group(records, &batch, time)),
         )
         .await;
-        let mut failures = Vec::new();
-        let mut outcomes = Vec::new();
-        for (group_failures, group_outcomes) in results {
-            failures.extend(group_failures);
-            outcomes.extend(group_outcomes);
+        let mut response = SqsBatchResponse::default();
+        let mut tally = Tally::default();
+        for (failures, group) in results {
+            tally.add(group);
+            for message_id in failures {
+                response.add_failure(message_id);
+            }
         }
-        batch_metrics(&outcomes, failures.len()).emit();
-        self.record_health(&outcomes, failures.len()).await;
-        Ok(BatchResponse {
-            batch_item_failures: failures,
-        })
+        tally.metrics().emit();
+        self.record_health(&tally).await;
+        Ok(response)
     }
 
     async fn handle_group<T: ResourceTags>(
@@ -333,15 +403,13 @@ impl ManageIamPolicies {
         records: &[&SqsMessage],
         batch: &Batch<'_, T>,
         time: TimeBox,
-    ) -> (Vec<ItemFailure>, Vec<&'static str>) {
+    ) -> (Vec<String>, Tally) {
         let mut failures = Vec::new();
-        let mut outcomes = Vec::new();
+        let mut tally = Tally::default();
         for record in records {
             let message_id = record.message_id.clone().unwrap_or_default();
             if !failures.is_empty() {
-                failures.push(ItemFailure {
-                    item_identifier: message_id,
-                });
+                failures.push(message_id);
                 continue;
             }
             let started = Instant::now();
@@ -351,9 +419,7 @@ impl ManageIamPolicies {
                     outcome = "retry",
                     "too little time left in this invocation to start the message; given back to SQS"
                 );
-                failures.push(ItemFailure {
-                    item_identifier: message_id,
-                });
+                failures.push(message_id);
                 continue;
             }
             let body = record.body.as_deref().unwrap_or_default();
@@ -372,18 +438,13 @@ impl ManageIamPolicies {
                     duration_ms = started.elapsed().as_millis() as u64,
                     "abandoned at the invocation's deadline; will be retried by SQS"
                 );
-                failures.push(ItemFailure {
-                    item_identifier: message_id,
-                });
+                failures.push(message_id);
                 continue;
             };
             match handled {
                 Ok((event, outcome)) => {
                     log_outcome(&message_id, event.as_ref(), &outcome, started);
-                    outcomes.push(outcome.name());
-                    if let Outcome::Granted { unproven, .. } = &outcome {
-                        outcomes.extend(unproven.iter().map(|_| UNPROVEN));
-                    }
+                    tally.record(&outcome);
                 }
                 Err((event, error)) => {
                     tracing::error!(
@@ -395,13 +456,12 @@ impl ManageIamPolicies {
                         duration_ms = started.elapsed().as_millis() as u64,
                         "will be retried by SQS"
                     );
-                    failures.push(ItemFailure {
-                        item_identifier: message_id,
-                    });
+                    failures.push(message_id);
                 }
             }
         }
-        (failures, outcomes)
+        tally.retries = failures.len();
+        (failures, tally)
     }
 
     async fn handle_message<T: ResourceTags>(
@@ -464,7 +524,7 @@ impl ManageIamPolicies {
 
     /// Records the batch for the connector document poll_feed writes, at most once a minute per
     /// instance: enough to show DMM users that grants are being converged, for one small S3 write.
-    async fn record_health(&self, outcomes: &[&'static str], retries: usize) {
+    async fn record_health(&self, tally: &Tally) {
         let due = {
             let mut written = self
                 .health_written
@@ -479,16 +539,15 @@ impl ManageIamPolicies {
         if !due {
             return;
         }
-        let count = |name: &str| outcomes.iter().filter(|o| **o == name).count();
         let health = ManageHealth {
             last_batch_at: OffsetDateTime::now_utc()
                 .format(&Rfc3339)
                 .unwrap_or_default(),
-            messages: outcomes.iter().filter(|o| **o != UNPROVEN).count() + retries,
-            granted: count("granted"),
-            revoked: count("revoked"),
-            error_statuses: count("error_status"),
-            retries,
+            messages: tally.messages(),
+            granted: tally.granted,
+            revoked: tally.revoked,
+            error_statuses: tally.error_statuses,
+            retries: tally.retries,
         };
         self.health.write(&health).await;
     }
@@ -887,30 +946,6 @@ async fn converge<A: AccountIam, L: GrantLedger, T: ResourceTags>(
     }
 }
 
-/// The batch's metrics (EMF): what converging did, and how many messages SQS will redeliver.
-fn batch_metrics(outcomes: &[&'static str], retries: usize) -> Metrics {
-    let count = |name: &str| outcomes.iter().filter(|o| **o == name).count();
-    let mut metrics = Metrics::new("manage_iam_policies");
-    metrics
-        .count("GrantsApplied", count("granted"))
-        .count("GrantsRevoked", count("revoked"))
-        .count("GrantsUnchanged", count("unchanged"))
-        .count("ErrorStatuses", count("error_status"))
-        .count("Ignored", count("ignored"))
-        .count("ProductChanges", count("requested"))
-        .count(
-            "Unreadable",
-            count("unreadable")
-                + count("unusable_id")
-                + count("unusable_agreement")
-                + count("wrong_group"),
-        )
-        .count("OwnershipUnproven", count(UNPROVEN))
-        .count("LedgerUnreadable", count("ledger_unreadable"))
-        .count("Retries", retries);
-    metrics
-}
-
 fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, started: Instant) {
     let event_id = event.map(FeedEvent::id);
     let agreement_id = event.and_then(FeedEvent::resource_id);
@@ -1019,6 +1054,52 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcomes_are_tallied_by_kind() {
+        let mut tally = Tally::default();
+        let granted = |iam_writes, unproven: usize| Outcome::Granted {
+            iam_writes,
+            status_written: true,
+            unproven: vec![Finding("no tag".into()); unproven],
+        };
+        for outcome in [
+            granted(1, 2),
+            granted(0, 0),
+            Outcome::Revoked {
+                iam_writes: 0,
+                status_written: false,
+            },
+            Outcome::Failed {
+                iam_writes: 1,
+                status_written: true,
+            },
+            Outcome::WrongGroup {
+                expected: "a".into(),
+                got: None,
+            },
+            Outcome::Unreadable("not JSON".into()),
+            Outcome::Requested(3),
+        ] {
+            tally.record(&outcome);
+        }
+        tally.retries = 2;
+        let expected = Tally {
+            granted: 1,
+            unchanged: 2,
+            error_statuses: 1,
+            unreadable: 2,
+            requested: 1,
+            unproven: 2,
+            retries: 2,
+            ..Tally::default()
+        };
+        assert_eq!(tally, expected);
+        assert_eq!(tally.messages(), 9, "findings are not messages");
+        let mut twice = tally;
+        twice.add(tally);
+        assert_eq!(twice.messages(), 18);
+    }
 
     #[test]
     fn account_comes_from_the_function_arn() {

@@ -7,9 +7,63 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::OnceCell;
 
+use aws_config::SdkConfig;
+use lambda_runtime::Diagnostic;
+
 use crate::aws::secrets::{SecretApiKey, SecretError};
-use crate::config::{self, ConfigError, Env};
+use crate::aws::{AwsTimeouts, load_sdk_config};
+use crate::config::{self, ConfigError, Env, ProcessEnv, process_env};
 use crate::dmm::{DmmClient, DmmError, HttpSettings};
+use crate::telemetry;
+
+/// An invocation's failure as an operator sees it in CloudWatch: `errorType` is a stable word to
+/// search and alarm on (not a Rust type name), the message says what to fix.
+pub trait ErrorType: std::fmt::Display {
+    fn error_type(&self) -> &'static str;
+}
+
+/// The Lambda Runtime API's error report for `error`.
+pub fn diagnostic(error: &dyn ErrorType) -> Diagnostic {
+    Diagnostic {
+        error_type: error.error_type().to_owned(),
+        error_message: error.to_string(),
+    }
+}
+
+impl ErrorType for ConfigError {
+    fn error_type(&self) -> &'static str {
+        "InvalidConfiguration"
+    }
+}
+
+/// What failed when DMM did, in a word.
+pub(crate) fn dmm_error_type(error: &DmmError) -> &'static str {
+    match error {
+        DmmError::Unauthorized { .. } => "DmmUnauthorized",
+        DmmError::Unavailable { .. } | DmmError::Network { .. } => "DmmUnavailable",
+        DmmError::Malformed { .. } | DmmError::Unusable(_) => "DmmMalformedResponse",
+        DmmError::BaseUrl(_) => "InvalidConfiguration",
+        DmmError::Refused { .. } | DmmError::InvalidId { .. } => "DmmRequestRefused",
+    }
+}
+
+/// Both functions start the same way: logging, then the configuration and the AWS SDK. A
+/// configuration error does not end the process: it is logged once here and every invocation
+/// reports it (see [`diagnostic`]), naming the variable, where an operator looks first.
+pub async fn configure<C>(
+    from_env: impl FnOnce(&ProcessEnv) -> Result<C, ConfigError>,
+) -> Result<(C, SdkConfig), ConfigError> {
+    let env = process_env();
+    telemetry::init(env.optional(config::LOG_LEVEL).as_deref());
+    let configured = from_env(&env).and_then(|config| Ok((config, AwsTimeouts::from_env(&env)?)));
+    match configured {
+        Ok((config, timeouts)) => Ok((config, load_sdk_config(timeouts).await)),
+        Err(error) => {
+            tracing::error!(error = %error, "invalid configuration");
+            Err(error)
+        }
+    }
+}
 
 /// Converts the Lambda deadline (wall clock) to a monotonic instant for the run's time checks.
 pub fn deadline_instant(deadline: SystemTime) -> Instant {
@@ -47,6 +101,15 @@ pub enum ConnectError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Client(#[from] DmmError),
+}
+
+impl ErrorType for ConnectError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::Secret(_) => "DmmApiKeySecret",
+            Self::Client(e) => dmm_error_type(e),
+        }
+    }
 }
 
 impl ConnectError {

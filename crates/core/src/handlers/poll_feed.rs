@@ -6,7 +6,7 @@ use aws_config::SdkConfig;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{ConnectError, DmmSettings, LazyDmm, deadline_instant};
+use super::{ConnectError, DmmSettings, ErrorType, LazyDmm, deadline_instant, dmm_error_type};
 use crate::aws::checkpoint::S3Checkpoint;
 use crate::aws::health::S3Health;
 use crate::aws::queue::SqsQueue;
@@ -14,7 +14,6 @@ use crate::aws::s3_client;
 use crate::config::{self, ConfigError, Env};
 use crate::connector::{self, DEFAULT_CONNECTOR_ID, HealthStore, Run};
 use crate::dmm::DmmClient;
-use crate::dmm::DmmError;
 use crate::feed::poll::{CheckpointError, PollError, PollSettings, Summary, poll};
 use crate::telemetry::metrics::{Metrics, Unit};
 
@@ -65,18 +64,13 @@ impl PollFeedError {
             Self::Poll(e) => e.is_transient(),
         }
     }
+}
 
-    /// The Lambda error type an operator sees and can alarm on: what failed, in a word.
-    pub fn error_type(&self) -> &'static str {
+impl ErrorType for PollFeedError {
+    fn error_type(&self) -> &'static str {
         match self {
-            Self::Connect(ConnectError::Secret(_)) => "DmmApiKeySecret",
-            Self::Connect(ConnectError::Client(e)) | Self::Poll(PollError::Feed(e)) => match e {
-                DmmError::Unauthorized { .. } => "DmmUnauthorized",
-                DmmError::Unavailable { .. } | DmmError::Network { .. } => "DmmUnavailable",
-                DmmError::Malformed { .. } | DmmError::Unusable(_) => "DmmMalformedResponse",
-                DmmError::BaseUrl(_) => "InvalidConfiguration",
-                DmmError::Refused { .. } | DmmError::InvalidId { .. } => "DmmRequestRefused",
-            },
+            Self::Connect(e) => e.error_type(),
+            Self::Poll(PollError::Feed(e)) => dmm_error_type(e),
             Self::Poll(PollError::FeedDeadline { .. }) => "DmmUnavailable",
             Self::Poll(PollError::Checkpoint(CheckpointError::Conflict { .. })) => {
                 "CheckpointConflict"

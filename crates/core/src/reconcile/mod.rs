@@ -209,6 +209,20 @@ fn error_code_of(reason: &str) -> &str {
     }
 }
 
+impl crate::handlers::ErrorType for Retry {
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::Dmm(e) => crate::handlers::dmm_error_type(e),
+            Self::Iam(_) => "IamUnavailable",
+            Self::Ledger(_) => "StateBucketUnavailable",
+            Self::Account(_) => "AccountUnavailable",
+            Self::Deadline => "Deadline",
+            Self::Tags(_) => "TagsUnreadable",
+            Self::Queue(_) => "QueueUnavailable",
+        }
+    }
+}
+
 /// A fault outside the agreement (DMM or AWS unavailable, throttling, a configuration problem
 /// that affects every agreement): the message is retried by SQS and, after `maxReceiveCount`,
 /// parked in the dead-letter queue, where an operator can redrive it once the cause is fixed.

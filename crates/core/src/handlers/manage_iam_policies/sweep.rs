@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{ConnectError, Converged, ManageIamPolicies};
 use crate::aws::ledger::ledger_key;
 use crate::dmm::{AccessQuery, Agreement};
+use crate::handlers::ErrorType;
 use crate::handlers::deadline_instant;
 use crate::reconcile::Retry;
 use crate::reconcile::converge::Converger;
@@ -81,6 +82,15 @@ pub enum SweepError {
     Connect(#[from] ConnectError),
     #[error("drift sweep failed: {0}")]
     Retry(#[from] Retry),
+}
+
+impl ErrorType for SweepError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::Connect(e) => e.error_type(),
+            Self::Retry(retry) => retry.error_type(),
+        }
+    }
 }
 
 /// How one agreement's dry run ended.
