@@ -3,10 +3,7 @@
 //! each managed account with a management role the hub assumes with an external id; the DMM
 //! simulator; and manage_iam_policies behind the Lambda Runtime API.
 
-#![allow(dead_code)]
-
-#[path = "../common/iam_proxy.rs"]
-pub mod iam_proxy;
+pub use crate::common::iam_proxy;
 
 use std::time::Duration;
 

@@ -8,9 +8,7 @@
 //! `reconcile.rs` (`protected_and_unlisted_roles_are_never_written`); ids that are no IAM names
 //! by `ids_that_are_no_iam_names_are_mapped_consistently`. This file adds what they do not.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dmm_aws_core::dmm::FeedEvent;
 use dmm_aws_core::feed::{deduplication_id, group_id};
 use dmm_simulator::{Fault, FaultKind};

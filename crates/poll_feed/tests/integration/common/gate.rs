@@ -153,11 +153,6 @@ impl Gate {
     pub fn batches(&self) -> Vec<Vec<String>> {
         self.rules.lock().unwrap().batches.clone()
     }
-
-    /// (deduplication id, body) of every entry received, in order.
-    pub fn entries(&self) -> Vec<(String, String)> {
-        self.rules.lock().unwrap().bodies_by_dedup.clone()
-    }
 }
 
 impl Drop for Gate {

@@ -2,11 +2,9 @@
 //! malformed configuration, an unreadable checkpoint. Transient faults are recovered without
 //! losing an event; permanent ones fail the invocation with a message that names the cause.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dmm_simulator::{Fault, FaultKind};
 use local_stack::InvokeError;
 

@@ -3,9 +3,7 @@
 //! `audit` and `off` keep the Python reference's behaviour (with a report in `audit`), and a
 //! grant whose proof disappears is revoked.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use local_stack::owned::Owned;
 use serde_json::{Value, json};
 

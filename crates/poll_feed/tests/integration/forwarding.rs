@@ -2,9 +2,7 @@
 //! agreement, the event id as deduplication id, in feed order; the checkpoint and the summary
 //! say where it stopped.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dmm_simulator::{Fault, FaultKind};
 use serde_json::json;
 

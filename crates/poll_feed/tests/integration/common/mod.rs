@@ -4,8 +4,6 @@
 //!
 //! Nothing here skips: a missing moto or binary fails the test with the command that fixes it.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
-
 pub mod gate;
 
 use std::collections::BTreeMap;
@@ -30,7 +28,6 @@ pub const SECRET: &str = "dmm-api-key";
 pub const CHECKPOINT_KEY: &str = "poll_feed/last_event_id";
 /// The Lambda timeout of an ordinary invocation; the function's default margin is 10 s.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
-pub const ACTIVATED: &str = "com.datamesh-manager.events.AccessActivatedEvent";
 
 /// Every agreement event type poll_feed forwards by default (ADR 016).
 pub const ACTED_ON: [&str; 12] = [
@@ -87,7 +84,6 @@ pub struct Stack {
     pub admin: Credentials,
     /// The credentials the function runs with (its "execution role").
     pub function_credentials: Credentials,
-    pub sdk: SdkConfig,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
@@ -160,7 +156,6 @@ impl Stack {
             moto,
             admin,
             function_credentials,
-            sdk,
             s3,
             sqs,
             queue_url,
@@ -245,20 +240,6 @@ impl Stack {
     /// The feed exactly as the simulator serves it: each event's bytes, oldest first.
     pub async fn served_feed(&self) -> Vec<String> {
         served_feed(self.sim.base_url(), self.sim.api_key()).await
-    }
-
-    pub async fn queue_depth(&self, queue_url: &str) -> usize {
-        let attributes = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .unwrap();
-        attributes.attributes().unwrap()[&QueueAttributeName::ApproximateNumberOfMessages]
-            .parse()
-            .unwrap()
     }
 }
 

@@ -4,11 +4,9 @@
 //!
 //! Needs the `poll_feed` binary of this build: `cargo build -p poll_feed`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use local_stack::owned::Owned;
 use local_stack::{LambdaFunction, binary_path};
 use serde_json::{Value, json};

@@ -1,9 +1,7 @@
 //! manage_iam_policies against moto and the DMM simulator, the binary driven through the Lambda
 //! Runtime API with SQS events made from real FIFO queue messages.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const PORTS: [&str; 7] = [
@@ -808,7 +806,7 @@ async fn transient_iam_and_dmm_faults_are_retried_with_the_fifo_rule() {
         .collect();
     let stack = Stack::start(scenario(agreements)).await;
     stack.create_consumer_roles().await;
-    let proxy = common::iam_proxy::IamProxy::start(stack.moto.endpoint()).await;
+    let proxy = crate::common::iam_proxy::IamProxy::start(stack.moto.endpoint()).await;
     let function = stack
         .function(&[("AWS_ENDPOINT_URL_IAM", proxy.url())])
         .await;
@@ -1365,7 +1363,7 @@ async fn the_ledger_forgets_a_grant_only_after_iam_deleted_it() {
     )]))
     .await;
     stack.create_consumer_roles().await;
-    let proxy = common::iam_proxy::IamProxy::start(stack.moto.endpoint()).await;
+    let proxy = crate::common::iam_proxy::IamProxy::start(stack.moto.endpoint()).await;
     let function = stack
         .function(&[("AWS_ENDPOINT_URL_IAM", proxy.url())])
         .await;

@@ -13,9 +13,7 @@
 //! enforce: the caller's identity policies (the consumer role may assume exactly the access
 //! role, only while the grant exists) and the access role's data policy on S3.
 
-mod cross_account_support;
-
-use cross_account_support::*;
+use crate::cross_account_support::*;
 use serde_json::json;
 
 fn access_role_arn() -> String {

@@ -1,11 +1,9 @@
 //! A batch answers before its Lambda deadline: a message still waiting on a slow DMM is abandoned
 //! and given back to SQS with the rest of its group, while the other groups' work is kept.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dmm_simulator::{Fault, FaultKind};
 use serde_json::{Value, json};
 

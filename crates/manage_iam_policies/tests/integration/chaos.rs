@@ -27,7 +27,7 @@
 //!
 //! The test command runs a fixed seed; `CHAOS_SEED=random` picks a new one from the clock.
 //! Reproducing a run: the seed is printed first (`chaos seed: N (rerun with CHAOS_SEED=N)`), and
-//! `CHAOS_SEED=N cargo test -p manage_iam_policies --test chaos` replays it. The seed fixes the
+//! `CHAOS_SEED=N cargo test -p manage_iam_policies --test integration chaos` replays it. The seed fixes the
 //! organisation, every change in DMM, every fault plan and every kill decision; it cannot fix
 //! timing (which request an armed fault meets, where exactly a kill lands), so a rerun replays the
 //! same history under the same faults, not the very same interleaving. A failure lists every
@@ -42,16 +42,14 @@
 //!
 //! Needs the `poll_feed` binary of this build: `cargo build -p poll_feed`.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use aws_sdk_sqs::types::QueueAttributeName;
-use common::*;
 use dmm_simulator::{Fault as DmmFault, FaultKind, Scenario};
 use local_stack::{
     Delivery, Fault, FaultPlan, FaultProxy, InvokeError, LambdaFunction, Matcher, SqsEventSource,

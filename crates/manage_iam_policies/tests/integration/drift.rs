@@ -2,11 +2,9 @@
 //! and the drift sweep (`{"reconcile": "all" | "dry-run"}`) finds and repairs what events
 //! missed or hands changed, through the same FIFO path as events.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// The provider product with its `bucket` port pointing at `bucket`.

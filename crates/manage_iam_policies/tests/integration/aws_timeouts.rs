@@ -3,11 +3,9 @@
 //! requests and never answers them; `aws_operation_timeout_ms` is lowered so the test is quick
 //! (the default is 25 s, attempts 10 s, against a 60 s function timeout).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use local_stack::{Fault, FaultPlan, FaultProxy, Matcher, Trigger};
 
 #[tokio::test]

@@ -3,9 +3,7 @@
 //! access provisioning record, its echo events, an older DMM without it, and team changes found
 //! through the access list's filters.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dmm_simulator::{Fault, FaultKind};
 use serde_json::{Value, json};
 

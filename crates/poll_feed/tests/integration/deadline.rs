@@ -6,11 +6,9 @@
 //! budget of issue 7 (≤ 0.01 S3 writes and ≤ 0.11 SQS calls per forwarded event). And a DMM
 //! slower than the time left cannot push a run past its deadline either.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dmm_simulator::{Fault, FaultKind};
 use local_stack::InvokeError;
 

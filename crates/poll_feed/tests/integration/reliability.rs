@@ -2,10 +2,8 @@
 //! crash re-sends instead of skipping, a partial SendMessageBatch failure re-sends only the failed
 //! entries, and of two concurrent runs only one may move the checkpoint.
 
-mod common;
-
-use common::gate::EntryFault;
-use common::*;
+use crate::common::gate::EntryFault;
+use crate::common::*;
 use dmm_simulator::{Fault, FaultKind};
 use local_stack::InvokeError;
 use serde_json::{Value, json};

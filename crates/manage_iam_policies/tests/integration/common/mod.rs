@@ -5,8 +5,6 @@
 //!
 //! Nothing here skips: a missing moto or binary fails the test with the command that fixes it.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
-
 pub mod iam_proxy;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -587,21 +585,6 @@ impl Stack {
         }
     }
 
-    /// Feed events after the one with id `after` (all when `None`).
-    pub async fn feed_after(&self, after: Option<&str>) -> Vec<Value> {
-        let feed = self.feed().await;
-        match after {
-            None => feed,
-            Some(id) => {
-                let position = feed
-                    .iter()
-                    .position(|e| e["id"] == id)
-                    .expect("event in feed");
-                feed[position + 1..].to_vec()
-            }
-        }
-    }
-
     pub fn agreement(&self, id: &str) -> Value {
         self.sim
             .agreement(id)
@@ -1040,15 +1023,6 @@ impl Handled {
             .iter()
             .filter(|l| l["status_written"] == true)
             .count()
-    }
-
-    /// The outcome logged for each message id.
-    pub fn outcome_of(&self, message_id: &str) -> Vec<&str> {
-        self.outcomes()
-            .iter()
-            .filter(|l| l["message_id"] == message_id)
-            .map(|l| l["outcome"].as_str().unwrap_or("?"))
-            .collect()
     }
 
     /// The sum of one metric over the batches' Embedded Metric Format lines.
