@@ -42,3 +42,8 @@ output "managed_account_ids" {
   description = "Accounts (keys of managed_accounts) whose management role manage_iam_policies may assume."
   value       = local.managed_account_ids
 }
+
+output "connector_id" {
+  description = "The connector document poll_feed keeps in DMM (GET /api/connectors/{id}): version, last event, last run (ADR 018)."
+  value       = local.connector_id
+}

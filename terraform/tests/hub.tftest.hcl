@@ -22,6 +22,15 @@ override_data {
   }
 }
 
+override_data {
+  target          = data.aws_region.current
+  override_during = plan
+  values = {
+    id   = "eu-central-1"
+    name = "eu-central-1"
+  }
+}
+
 variables {
   versions              = { poll_feed = "0.0.0", manage_iam_policies = "0.0.0" }
   artifacts_bucket_name = "offline-artifacts"
@@ -283,25 +292,20 @@ run "the_connector_is_named_per_deployment" {
   command = plan
 
   assert {
-    condition     = aws_lambda_function.poll_feed.environment[0].variables.connector_id == "aws-${var.name_prefix}-111111111111-eu-central-1"
+    condition     = output.connector_id == "aws-${var.name_prefix}-111111111111-eu-central-1"
     error_message = "Without connector_id, each deployment registers its own connector: aws-<name_prefix>-<account>-<region>."
   }
 }
 
-run "status_reporting_reaches_manage_iam_policies" {
+run "a_connector_id_that_is_set_is_used_as_it_is" {
   command = plan
 
   variables {
-    status_reporting = "provisioning"
-    connector_id     = "aws-prod-hub"
+    connector_id = "aws-prod-hub"
   }
 
   assert {
-    condition     = aws_lambda_function.manage_iam_policies.environment[0].variables.status_reporting == "provisioning"
-    error_message = "status_reporting is passed to manage_iam_policies unchanged."
-  }
-  assert {
-    condition     = aws_lambda_function.poll_feed.environment[0].variables.connector_id == "aws-prod-hub"
+    condition     = output.connector_id == "aws-prod-hub"
     error_message = "A connector_id that is set is used as it is."
   }
 }

@@ -557,3 +557,36 @@ async fn ambiguous_documents_are_refused() {
         "only agr-glob-ok"
     );
 }
+
+/// What an operator sees in CloudWatch when an invocation fails: a stable `errorType` to alarm
+/// on, naming the cause, never a Rust type name.
+#[tokio::test]
+async fn failed_invocations_report_a_meaningful_error_type() {
+    let stack = Stack::start(scenario(vec![])).await;
+    let failure = |result: Result<Value, local_stack::InvokeError>| match result {
+        Err(local_stack::InvokeError::Function {
+            error_type,
+            error_message,
+        }) => (error_type, error_message),
+        other => panic!("expected a function error, got {other:?}"),
+    };
+    let sweep = json!({"reconcile": "dry-run"});
+
+    let misconfigured = stack.function(&[("status_reporting", "email")]).await;
+    let (error_type, message) = failure(misconfigured.lambda.invoke(sweep.clone(), TIMEOUT).await);
+    assert_eq!(error_type, "InvalidConfiguration");
+    assert!(message.contains("status_reporting"), "{message}");
+
+    let no_secret = stack
+        .function(&[("dmm_api_key_secret_name", "no-such-secret")])
+        .await;
+    let (error_type, _) = failure(no_secret.lambda.invoke(sweep.clone(), TIMEOUT).await);
+    assert_eq!(error_type, "DmmApiKeySecret");
+
+    let batch = json!({"Records": []});
+    let (error_type, _) = failure(no_secret.lambda.invoke(batch, TIMEOUT).await);
+    assert_eq!(
+        error_type, "DmmApiKeySecret",
+        "the batch path reports it too"
+    );
+}
