@@ -12,28 +12,29 @@ use serde_json::value::RawValue;
 use super::{ConnectError, DmmSettings, LazyDmm, deadline_instant};
 use crate::aws::accounts::{AccountClients, ManagedAccounts, StsAssumer};
 use crate::aws::health::S3Health;
-use crate::aws::ledger::{GrantLedger, LedgerError, S3Ledger};
+use crate::aws::ledger::S3Ledger;
 use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
 use crate::aws::tags::AgreementTags;
 use crate::config::{self, ConfigError, Env};
 use crate::connector::{HealthStore, ManageHealth};
-use crate::dmm::{Agreement, AgreementApi, DmmClient, DmmError, FeedEvent, ModelError};
+use crate::dmm::{AgreementApi, DmmClient, FeedEvent};
 use crate::feed;
 use crate::feed::event_types::{self, Kind};
 use crate::policy::{
     Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleArn, RoleGuard,
 };
-use crate::reconcile::converge::{AccountIam, AgreementIam, Converger, Granted};
+use crate::reconcile::Retry;
+use crate::reconcile::agreement::{AgreementOutcome, AgreementRules};
+use crate::reconcile::converge::{AgreementIam, Converger};
 use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::ownership::{
-    CachedTags, Finding, OwnerMap, OwnershipMode, OwnershipPolicy, ResourceTags,
+    CachedTags, OwnerMap, OwnershipMode, OwnershipPolicy, ResourceTags,
 };
-use crate::reconcile::plan::{Desired, Scope, consumer_role, plan};
-use crate::reconcile::report::{ProvisioningSupport, Reporter};
+use crate::reconcile::plan::Scope;
+use crate::reconcile::report::ProvisioningSupport;
 use crate::reconcile::requests::{self, Change, RECONCILE_REQUESTED};
-use crate::reconcile::status::{Status, StatusReporting, handled_before};
-use crate::reconcile::{ReconcileError, Retry};
+use crate::reconcile::status::StatusReporting;
 use crate::telemetry::metrics::Metrics;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -141,22 +142,24 @@ struct Tally {
 
 impl Tally {
     fn record(&mut self, outcome: &Outcome) {
+        use AgreementOutcome as A;
         match outcome {
-            Outcome::Granted { iam_writes: 0, .. } | Outcome::Revoked { iam_writes: 0, .. } => {
-                self.unchanged += 1
-            }
-            Outcome::Granted { .. } => self.granted += 1,
-            Outcome::Revoked { .. } => self.revoked += 1,
-            Outcome::Failed { .. } => self.error_statuses += 1,
+            Outcome::Agreement(
+                A::Granted { iam_writes: 0, .. } | A::Revoked { iam_writes: 0, .. },
+            ) => self.unchanged += 1,
+            Outcome::Agreement(A::Granted { .. }) => self.granted += 1,
+            Outcome::Agreement(A::Revoked { .. }) => self.revoked += 1,
+            Outcome::Agreement(A::Failed { .. }) => self.error_statuses += 1,
             Outcome::Ignored => self.ignored += 1,
             Outcome::Requested(_) => self.requested += 1,
             Outcome::Unreadable(_)
-            | Outcome::UnusableId { .. }
-            | Outcome::UnusableAgreement { .. }
-            | Outcome::WrongGroup { .. } => self.unreadable += 1,
-            Outcome::LedgerUnreadable { .. } => self.ledger_unreadable += 1,
+            | Outcome::WrongGroup { .. }
+            | Outcome::Agreement(A::UnusableId { .. } | A::UnusableAgreement { .. }) => {
+                self.unreadable += 1
+            }
+            Outcome::Agreement(A::LedgerUnreadable { .. }) => self.ledger_unreadable += 1,
         }
-        if let Outcome::Granted { unproven, .. } = outcome {
+        if let Outcome::Agreement(A::Granted { unproven, .. }) = outcome {
             self.unproven += unproven.len();
         }
     }
@@ -210,16 +213,6 @@ impl Tally {
 enum Outcome {
     /// Not a CloudEvent with an id; it can never succeed, so it is acknowledged.
     Unreadable(String),
-    /// The agreement id cannot be put in a DMM URL (`.`, `..`, over 512 bytes; shortened and
-    /// escaped here): there is no document to read, nor one to write an error status to, and no
-    /// retry changes the id. Acknowledged without any write.
-    UnusableId { id: String },
-    /// DMM sent the agreement in a form that must not be acted on (duplicated keys, another
-    /// id); see [`ManageIamPolicies::unusable_agreement`]. Acknowledged.
-    UnusableAgreement {
-        cause: ModelError,
-        iam_writes: usize,
-    },
     /// A message outside the FIFO group of the agreement (or data product) it names: not sent
     /// by poll_feed or the integration. Acknowledged without reading or writing anything.
     WrongGroup {
@@ -228,47 +221,30 @@ enum Outcome {
     },
     /// An event type the integration does not act on.
     Ignored,
-    /// A data product change: reconcile requests queued for the agreements it affects.
+    /// A data product, team or contract change: reconcile requests queued for the agreements it
+    /// affects.
     Requested(usize),
-    Granted {
-        iam_writes: usize,
-        status_written: bool,
-        /// Missing ownership proofs (`ownership_check = audit`).
-        unproven: Vec<Finding>,
-    },
-    Revoked {
-        iam_writes: usize,
-        status_written: bool,
-    },
-    /// A permanent problem, reported in DMM (whatever could be revoked was, hence the writes).
-    Failed {
-        iam_writes: usize,
-        status_written: bool,
-    },
-    /// The agreement's grant ledger entry was unreadable: revoked on the consumer's current role,
-    /// the entry removed, the cause reported in DMM.
-    LedgerUnreadable {
-        iam_writes: usize,
-        status_written: bool,
-    },
+    /// The agreement the message names was reconciled.
+    Agreement(AgreementOutcome),
 }
 
 impl Outcome {
     fn name(&self) -> &'static str {
+        use AgreementOutcome as A;
         match self {
             Self::Unreadable(_) => "unreadable",
-            Self::UnusableId { .. } => "unusable_id",
-            Self::UnusableAgreement { .. } => "unusable_agreement",
             Self::WrongGroup { .. } => "wrong_group",
             Self::Ignored => "ignored",
             Self::Requested(_) => "requested",
-            Self::Granted { iam_writes: 0, .. } | Self::Revoked { iam_writes: 0, .. } => {
-                "unchanged"
-            }
-            Self::Granted { .. } => "granted",
-            Self::Revoked { .. } => "revoked",
-            Self::Failed { .. } => "error_status",
-            Self::LedgerUnreadable { .. } => "ledger_unreadable",
+            Self::Agreement(outcome) => match outcome {
+                A::UnusableId { .. } => "unusable_id",
+                A::UnusableAgreement { .. } => "unusable_agreement",
+                A::Granted { iam_writes: 0, .. } | A::Revoked { iam_writes: 0, .. } => "unchanged",
+                A::Granted { .. } => "granted",
+                A::Revoked { .. } => "revoked",
+                A::Failed { .. } => "error_status",
+                A::LedgerUnreadable { .. } => "ledger_unreadable",
+            },
         }
     }
 }
@@ -590,96 +566,28 @@ impl ManageIamPolicies {
         requests::send_all(&self.queue, &requests).await
     }
 
-    /// Converges one agreement and writes its status back to DMM.
+    /// Converges one agreement (the rules are in [`AgreementRules`]) with this function's IAM and
+    /// ledger.
     async fn reconcile<T: ResourceTags>(
         &self,
         agreement_id: &str,
         api: AgreementApi,
         batch: &Batch<'_, T>,
     ) -> Result<Outcome, Retry> {
-        let Batch {
-            dmm,
-            directory,
-            scope,
-            tags,
-            ..
-        } = *batch;
-        let iam = self.agreement_iam(agreement_id, scope);
+        let iam = self.agreement_iam(agreement_id, batch.scope);
         let converger = Converger::new(&iam, &self.ledger, &self.config.guard);
-        let found = match dmm.get_agreement(api, agreement_id).await {
-            Ok(found) => found,
-            Err(DmmError::InvalidId { id, .. }) => return Ok(Outcome::UnusableId { id }),
-            Err(DmmError::Unusable(cause)) => {
-                return self
-                    .unusable_agreement(&converger, agreement_id, cause)
-                    .await;
-            }
-            Err(e) => return Err(e.into()),
+        let rules = AgreementRules {
+            directory: batch.directory,
+            dmm: batch.dmm,
+            scope: batch.scope,
+            tags: batch.tags,
+            reporting: self.config.status_reporting,
+            provisioning: batch.provisioning,
         };
-        let decided = self
-            .decide(
-                &converger,
-                agreement_id,
-                found.as_ref(),
-                directory,
-                scope,
-                tags,
-            )
-            .await;
-        let (converged, update) = match decided {
-            Err(Retry::Ledger(fault)) if fault.corrupt => {
-                self.unreadable_ledger(
-                    &converger,
-                    found.as_ref(),
-                    agreement_id,
-                    directory,
-                    scope,
-                    fault,
-                )
-                .await?
-            }
-            other => other?,
-        };
-        let status_written = match (found.as_ref(), update) {
-            (Some(agreement), Some(status)) => {
-                let reporter = Reporter {
-                    dmm,
-                    mode: self.config.status_reporting,
-                    support: batch.provisioning,
-                };
-                reporter.report(api, agreement, &status).await?.any()
-            }
-            _ => false,
-        };
-        Ok(match converged {
-            Converged::Granted(granted) => {
-                for finding in &granted.findings {
-                    tracing::warn!(
-                        agreement_id,
-                        outcome = UNPROVEN,
-                        cause = %finding,
-                        "granted without proof of ownership (ownership_check = audit)"
-                    );
-                }
-                Outcome::Granted {
-                    iam_writes: granted.iam_writes,
-                    status_written,
-                    unproven: granted.findings,
-                }
-            }
-            Converged::Revoked(iam_writes) => Outcome::Revoked {
-                iam_writes,
-                status_written,
-            },
-            Converged::Failed(_) => Outcome::Failed {
-                iam_writes: converger.iam_writes(),
-                status_written,
-            },
-            Converged::LedgerUnreadable(_) => Outcome::LedgerUnreadable {
-                iam_writes: converger.iam_writes(),
-                status_written,
-            },
-        })
+        rules
+            .reconcile(&converger, agreement_id, api)
+            .await
+            .map(Outcome::Agreement)
     }
 
     /// Reads the tags proving ownership. Tags do not depend on the agreement, so a batch reads
@@ -703,190 +611,10 @@ impl ManageIamPolicies {
             agreement_id,
         }
     }
-
-    /// Converges IAM and the ledger through `converger` and decides the agreement's status
-    /// (`None`: nothing to report, or no agreement in DMM to report on). The caller writes it,
-    /// or, in a dry run, only reports what would change.
-    async fn decide<A: AccountIam, L: GrantLedger, T: ResourceTags>(
-        &self,
-        converger: &Converger<'_, A, L>,
-        agreement_id: &str,
-        agreement: Option<&Agreement>,
-        directory: &BatchDirectory<'_>,
-        scope: &Scope,
-        tags: &T,
-    ) -> Result<(Converged, Option<Status>), Retry> {
-        let Some(agreement) = agreement else {
-            // Deleted in DMM: the ledger is the only record of what to revoke.
-            return match converger.revoke(agreement_id, None).await {
-                Ok(iam_writes) => Ok((Converged::Revoked(iam_writes), None)),
-                Err(ReconcileError::Retry(e)) => Err(e),
-                Err(ReconcileError::Permanent(e)) => {
-                    tracing::warn!(agreement_id, error = %e, "could not revoke a deleted agreement");
-                    Ok((Converged::Failed(e.to_string()), None))
-                }
-            };
-        };
-        let converged = match converge(converger, agreement, directory, scope, tags).await {
-            Ok(converged) => converged,
-            Err(ReconcileError::Retry(e)) => return Err(e),
-            Err(ReconcileError::Permanent(e)) => {
-                self.fail_closed(converger, agreement, directory, scope, &e.to_string())
-                    .await?;
-                Converged::Failed(e.public_cause())
-            }
-        };
-        let status = match &converged {
-            Converged::Granted(granted) => Status::Active {
-                role_arn: granted.role_arn.clone(),
-                policy_name: granted.policy_name.clone(),
-                access_role: granted.access_role.clone(),
-            },
-            Converged::Revoked(_) => Status::Inactive,
-            Converged::Failed(message) | Converged::LedgerUnreadable(message) => Status::Error {
-                message: message.clone(),
-            },
-        };
-        // An agreement the integration never reported on that had nothing to revoke is left as it
-        // is: the drift sweep visits every agreement in DMM, including requests never approved
-        // and agreements on other platforms, and must not mark them all.
-        let untouched = matches!(converged, Converged::Revoked(0)) && !handled_before(agreement);
-        Ok((converged, (!untouched).then_some(status)))
-    }
-
-    /// DMM sent the agreement document in a form that must not be acted on: a key twice with
-    /// different values (say two `consumer` objects), or a document naming another id.
-    ///
-    /// Fail closed: whatever the ledger records for the agreement is revoked, as for a deleted
-    /// agreement, because nobody can tell which version the people who approved it saw.
-    ///
-    /// The error status is deliberately *not* written back. A PUT takes the whole document, and
-    /// any document the integration writes must pick one of the duplicated values (the parsed
-    /// document keeps the last): the PUT would turn the ambiguous document into a clean one
-    /// carrying the integration's pick, and the `AccessUpdatedEvent` it causes would then grant
-    /// from it. Writing only the unambiguous parts is impossible for the same reason. So the
-    /// message is acknowledged (retrying reads the same document) with a WARN log naming the
-    /// event, the agreement and the duplicated key, and counted as unreadable.
-    async fn unusable_agreement<A, L>(
-        &self,
-        converger: &Converger<'_, A, L>,
-        agreement_id: &str,
-        cause: ModelError,
-    ) -> Result<Outcome, Retry>
-    where
-        A: AccountIam,
-        L: GrantLedger,
-    {
-        match converger.revoke(agreement_id, None).await {
-            Ok(iam_writes) => Ok(Outcome::UnusableAgreement { cause, iam_writes }),
-            Err(ReconcileError::Retry(e)) => Err(e),
-            Err(ReconcileError::Permanent(e)) => {
-                tracing::warn!(agreement_id, error = %e, "could not revoke a refused agreement");
-                Ok(Outcome::UnusableAgreement {
-                    cause,
-                    iam_writes: converger.iam_writes(),
-                })
-            }
-        }
-    }
-
-    /// The agreement's ledger entry exists but is not a ledger entry (edited or damaged in the
-    /// state bucket). Retrying reads the same bytes, so instead of filling the dead-letter queue
-    /// the integration fails closed: the entry is removed (the versioned bucket keeps it for an
-    /// investigation), the agreement's policy is revoked on the consumer's current role, and the
-    /// agreement shows the cause. Its next reconcile starts from a clean ledger. What only the
-    /// lost entry knew (a previous role, a cross-account access role) is not revoked: the log
-    /// line names the key to inspect.
-    async fn unreadable_ledger<A, L>(
-        &self,
-        converger: &Converger<'_, A, L>,
-        agreement: Option<&Agreement>,
-        agreement_id: &str,
-        directory: &BatchDirectory<'_>,
-        scope: &Scope,
-        fault: LedgerError,
-    ) -> Result<(Converged, Option<Status>), Retry>
-    where
-        A: AccountIam,
-        L: GrantLedger,
-    {
-        tracing::error!(
-            agreement_id,
-            outcome = "ledger_unreadable",
-            ledger_key = fault.key.as_str(),
-            error = %fault,
-            "grant ledger entry is unreadable; revoking on the consumer's current role and removing the entry"
-        );
-        converger.forget(agreement_id).await?;
-        let consumer = match agreement {
-            Some(agreement) => match consumer_role(agreement, directory, scope).await {
-                Ok(role) => Some(role),
-                Err(ReconcileError::Permanent(_)) => None,
-                Err(ReconcileError::Retry(e)) => return Err(e),
-            },
-            None => None,
-        };
-        match converger.revoke(agreement_id, consumer.as_ref()).await {
-            Ok(_) => {}
-            Err(ReconcileError::Retry(e)) => return Err(e),
-            Err(ReconcileError::Permanent(e)) => {
-                tracing::warn!(agreement_id, error = %e, "revoking after an unreadable ledger entry failed");
-            }
-        }
-        let cause = "the integration's record of this agreement's grants (its grant ledger entry) \
-                     was unreadable; access was revoked on the consumer's current role as a \
-                     precaution and is granted again at the agreement's next change or the drift \
-                     sweep"
-            .to_owned();
-        let status = agreement.map(|_| Status::Error {
-            message: cause.clone(),
-        });
-        Ok((Converged::LedgerUnreadable(cause), status))
-    }
-
-    /// A permanent problem: whatever the agreement had is revoked (no access is better than
-    /// access nobody can explain), and the cause becomes the agreement's error status. That
-    /// includes a grant on the consumer's current role the ledger does not know, e.g. one the
-    /// reference integration made for a port the catalogue now refuses.
-    async fn fail_closed<A, L>(
-        &self,
-        converger: &Converger<'_, A, L>,
-        agreement: &Agreement,
-        directory: &BatchDirectory<'_>,
-        scope: &Scope,
-        cause: &str,
-    ) -> Result<(), Retry>
-    where
-        A: AccountIam,
-        L: GrantLedger,
-    {
-        let agreement_id = agreement.id();
-        tracing::warn!(
-            agreement_id,
-            cause,
-            "agreement cannot be granted; revoking and reporting"
-        );
-        let consumer = match consumer_role(agreement, directory, scope).await {
-            Ok(role) => Some(role),
-            Err(ReconcileError::Permanent(_)) => None,
-            Err(ReconcileError::Retry(e)) => return Err(e),
-        };
-        match converger.revoke(agreement_id, consumer.as_ref()).await {
-            Ok(_) => Ok(()),
-            Err(ReconcileError::Permanent(e)) => {
-                tracing::warn!(agreement_id, error = %e, "revoking after a permanent error failed");
-                Ok(())
-            }
-            Err(ReconcileError::Retry(e)) => Err(e),
-        }
-    }
 }
 
 /// How often one instance records its health for the connector document.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Counted once per missing ownership proof in `audit` mode (metric `OwnershipUnproven`).
-const UNPROVEN: &str = "ownership_unproven";
 
 /// Time kept after the last record to answer SQS.
 const REPORT_GRACE: Duration = Duration::from_secs(1);
@@ -916,65 +644,38 @@ impl TimeBox {
     }
 }
 
-/// Where converging one agreement ended.
-enum Converged {
-    Granted(Granted),
-    /// IAM writes made.
-    Revoked(usize),
-    /// A permanent problem, with the cause shown in DMM.
-    Failed(String),
-    /// The grant ledger entry was unreadable; revoked on the current role (cause for DMM).
-    LedgerUnreadable(String),
-}
-
-async fn converge<A: AccountIam, L: GrantLedger, T: ResourceTags>(
-    converger: &Converger<'_, A, L>,
-    agreement: &Agreement,
-    directory: &BatchDirectory<'_>,
-    scope: &Scope,
-    tags: &T,
-) -> Result<Converged, ReconcileError> {
-    match plan(agreement, directory, scope, tags).await? {
-        Desired::Grant(grant) => converger
-            .grant(agreement.id(), &grant)
-            .await
-            .map(Converged::Granted),
-        Desired::NoGrant { consumer } => converger
-            .revoke(agreement.id(), consumer.as_ref())
-            .await
-            .map(Converged::Revoked),
-    }
-}
-
 fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, started: Instant) {
+    use AgreementOutcome as A;
     let event_id = event.map(FeedEvent::id);
     let agreement_id = event.and_then(FeedEvent::resource_id);
     let event_type = event.and_then(FeedEvent::event_type);
     let duration_ms = started.elapsed().as_millis() as u64;
     let (iam_writes, status_written) = match outcome {
-        Outcome::Granted {
-            iam_writes,
-            status_written,
-            ..
-        }
-        | Outcome::Revoked {
-            iam_writes,
-            status_written,
-        } => (*iam_writes, *status_written),
-        Outcome::Failed {
-            iam_writes,
-            status_written,
-        }
-        | Outcome::LedgerUnreadable {
-            iam_writes,
-            status_written,
-        } => (*iam_writes, *status_written),
-        Outcome::UnusableAgreement { iam_writes, .. } => (*iam_writes, false),
+        Outcome::Agreement(
+            A::Granted {
+                iam_writes,
+                status_written,
+                ..
+            }
+            | A::Revoked {
+                iam_writes,
+                status_written,
+            }
+            | A::Failed {
+                iam_writes,
+                status_written,
+            }
+            | A::LedgerUnreadable {
+                iam_writes,
+                status_written,
+            },
+        ) => (*iam_writes, *status_written),
+        Outcome::Agreement(A::UnusableAgreement { iam_writes, .. }) => (*iam_writes, false),
         Outcome::Unreadable(_)
         | Outcome::WrongGroup { .. }
         | Outcome::Ignored
         | Outcome::Requested(_)
-        | Outcome::UnusableId { .. } => (0, false),
+        | Outcome::Agreement(A::UnusableId { .. }) => (0, false),
     };
     match outcome {
         Outcome::Unreadable(reason) => tracing::warn!(
@@ -983,7 +684,7 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             reason,
             "message is not a DMM CloudEvent; acknowledged"
         ),
-        Outcome::UnusableId { id } => tracing::warn!(
+        Outcome::Agreement(A::UnusableId { id }) => tracing::warn!(
             message_id,
             event_id,
             event_type,
@@ -1004,7 +705,7 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             message_group = got.as_deref(),
             "message is not in the FIFO group of what it names; refused without reading or writing"
         ),
-        Outcome::UnusableAgreement { cause, .. } => tracing::warn!(
+        Outcome::Agreement(A::UnusableAgreement { cause, .. }) => tracing::warn!(
             message_id,
             event_id,
             event_type,
@@ -1016,7 +717,7 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
             duration_ms,
             "agreement document refused; its recorded grants are revoked, no status is written"
         ),
-        Outcome::Failed { .. } => tracing::warn!(
+        Outcome::Agreement(A::Failed { .. }) => tracing::warn!(
             message_id,
             event_id,
             event_type,
@@ -1054,26 +755,29 @@ fn log_outcome(message_id: &str, event: Option<&FeedEvent>, outcome: &Outcome, s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::ownership::Finding;
 
     #[test]
     fn outcomes_are_tallied_by_kind() {
         let mut tally = Tally::default();
-        let granted = |iam_writes, unproven: usize| Outcome::Granted {
-            iam_writes,
-            status_written: true,
-            unproven: vec![Finding("no tag".into()); unproven],
+        let granted = |iam_writes, unproven: usize| {
+            Outcome::Agreement(AgreementOutcome::Granted {
+                iam_writes,
+                status_written: true,
+                unproven: vec![Finding("no tag".into()); unproven],
+            })
         };
         for outcome in [
             granted(1, 2),
             granted(0, 0),
-            Outcome::Revoked {
+            Outcome::Agreement(AgreementOutcome::Revoked {
                 iam_writes: 0,
                 status_written: false,
-            },
-            Outcome::Failed {
+            }),
+            Outcome::Agreement(AgreementOutcome::Failed {
                 iam_writes: 1,
                 status_written: true,
-            },
+            }),
             Outcome::WrongGroup {
                 expected: "a".into(),
                 got: None,

@@ -5,10 +5,13 @@
 //! ledger match it ([`converge`]), and writes the outcome back to DMM ([`status`]). Running it
 //! twice, or for events that arrive duplicated or out of order, ends in the same state.
 
+pub mod agreement;
 pub mod converge;
 pub mod cross_account;
 pub mod directory;
 pub mod drift;
+#[cfg(test)]
+pub(crate) mod fakes;
 pub mod ownership;
 pub mod plan;
 pub mod report;

@@ -145,74 +145,11 @@ impl<S: StatusApi> Reporter<'_, S> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use serde_json::json;
 
     use super::*;
+    use crate::reconcile::fakes::FakeDmm;
     use crate::reconcile::status::AccessRoleStatus;
-
-    /// DMM in memory: the agreement document, the provisioning record, and every call made.
-    struct FakeDmm {
-        document: Mutex<Option<Value>>,
-        provisioning_api: bool,
-        calls: Mutex<Vec<String>>,
-    }
-
-    impl FakeDmm {
-        fn new(document: Value, provisioning_api: bool) -> Self {
-            Self {
-                document: Mutex::new(Some(document)),
-                provisioning_api,
-                calls: Mutex::default(),
-            }
-        }
-
-        fn calls(&self) -> Vec<String> {
-            self.calls.lock().unwrap().clone()
-        }
-
-        fn document(&self) -> Value {
-            self.document.lock().unwrap().clone().unwrap()
-        }
-    }
-
-    impl StatusApi for FakeDmm {
-        async fn get_agreement(
-            &self,
-            _api: AgreementApi,
-            _id: &str,
-        ) -> Result<Option<Agreement>, DmmError> {
-            self.calls.lock().unwrap().push("get".into());
-            let document = self.document.lock().unwrap().clone();
-            Ok(document.map(|d| Agreement::from_value(d).unwrap()))
-        }
-
-        async fn put_agreement(
-            &self,
-            _api: AgreementApi,
-            agreement: &Agreement,
-        ) -> Result<(), DmmError> {
-            self.calls.lock().unwrap().push("put".into());
-            let mut document = agreement.to_value();
-            if let Some(record) = self.document().get("provisioning") {
-                document["provisioning"] = record.clone();
-            }
-            *self.document.lock().unwrap() = Some(document);
-            Ok(())
-        }
-
-        async fn put_provisioning(&self, _id: &str, report: &Value) -> Result<Written, DmmError> {
-            self.calls.lock().unwrap().push("put provisioning".into());
-            if !self.provisioning_api {
-                return Ok(Written::NotFound);
-            }
-            let mut document = self.document();
-            document["provisioning"] = report.clone();
-            *self.document.lock().unwrap() = Some(document);
-            Ok(Written::Yes)
-        }
-    }
 
     fn active() -> Status {
         Status::Active {

@@ -13,17 +13,18 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{ConnectError, Converged, ManageIamPolicies};
+use super::{ConnectError, ManageIamPolicies};
 use crate::aws::ledger::ledger_key;
-use crate::dmm::{AccessQuery, Agreement};
+use crate::dmm::{AccessQuery, Agreement, DmmClient};
 use crate::handlers::ErrorType;
 use crate::handlers::deadline_instant;
 use crate::reconcile::Retry;
+use crate::reconcile::agreement::{AgreementRules, Converged};
 use crate::reconcile::converge::Converger;
 use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::drift::{Change, Changes, DriftRow, DryRunIam, DryRunLedger, render_table};
 use crate::reconcile::ownership::{CachedTags, ResourceTags};
-use crate::reconcile::plan::Scope;
+use crate::reconcile::report::ProvisioningSupport;
 use crate::reconcile::requests;
 use crate::reconcile::status::{Status, provisioning_report, status_tag, with_status};
 use serde_json::Value;
@@ -152,17 +153,26 @@ impl ManageIamPolicies {
                 let directory = BatchDirectory::new(dmm);
                 let reader = self.tag_reader(&scope);
                 let tags = CachedTags::new(&reader);
+                let provisioning = ProvisioningSupport::default();
+                let rules = AgreementRules {
+                    directory: &directory,
+                    dmm,
+                    scope: &scope,
+                    tags: &tags,
+                    reporting: self.config.status_reporting,
+                    provisioning: &provisioning,
+                };
                 let stop_at = deadline_instant(deadline)
                     .checked_sub(DRY_RUN_MARGIN)
                     .unwrap_or_else(Instant::now);
                 let results: Vec<Checked> = futures::stream::iter(targets)
                     .map(|(id, agreement)| {
-                        let (directory, scope, tags) = (&directory, &scope, &tags);
+                        let rules = &rules;
                         async move {
                             if Instant::now() >= stop_at {
                                 return Checked::Skipped;
                             }
-                            self.dry_run(&id, agreement, directory, scope, tags).await
+                            self.dry_run(&id, agreement, rules).await
                         }
                     })
                     .buffer_unordered(DRY_RUN_CONCURRENCY)
@@ -196,12 +206,10 @@ impl ManageIamPolicies {
         &self,
         agreement_id: &str,
         agreement: Option<Agreement>,
-        directory: &BatchDirectory<'_>,
-        scope: &Scope,
-        tags: &T,
+        rules: &AgreementRules<'_, BatchDirectory<'_>, DmmClient, T>,
     ) -> Checked {
         let changes = Changes::default();
-        let real = self.agreement_iam(agreement_id, scope);
+        let real = self.agreement_iam(agreement_id, rules.scope);
         let iam = DryRunIam::new(&real, changes.clone());
         let ledger = DryRunLedger::new(&self.ledger, changes.clone());
         let converger = Converger::new(&iam, &ledger, &self.config.guard);
@@ -210,15 +218,8 @@ impl ManageIamPolicies {
             Some(a) if a.is_active() => "active",
             Some(_) => "inactive",
         };
-        let decided = self
-            .decide(
-                &converger,
-                agreement_id,
-                agreement.as_ref(),
-                directory,
-                scope,
-                tags,
-            )
+        let decided = rules
+            .decide(&converger, agreement_id, agreement.as_ref())
             .await;
         let ownership: Vec<String> = match &decided {
             Ok((Converged::Granted(granted), _)) => {

@@ -1,0 +1,364 @@
+//! In-memory implementations of the domain's traits, for unit tests of the reconciler without
+//! moto or the simulator: IAM of one account, the grant ledger, DMM's directory of documents and
+//! the agreement's status in DMM. Each keeps what was written and counts the writes, so a test
+//! can assert the exact end state and that a replay writes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::ReconcileError;
+use super::converge::AccountIam;
+use super::directory::Directory;
+use super::ownership::{ResourceTags, TagError, TagSource, Tags};
+use super::report::{StatusApi, Written};
+use crate::aws::access_roles::{AccessRoleInfo, AccessRoles};
+use crate::aws::iam::{IamError, RoleInfo, RolePolicies};
+use crate::aws::ledger::{GrantLedger, LedgerEntry, LedgerError};
+use crate::dmm::{Agreement, AgreementApi, DataProduct, DmmError, Team};
+
+/// The account the fakes live in.
+pub const ACCOUNT: &str = "123456789012";
+
+#[derive(Default)]
+struct IamState {
+    /// Role name → the role and its inline policies (name → document as written).
+    roles: BTreeMap<String, (RoleInfo, BTreeMap<String, String>)>,
+    access_roles: BTreeMap<String, AccessRoleInfo>,
+}
+
+/// The IAM of the integration's own account. Cloning shares the state, as every
+/// [`AccountIam::iam`] call of one agreement sees the same account.
+#[derive(Clone, Default)]
+pub struct FakeIam {
+    state: Arc<Mutex<IamState>>,
+    writes: Arc<AtomicUsize>,
+}
+
+impl FakeIam {
+    pub fn with_role(self, name: &str, tags: &[(&str, &str)]) -> Self {
+        let info = RoleInfo {
+            name: name.to_owned(),
+            arn: format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
+            path: "/".to_owned(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        self.lock()
+            .roles
+            .insert(name.to_owned(), (info, BTreeMap::new()));
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, IamState> {
+        self.state.lock().unwrap()
+    }
+
+    /// The inline policies of `role`, parsed.
+    pub fn policies(&self, role: &str) -> BTreeMap<String, Value> {
+        self.lock()
+            .roles
+            .get(role)
+            .map(|(_, policies)| {
+                policies
+                    .iter()
+                    .map(|(name, doc)| (name.clone(), serde_json::from_str(doc).unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn no_role(role: &str) -> IamError {
+        IamError::Refused {
+            action: "iam:PutRolePolicy",
+            role: role.to_owned(),
+            reason: "NoSuchEntity: the role does not exist".to_owned(),
+        }
+    }
+}
+
+impl RolePolicies for FakeIam {
+    async fn role(&self, name: &str) -> Result<Option<RoleInfo>, IamError> {
+        Ok(self.lock().roles.get(name).map(|(info, _)| info.clone()))
+    }
+
+    async fn policy_names(&self, role: &str) -> Result<Vec<String>, IamError> {
+        Ok(self
+            .lock()
+            .roles
+            .get(role)
+            .map(|(_, policies)| policies.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn policy(&self, role: &str, name: &str) -> Result<Option<String>, IamError> {
+        // As IAM returns it: URL-encoded.
+        Ok(self
+            .lock()
+            .roles
+            .get(role)
+            .and_then(|(_, policies)| policies.get(name))
+            .map(|doc| {
+                percent_encoding::utf8_percent_encode(doc, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            }))
+    }
+
+    async fn put_policy(&self, role: &str, name: &str, document: &str) -> Result<(), IamError> {
+        let mut state = self.lock();
+        let (_, policies) = state
+            .roles
+            .get_mut(role)
+            .ok_or_else(|| Self::no_role(role))?;
+        policies.insert(name.to_owned(), document.to_owned());
+        drop(state);
+        self.wrote();
+        Ok(())
+    }
+
+    async fn delete_policy(&self, role: &str, name: &str) -> Result<(), IamError> {
+        let removed = self
+            .lock()
+            .roles
+            .get_mut(role)
+            .and_then(|(_, policies)| policies.remove(name));
+        if removed.is_some() {
+            self.wrote();
+        }
+        Ok(())
+    }
+}
+
+impl AccessRoles for FakeIam {
+    async fn access_role(&self, name: &str) -> Result<Option<AccessRoleInfo>, IamError> {
+        Ok(self.lock().access_roles.get(name).cloned())
+    }
+
+    async fn create_access_role(
+        &self,
+        name: &str,
+        path: &str,
+        trust_policy: &str,
+        tags: &[(&str, &str)],
+        boundary: &str,
+    ) -> Result<String, IamError> {
+        let arn = format!("arn:aws:iam::{ACCOUNT}:role{path}{name}");
+        let info = AccessRoleInfo {
+            name: name.to_owned(),
+            arn: arn.clone(),
+            path: path.to_owned(),
+            trust_policy: trust_policy.to_owned(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            permissions_boundary: Some(boundary.to_owned()),
+        };
+        self.lock().access_roles.insert(name.to_owned(), info);
+        self.wrote();
+        Ok(arn)
+    }
+
+    async fn put_boundary(&self, name: &str, boundary: &str) -> Result<(), IamError> {
+        if let Some(role) = self.lock().access_roles.get_mut(name) {
+            role.permissions_boundary = Some(boundary.to_owned());
+        }
+        self.wrote();
+        Ok(())
+    }
+
+    async fn update_trust_policy(&self, name: &str, trust_policy: &str) -> Result<(), IamError> {
+        if let Some(role) = self.lock().access_roles.get_mut(name) {
+            role.trust_policy = trust_policy.to_owned();
+        }
+        self.wrote();
+        Ok(())
+    }
+
+    async fn delete_access_role(&self, name: &str) -> Result<(), IamError> {
+        if self.lock().access_roles.remove(name).is_some() {
+            self.wrote();
+        }
+        Ok(())
+    }
+}
+
+/// One account only: another account is a refusal, as an unmanaged account would be.
+impl AccountIam for FakeIam {
+    type Iam = FakeIam;
+
+    async fn iam(&self, account: Option<&str>) -> Result<FakeIam, ReconcileError> {
+        match account {
+            None | Some(ACCOUNT) => Ok(self.clone()),
+            Some(other) => Err(super::Permanent::UnmanagedAccount {
+                role: "(fake)".to_owned(),
+                account: other.to_owned(),
+            }
+            .into()),
+        }
+    }
+
+    fn own_account(&self) -> Option<&str> {
+        Some(ACCOUNT)
+    }
+}
+
+/// The grant ledger in memory.
+#[derive(Default)]
+pub struct FakeLedger {
+    entries: Mutex<BTreeMap<String, LedgerEntry>>,
+}
+
+impl FakeLedger {
+    pub fn entry(&self, agreement_id: &str) -> Option<LedgerEntry> {
+        self.entries.lock().unwrap().get(agreement_id).cloned()
+    }
+}
+
+impl GrantLedger for FakeLedger {
+    async fn get(&self, agreement_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        Ok(self.entry(agreement_id))
+    }
+
+    async fn put(&self, entry: &LedgerEntry) -> Result<(), LedgerError> {
+        self.entries
+            .lock()
+            .unwrap()
+            .insert(entry.agreement_id.clone(), entry.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, agreement_id: &str) -> Result<(), LedgerError> {
+        self.entries.lock().unwrap().remove(agreement_id);
+        Ok(())
+    }
+}
+
+/// DMM's data products, teams and data contracts.
+#[derive(Default)]
+pub struct FakeDirectory {
+    pub products: HashMap<String, Value>,
+    pub teams: HashMap<String, Value>,
+    pub contracts: HashMap<String, Value>,
+}
+
+impl Directory for FakeDirectory {
+    async fn data_product(&self, id: &str) -> Result<Option<Arc<DataProduct>>, DmmError> {
+        Ok(self
+            .products
+            .get(id)
+            .map(|doc| Arc::new(DataProduct::from_value(doc.clone()).unwrap())))
+    }
+
+    async fn team(&self, id: &str) -> Result<Option<Arc<Team>>, DmmError> {
+        Ok(self
+            .teams
+            .get(id)
+            .map(|doc| Arc::new(Team::from_value(doc.clone()).unwrap())))
+    }
+
+    async fn data_contract(&self, id: &str) -> Result<Option<Arc<Value>>, DmmError> {
+        Ok(self.contracts.get(id).cloned().map(Arc::new))
+    }
+}
+
+/// No resource carries a tag: for scopes with `ownership_check = off`, which read none.
+pub struct NoTags;
+
+impl ResourceTags for NoTags {
+    async fn tags(&self, _account: Option<&str>, _source: &TagSource) -> Result<Tags, TagError> {
+        Ok(Tags::new())
+    }
+}
+
+/// The agreement document and its provisioning record, with every call made.
+pub struct FakeDmm {
+    pub document: Mutex<Option<Value>>,
+    /// `false` plays an older DMM without the provisioning API.
+    pub provisioning_api: bool,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeDmm {
+    pub fn new(document: Value, provisioning_api: bool) -> Self {
+        Self {
+            document: Mutex::new(Some(document)),
+            provisioning_api,
+            calls: Mutex::default(),
+        }
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// The document now; panics once it was deleted.
+    pub fn document(&self) -> Value {
+        self.document.lock().unwrap().clone().unwrap()
+    }
+
+    pub fn set(&self, document: Option<Value>) {
+        *self.document.lock().unwrap() = document;
+    }
+
+    fn call(&self, what: &str) {
+        self.calls.lock().unwrap().push(what.to_owned());
+    }
+}
+
+impl StatusApi for FakeDmm {
+    async fn get_agreement(
+        &self,
+        _api: AgreementApi,
+        _id: &str,
+    ) -> Result<Option<Agreement>, DmmError> {
+        self.call("get");
+        let document = self.document.lock().unwrap().clone();
+        Ok(document.map(|d| Agreement::from_value(d).unwrap()))
+    }
+
+    async fn put_agreement(
+        &self,
+        _api: AgreementApi,
+        agreement: &Agreement,
+    ) -> Result<(), DmmError> {
+        self.call("put");
+        // `provisioning` is read-only on the document: the stored record stays.
+        let mut document = agreement.to_value();
+        match self.document().get("provisioning") {
+            Some(record) => document["provisioning"] = record.clone(),
+            None => {
+                if let Some(object) = document.as_object_mut() {
+                    object.remove("provisioning");
+                }
+            }
+        }
+        self.set(Some(document));
+        Ok(())
+    }
+
+    async fn put_provisioning(&self, _id: &str, report: &Value) -> Result<Written, DmmError> {
+        self.call("put provisioning");
+        if !self.provisioning_api {
+            return Ok(Written::NotFound);
+        }
+        let Some(mut document) = self.document.lock().unwrap().clone() else {
+            return Ok(Written::NotFound);
+        };
+        document["provisioning"] = report.clone();
+        self.set(Some(document));
+        Ok(Written::Yes)
+    }
+}
