@@ -10,6 +10,8 @@ pub mod aws;
 pub mod config;
 pub mod connector;
 pub mod dmm;
+#[cfg(test)]
+pub(crate) mod fakes;
 pub mod feed;
 pub mod handlers;
 pub mod permissions;

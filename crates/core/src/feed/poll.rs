@@ -389,3 +389,98 @@ where
     }
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::fakes::{FakeCheckpoint, FakeFeed, FakeQueue};
+
+    fn settings() -> PollSettings {
+        PollSettings {
+            forward_all: false,
+            deadline: Instant::now() + Duration::from_secs(60),
+            margin: Duration::from_secs(1),
+            entry_retries: 2,
+            entry_retry_delay: Duration::from_millis(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn forwards_in_order_skips_the_rest_and_checkpoints_each_page() {
+        let feed = FakeFeed::new(
+            &[
+                ("e1", "AccessActivatedEvent", "a1"),
+                ("e2", "TeamCreatedEvent", "t1"),
+                ("e3", "AccessDeactivatedEvent", "a2"),
+                ("e1", "AccessActivatedEvent", "a1"),
+                ("e4", "AccessProvisionedEvent", "a1"),
+            ],
+            2,
+        );
+        let checkpoint = FakeCheckpoint::default();
+        let queue = FakeQueue::default();
+        let summary = poll(&feed, &checkpoint, &queue, &settings()).await.unwrap();
+        assert_eq!(
+            (summary.forwarded, summary.skipped, summary.duplicates),
+            (2, 3, 1),
+            "{summary:?}"
+        );
+        assert_eq!((summary.pages, summary.caught_up), (4, true));
+        assert_eq!(queue.deduplication_ids(), ["e1", "e3"]);
+        assert_eq!(
+            checkpoint.saves.load(Ordering::Relaxed),
+            3,
+            "one save per page"
+        );
+        assert_eq!(
+            checkpoint.stored.lock().unwrap().last_event_id.as_deref(),
+            Some("e4")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_sqs_keeps_refusing_holds_the_checkpoint_before_it() {
+        let feed = FakeFeed::new(
+            &[
+                ("e1", "AccessActivatedEvent", "a1"),
+                ("e2", "AccessActivatedEvent", "a2"),
+                ("e3", "AccessActivatedEvent", "a3"),
+            ],
+            10,
+        );
+        let checkpoint = FakeCheckpoint::default();
+        let queue = FakeQueue {
+            reject: vec!["e2".into()],
+            ..FakeQueue::default()
+        };
+        let error = poll(&feed, &checkpoint, &queue, &settings())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, PollError::Rejected { event_id, .. } if event_id == "e2"),
+            "{error}"
+        );
+        assert_eq!(checkpoint.saves.load(Ordering::Relaxed), 0);
+        assert_eq!(checkpoint.stored.lock().unwrap().last_event_id, None);
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_run_stops_this_one() {
+        let feed = FakeFeed::new(&[("e1", "AccessActivatedEvent", "a1")], 10);
+        let checkpoint = FakeCheckpoint {
+            conflict: true,
+            ..FakeCheckpoint::default()
+        };
+        let queue = FakeQueue::default();
+        let error = poll(&feed, &checkpoint, &queue, &settings())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            PollError::Checkpoint(CheckpointError::Conflict { .. })
+        ));
+        assert!(!error.is_transient());
+    }
+}

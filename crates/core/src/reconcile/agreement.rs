@@ -342,8 +342,8 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::fakes::{ACCOUNT, FakeDirectory, FakeDmm, FakeIam, FakeLedger, NoTags};
     use crate::policy::{Context, Partition, RoleGuard};
-    use crate::reconcile::fakes::{ACCOUNT, FakeDirectory, FakeDmm, FakeIam, FakeLedger, NoTags};
     use crate::reconcile::ownership::{OwnerMap, OwnershipMode, OwnershipPolicy};
 
     const POLICY: &str = "DMM_DataUsageAgreement_a1";

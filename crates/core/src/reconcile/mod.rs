@@ -10,8 +10,6 @@ pub mod converge;
 pub mod cross_account;
 pub mod directory;
 pub mod drift;
-#[cfg(test)]
-pub(crate) mod fakes;
 pub mod ownership;
 pub mod plan;
 pub mod report;

@@ -148,7 +148,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::reconcile::fakes::FakeDmm;
+    use crate::fakes::FakeDmm;
     use crate::reconcile::status::AccessRoleStatus;
 
     fn active() -> Status {

@@ -1,6 +1,6 @@
-//! In-memory implementations of the domain's traits, for unit tests of the reconciler without
-//! moto or the simulator: IAM of one account, the grant ledger, DMM's directory of documents and
-//! the agreement's status in DMM. Each keeps what was written and counts the writes, so a test
+//! In-memory implementations of the domain's traits, for unit tests without moto or the
+//! simulator: IAM of one account, the grant ledger, DMM's directory of documents, the agreement's
+//! status in DMM, and the feed, checkpoint and queue of the poll loop. Each keeps what was written and counts the writes, so a test
 //! can assert the exact end state and that a replay writes nothing.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,16 +8,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::ReconcileError;
-use super::converge::AccountIam;
-use super::directory::Directory;
-use super::ownership::{ResourceTags, TagError, TagSource, Tags};
-use super::report::{StatusApi, Written};
 use crate::aws::access_roles::{AccessRoleInfo, AccessRoles};
 use crate::aws::iam::{IamError, RoleInfo, RolePolicies};
 use crate::aws::ledger::{GrantLedger, LedgerEntry, LedgerError};
-use crate::dmm::{Agreement, AgreementApi, DataProduct, DmmError, Team};
+use crate::dmm::{Agreement, AgreementApi, DataProduct, DmmError, FeedEvent, Team};
+use crate::feed::poll::{
+    Checkpoint, CheckpointError, CheckpointStore, EventQueue, EventSource, QueueError,
+    QueueMessage, RejectedEntry,
+};
+use crate::reconcile::converge::AccountIam;
+use crate::reconcile::directory::Directory;
+use crate::reconcile::ownership::{ResourceTags, TagError, TagSource, Tags};
+use crate::reconcile::report::{StatusApi, Written};
+use crate::reconcile::{Permanent, ReconcileError};
 
 /// The account the fakes live in.
 pub const ACCOUNT: &str = "123456789012";
@@ -202,7 +207,7 @@ impl AccountIam for FakeIam {
     async fn iam(&self, account: Option<&str>) -> Result<FakeIam, ReconcileError> {
         match account {
             None | Some(ACCOUNT) => Ok(self.clone()),
-            Some(other) => Err(super::Permanent::UnmanagedAccount {
+            Some(other) => Err(Permanent::UnmanagedAccount {
                 role: "(fake)".to_owned(),
                 account: other.to_owned(),
             }
@@ -360,5 +365,121 @@ impl StatusApi for FakeDmm {
         document["provisioning"] = report.clone();
         self.set(Some(document));
         Ok(Written::Yes)
+    }
+}
+
+/// The DMM feed: pages of at most `page_size` events after a given id.
+pub struct FakeFeed {
+    pub events: Vec<FeedEvent>,
+    pub page_size: usize,
+}
+
+impl FakeFeed {
+    /// Events of `(id, short type, agreement id)`.
+    pub fn new(events: &[(&str, &str, &str)], page_size: usize) -> Self {
+        let events = events
+            .iter()
+            .enumerate()
+            .map(|(position, (id, kind, agreement))| {
+                let json = serde_json::json!({"id": id, "type": format!("com.datamesh-manager.events.{kind}"),
+                                              "data": {"id": agreement}});
+                FeedEvent::parse(RawValue::from_string(json.to_string()).unwrap(), position).unwrap()
+            })
+            .collect();
+        Self { events, page_size }
+    }
+}
+
+impl EventSource for FakeFeed {
+    async fn page(&self, after: Option<&str>) -> Result<Vec<FeedEvent>, DmmError> {
+        let start = match after {
+            None => 0,
+            Some(id) => self
+                .events
+                .iter()
+                .rposition(|e| e.id() == id)
+                .map_or(0, |p| p + 1),
+        };
+        Ok(self
+            .events
+            .iter()
+            .skip(start)
+            .take(self.page_size)
+            .cloned()
+            .collect())
+    }
+}
+
+/// The checkpoint object with its version; `conflict` plays another run writing it meanwhile.
+#[derive(Default)]
+pub struct FakeCheckpoint {
+    pub stored: Mutex<Checkpoint>,
+    pub saves: AtomicUsize,
+    pub conflict: bool,
+}
+
+impl CheckpointStore for FakeCheckpoint {
+    async fn load(&self) -> Result<Checkpoint, CheckpointError> {
+        Ok(self.stored.lock().unwrap().clone())
+    }
+
+    async fn save(
+        &self,
+        previous: &Checkpoint,
+        last_event_id: &str,
+    ) -> Result<Checkpoint, CheckpointError> {
+        let mut stored = self.stored.lock().unwrap();
+        if self.conflict || stored.version != previous.version {
+            return Err(CheckpointError::Conflict {
+                key: "poll_feed/last_event_id".into(),
+            });
+        }
+        let version = self.saves.fetch_add(1, Ordering::Relaxed) + 1;
+        *stored = Checkpoint {
+            last_event_id: Some(last_event_id.to_owned()),
+            version: Some(version.to_string()),
+        };
+        Ok(stored.clone())
+    }
+}
+
+/// The FIFO queue: keeps what it accepted; `reject` names deduplication ids SQS refuses as the
+/// sender's fault every time.
+#[derive(Default)]
+pub struct FakeQueue {
+    pub sent: Mutex<Vec<QueueMessage>>,
+    pub reject: Vec<String>,
+}
+
+impl FakeQueue {
+    pub fn deduplication_ids(&self) -> Vec<String> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.deduplication_id.clone())
+            .collect()
+    }
+}
+
+impl EventQueue for FakeQueue {
+    async fn send_batch(
+        &self,
+        messages: &[QueueMessage],
+    ) -> Result<Vec<RejectedEntry>, QueueError> {
+        let mut rejected = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
+            if self.reject.contains(&message.deduplication_id) {
+                rejected.push(RejectedEntry {
+                    index,
+                    code: "InvalidMessageContents".into(),
+                    message: "refused".into(),
+                    sender_fault: true,
+                });
+            } else {
+                self.sent.lock().unwrap().push(message.clone());
+            }
+        }
+        Ok(rejected)
     }
 }
