@@ -14,10 +14,8 @@ use crate::aws::access_roles::{AccessRoleInfo, AccessRoles};
 use crate::aws::iam::{IamError, RoleInfo, RolePolicies};
 use crate::aws::ledger::{GrantLedger, LedgerEntry, LedgerError};
 use crate::dmm::{Agreement, AgreementApi, DataProduct, DmmError, FeedEvent, Team};
-use crate::feed::poll::{
-    Checkpoint, CheckpointError, CheckpointStore, EventQueue, EventSource, QueueError,
-    QueueMessage, RejectedEntry,
-};
+use crate::feed::poll::{Checkpoint, CheckpointError, CheckpointStore, EventSource};
+use crate::queue::{EventQueue, QueueError, QueueMessage, RejectedEntry};
 use crate::reconcile::converge::AccountIam;
 use crate::reconcile::directory::Directory;
 use crate::reconcile::ownership::{ResourceTags, TagError, TagSource, Tags};

@@ -3,7 +3,7 @@
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use super::describe;
-use crate::feed::poll::{EventQueue, QueueError, QueueMessage, RejectedEntry};
+use crate::queue::{EventQueue, QueueError, QueueMessage, RejectedEntry};
 
 #[derive(Debug, Clone)]
 pub struct SqsQueue {

@@ -1,7 +1,8 @@
 //! The poll_feed loop: read pages from the DMM feed, forward agreement events to SQS in order,
 //! and move the checkpoint only past events SQS accepted.
 //!
-//! The loop talks to its three collaborators through the small traits below; the AWS and DMM
+//! The loop talks to its three collaborators through small traits: the feed and the checkpoint
+//! below, the queue in [`crate::queue`] (shared with the reconcile requests); the AWS and DMM
 //! implementations live in [`crate::aws`] and [`crate::dmm`].
 
 use std::collections::HashSet;
@@ -13,6 +14,7 @@ use serde_json::json;
 
 use super::{Route, batches, deduplication_id, group_id, route};
 use crate::dmm::{DmmClient, DmmError, FeedEvent};
+use crate::queue::{EventQueue, QueueError, QueueMessage};
 
 /// Where pages of events come from.
 pub trait EventSource {
@@ -67,41 +69,6 @@ pub trait CheckpointStore {
         previous: &Checkpoint,
         last_event_id: &str,
     ) -> impl Future<Output = Result<Checkpoint, CheckpointError>> + Send;
-}
-
-/// One SQS FIFO message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueMessage {
-    pub body: String,
-    pub group_id: String,
-    pub deduplication_id: String,
-}
-
-/// An entry SQS did not accept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectedEntry {
-    /// Index into the batch that was sent.
-    pub index: usize,
-    pub code: String,
-    pub message: String,
-    /// SQS's verdict that the message itself is at fault, so sending it again cannot succeed.
-    pub sender_fault: bool,
-}
-
-/// A `SendMessageBatch` call that failed as a whole.
-#[derive(Debug, thiserror::Error)]
-#[error("SendMessageBatch to the event queue failed: {reason}")]
-pub struct QueueError {
-    pub reason: String,
-}
-
-/// The FIFO queue poll_feed forwards to.
-pub trait EventQueue {
-    /// Sends up to ten messages in one call and returns the entries SQS rejected.
-    fn send_batch(
-        &self,
-        messages: &[QueueMessage],
-    ) -> impl Future<Output = Result<Vec<RejectedEntry>, QueueError>> + Send;
 }
 
 /// Why a poll run stopped early. Whatever SQS accepted before the failure is checkpointed.

@@ -20,8 +20,8 @@ use crate::aws::accounts::AccountError;
 use crate::aws::iam::IamError;
 use crate::aws::ledger::LedgerError;
 use crate::dmm::{DmmError, ModelError};
-use crate::feed::poll::QueueError;
 use crate::policy::PolicyError;
+use crate::queue::QueueError;
 use ownership::TagError;
 
 /// A problem with the agreement's data or the AWS objects it names. Retrying cannot help: the

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::Retry;
 use crate::dmm::{AccessQuery, Agreement, ConsumerRef, ConsumerType, UNKNOWN};
-use crate::feed::poll::{EventQueue, QueueError, QueueMessage};
 use crate::feed::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, agreement_group_id};
+use crate::queue::{EventQueue, QueueError, QueueMessage};
 
 /// The CloudEvent type of a reconcile request. Not DMM's prefix: nobody mistakes it for a DMM
 /// event in the queue or the logs.
