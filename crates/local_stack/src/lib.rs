@@ -50,5 +50,5 @@ pub use fault_proxy::{
 };
 pub use lambda::{InvokeError, LambdaFunction, Metrics, SpawnError, TimeoutPhase};
 pub use logs::{LogLine, LogMark, Stream};
-pub use moto::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Moto, MotoError, s3_client};
+pub use moto::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Moto, MotoError, iam_user, s3_client};
 pub use paths::{LocateError, binary_path, repo_root};

@@ -261,36 +261,9 @@ impl Moto {
         let iam = aws_sdk_iam::Client::from_conf(config);
         let n = self.admins.fetch_add(1, Ordering::SeqCst) + 1;
         let user = format!("local-stack-admin-{n}");
-        iam.create_user()
-            .user_name(&user)
-            .send()
+        iam_user(&iam, &user, Some(ADMIN_POLICY))
             .await
-            .map_err(|e| bootstrap_error("CreateUser", e))?;
-        iam.put_user_policy()
-            .user_name(&user)
-            .policy_name("administrator")
-            .policy_document(ADMIN_POLICY)
-            .send()
-            .await
-            .map_err(|e| bootstrap_error("PutUserPolicy", e))?;
-        let key = iam
-            .create_access_key()
-            .user_name(&user)
-            .send()
-            .await
-            .map_err(|e| bootstrap_error("CreateAccessKey", e))?
-            .access_key
-            .ok_or_else(|| MotoError::Bootstrap {
-                operation: "CreateAccessKey",
-                message: "response has no AccessKey".to_owned(),
-            })?;
-        Ok(Credentials::new(
-            key.access_key_id,
-            key.secret_access_key,
-            None,
-            None,
-            "local-stack-admin",
-        ))
+            .map(|(_, credentials)| credentials)
     }
 
     /// From now on every request is authenticated and checked against the caller's IAM
@@ -386,6 +359,53 @@ fn moto_program() -> Result<PathBuf, MotoError> {
 fn free_port() -> std::io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// An IAM user with `policy` (a JSON policy document) inline, or none, and an access key: a
+/// workload or function principal whose requests moto checks once IAM is enforced. Returns the
+/// user's ARN and its credentials.
+pub async fn iam_user(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    policy: Option<&str>,
+) -> Result<(String, Credentials), MotoError> {
+    let arn = iam
+        .create_user()
+        .user_name(name)
+        .send()
+        .await
+        .map_err(|e| bootstrap_error("CreateUser", e))?
+        .user
+        .map(|user| user.arn)
+        .unwrap_or_default();
+    if let Some(policy) = policy {
+        iam.put_user_policy()
+            .user_name(name)
+            .policy_name("policy")
+            .policy_document(policy)
+            .send()
+            .await
+            .map_err(|e| bootstrap_error("PutUserPolicy", e))?;
+    }
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .map_err(|e| bootstrap_error("CreateAccessKey", e))?
+        .access_key
+        .ok_or_else(|| MotoError::Bootstrap {
+            operation: "CreateAccessKey",
+            message: "response has no AccessKey".to_owned(),
+        })?;
+    let credentials = Credentials::new(
+        key.access_key_id,
+        key.secret_access_key,
+        None,
+        None,
+        "local-stack",
+    );
+    Ok((arn, credentials))
 }
 
 fn bootstrap_error(operation: &'static str, error: impl std::error::Error) -> MotoError {

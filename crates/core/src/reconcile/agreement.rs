@@ -26,7 +26,7 @@ pub enum AgreementOutcome {
     /// retry changes the id. Acknowledged without any write.
     UnusableId { id: String },
     /// DMM sent the agreement in a form that must not be acted on (duplicated keys, another
-    /// id); see [`AgreementRules::unusable_agreement`]. Acknowledged.
+    /// id); see `AgreementRules::unusable_agreement`. Acknowledged.
     UnusableAgreement {
         cause: ModelError,
         iam_writes: usize,

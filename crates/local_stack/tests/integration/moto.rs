@@ -19,26 +19,7 @@ fn read_policy(bucket: &str) -> String {
 
 /// A user with no permissions of its own, and an access key for it.
 async fn plain_user(iam: &aws_sdk_iam::Client, name: &str) -> (String, Credentials) {
-    let arn = iam
-        .create_user()
-        .user_name(name)
-        .send()
-        .await
-        .unwrap()
-        .user
-        .unwrap()
-        .arn;
-    let key = iam
-        .create_access_key()
-        .user_name(name)
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    let credentials =
-        Credentials::new(key.access_key_id, key.secret_access_key, None, None, "test");
-    (arn, credentials)
+    local_stack::iam_user(iam, name, None).await.unwrap()
 }
 
 async fn put_object(s3: &aws_sdk_s3::Client) {

@@ -828,37 +828,9 @@ pub async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<St
 
 /// An IAM user with `policy` and an access key for it.
 pub async fn user(stack: &Stack, name: &str, policy: &Value) -> (String, Credentials) {
-    let arn = stack
-        .iam
-        .create_user()
-        .user_name(name)
-        .send()
+    local_stack::iam_user(&stack.iam, name, Some(&policy.to_string()))
         .await
-        .unwrap()
-        .user
-        .unwrap()
-        .arn;
-    stack
-        .iam
-        .put_user_policy()
-        .user_name(name)
-        .policy_name("policy")
-        .policy_document(policy.to_string())
-        .send()
-        .await
-        .unwrap();
-    let key = stack
-        .iam
-        .create_access_key()
-        .user_name(name)
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    let credentials =
-        Credentials::new(key.access_key_id, key.secret_access_key, None, None, "test");
-    (arn, credentials)
+        .expect("create an IAM user with a key")
 }
 
 /// manage_iam_policies' execution role as Terraform scopes it: exactly the actions

@@ -203,33 +203,12 @@ impl World {
 
         // The consumer's workload and its role.
         let iam = aws_sdk_iam::Client::new(&consumer_admin);
-        let app_arn = iam
-            .create_user()
-            .user_name(APP_USER)
-            .send()
-            .await
-            .unwrap()
-            .user
-            .unwrap()
-            .arn;
-        iam.put_user_policy()
-            .user_name(APP_USER)
-            .policy_name("assume-consumer-role")
-            .policy_document(doc(json!({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": consumer_role_arn()
-            }]})))
-            .send()
+        let assume = doc(json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": consumer_role_arn()
+        }]}));
+        let (app_arn, app) = local_stack::iam_user(&iam, APP_USER, Some(&assume))
             .await
             .unwrap();
-        let key = iam
-            .create_access_key()
-            .user_name(APP_USER)
-            .send()
-            .await
-            .unwrap()
-            .access_key
-            .unwrap();
-        let app = Credentials::new(key.access_key_id, key.secret_access_key, None, None, "app");
         iam.create_role()
             .role_name(CONSUMER_ROLE)
             .tags(

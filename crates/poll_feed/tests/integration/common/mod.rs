@@ -348,23 +348,10 @@ pub async fn create_fifo_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String 
 
 async fn restricted_user(sdk: &SdkConfig, name: &str, policy: &str) -> Credentials {
     let iam = aws_sdk_iam::Client::new(sdk);
-    iam.create_user().user_name(name).send().await.unwrap();
-    iam.put_user_policy()
-        .user_name(name)
-        .policy_name("poll-feed")
-        .policy_document(policy)
-        .send()
+    local_stack::iam_user(&iam, name, Some(policy))
         .await
-        .unwrap();
-    let key = iam
-        .create_access_key()
-        .user_name(name)
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    Credentials::new(key.access_key_id, key.secret_access_key, None, None, "test")
+        .expect("create the function's IAM user")
+        .1
 }
 
 pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Message> {
