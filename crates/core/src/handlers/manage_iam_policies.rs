@@ -320,7 +320,7 @@ impl ManageIamPolicies {
     /// order; after a record fails, it and every later record of its group are reported as
     /// failures, so SQS redelivers them in the original order.
     ///
-    /// `deadline` is the invocation's: see [`TimeBox`].
+    /// `deadline` is the invocation's: records not started in time are given back to SQS.
     pub async fn handle(
         &self,
         event: SqsEvent,

@@ -7,7 +7,7 @@
 //! IAM is reached per account through [`AccountIam`]: the integration's own account directly,
 //! managed accounts through their management role. Grants within one account are an inline
 //! policy on the consumer role (as in the reference integration); grants across accounts are
-//! handled by [`cross_account`](super::cross_account).
+//! handled by [`super::cross_account`] (ADR 003).
 //!
 //! The ledger is read from S3 and is only as trustworthy as the bucket, so revoking from it obeys
 //! the same rules as granting: an inline policy is deleted only when it is the agreement's own
