@@ -86,6 +86,12 @@ pub fn kind(event_type: &str) -> Option<Kind> {
     }
 }
 
+/// A deletion (`…DeletedEvent`): after it DMM lists the product's agreements with the
+/// provider `unknown`, so they are looked for differently.
+pub fn is_deletion(event_type: &str) -> bool {
+    short_name(event_type).is_some_and(|name| name.ends_with("DeletedEvent"))
+}
+
 /// An agreement event: its `data.id` is the agreement to reconcile.
 pub fn is_agreement_event(event_type: &str) -> bool {
     matches!(kind(event_type), Some(Kind::Agreement { .. }))
@@ -132,6 +138,16 @@ mod tests {
             assert_eq!(kind(&full), Some(expected), "{name}");
             assert!(!is_agreement_event(&full));
         }
+    }
+
+    #[test]
+    fn deletions_are_recognised_in_either_namespace() {
+        assert!(is_deletion(&format!("{PREFIX}DataProductDeletedEvent")));
+        assert!(is_deletion(&format!(
+            "{ENTROPY_DATA_PREFIX}OutputPortDeletedEvent"
+        )));
+        assert!(!is_deletion(&format!("{PREFIX}DataProductUpdatedEvent")));
+        assert!(!is_deletion("DataProductDeletedEvent"), "no namespace");
     }
 
     #[test]

@@ -541,10 +541,7 @@ impl ManageIamPolicies {
             _ => Change::Product {
                 product: id,
                 port: event.output_port_id(),
-                deleted: event
-                    .event_type()
-                    .and_then(event_types::short_name)
-                    .is_some_and(|name| name.ends_with("DeletedEvent")),
+                deleted: event.event_type().is_some_and(event_types::is_deletion),
             },
         };
         let mut agreements = Vec::new();
