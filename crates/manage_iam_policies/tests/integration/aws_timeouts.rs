@@ -31,7 +31,7 @@ async fn a_stalled_iam_call_is_given_back_for_retry_well_before_the_lambda_timeo
         ])
         .await;
 
-    let activated = serde_json::to_value(stack.sim.activate("agr-stall").unwrap()).unwrap();
+    let activated = stack.activated("agr-stall");
     stack.send(&[activated]).await;
     let records = stack.receive().await;
     assert_eq!(records.len(), 1);

@@ -258,21 +258,7 @@ async fn a_half_done_grant_grants_nothing_and_is_completed_on_retry() {
         access_role(&world).await.is_some(),
         "the provider side was written first"
     );
-    assert_eq!(
-        world
-            .role_policy(&world.consumer_admin, CONSUMER_ROLE, &policy_name())
-            .await,
-        None
-    );
-    let consumer = world.consumer_role_session().await;
-    assert_eq!(
-        world
-            .assume(&consumer, &access_role_arn(), None)
-            .await
-            .unwrap_err(),
-        403,
-        "half a grant grants nothing"
-    );
+    assert_half_a_grant_grants_nothing(&world).await;
 
     world.iam_proxy.clear();
     let consumer_iam = aws_sdk_iam::Client::new(&world.consumer_admin);
@@ -372,21 +358,7 @@ async fn a_refused_consumer_side_rolls_the_provider_side_back() {
         access_role(&world).await.is_none(),
         "the provider side is rolled back"
     );
-    assert_eq!(
-        world
-            .role_policy(&world.consumer_admin, CONSUMER_ROLE, &policy_name())
-            .await,
-        None
-    );
-    let consumer = world.consumer_role_session().await;
-    assert_eq!(
-        world
-            .assume(&consumer, &access_role_arn(), None)
-            .await
-            .unwrap_err(),
-        403,
-        "half a grant grants nothing"
-    );
+    assert_half_a_grant_grants_nothing(&world).await;
 
     // Once the consumer account allows it, the next event grants both halves.
     consumer_iam
@@ -715,5 +687,25 @@ async fn an_access_role_is_adopted_only_bare_and_then_gets_its_boundary() {
         Some(
             format!("arn:aws:iam::{PROVIDER}:policy/dmm-integration-access-role-boundary").as_str()
         )
+    );
+}
+
+/// After an interrupted grant: the consumer role has no policy for the access role, and the
+/// consumer cannot assume it.
+async fn assert_half_a_grant_grants_nothing(world: &World) {
+    assert_eq!(
+        world
+            .role_policy(&world.consumer_admin, CONSUMER_ROLE, &policy_name())
+            .await,
+        None
+    );
+    let consumer = world.consumer_role_session().await;
+    assert_eq!(
+        world
+            .assume(&consumer, &access_role_arn(), None)
+            .await
+            .unwrap_err(),
+        403,
+        "half a grant grants nothing"
     );
 }

@@ -19,7 +19,7 @@ async fn a_message_stuck_on_dmm_is_given_back_before_the_deadline_and_the_rest_i
     let function = stack.function(&[("dmm_request_timeout_ms", "30000")]).await;
     let events: Vec<Value> = ["agr-slow", "agr-fast"]
         .iter()
-        .map(|id| serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap())
+        .map(|id| stack.activated(id))
         .collect();
     let updated = serde_json::to_value(stack.sim.emit("AccessUpdatedEvent", "agr-slow")).unwrap();
     stack

@@ -9,10 +9,6 @@ use serde_json::{Value, json};
 
 const ENTROPY_PREFIX: &str = "com.entropy-data.events.";
 
-fn activated(stack: &Stack, id: &str) -> Value {
-    serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap()
-}
-
 fn provisioning(stack: &Stack, id: &str) -> Value {
     stack
         .sim
@@ -51,9 +47,9 @@ async fn sentinels_both_namespaces_provisioning_and_a_silent_replay() {
     stack.create_consumer_roles().await;
     let function = stack.function(&[]).await;
 
-    let mut rebranded = activated(&stack, "agr-team");
+    let mut rebranded = stack.activated("agr-team");
     rebranded["type"] = json!(format!("{ENTROPY_PREFIX}AccessActivatedEvent"));
-    let current = activated(&stack, "agr-product");
+    let current = stack.activated("agr-product");
     let handled = stack.deliver(&function, &[rebranded, current]).await;
     assert_eq!(handled.iam_writes(), 2, "{}", handled.dump());
 
@@ -109,7 +105,7 @@ async fn sentinels_both_namespaces_provisioning_and_a_silent_replay() {
     assert_eq!(echoes.len(), 4, "two provisioning echoes, two tag updates");
     let puts = stack.sim.puts().len();
     let feed_length = stack.feed().await.len();
-    let mut replay = activated(&stack, "agr-team");
+    let mut replay = stack.activated("agr-team");
     replay["id"] = json!("replayed-activation");
     let mut events = echoes;
     events.push(replay);
@@ -150,9 +146,7 @@ async fn failed_then_fixed_then_deprovisioned() {
     let function = stack.function(&[]).await;
 
     // The consumer role does not exist yet.
-    let handled = stack
-        .deliver(&function, &[activated(&stack, "agr-1")])
-        .await;
+    let handled = stack.deliver(&function, &[stack.activated("agr-1")]).await;
     assert_eq!(handled.iam_writes(), 0);
     let failed = provisioning(&stack, "agr-1");
     assert_eq!(failed["status"], "provisioning-failed", "{failed}");
@@ -165,15 +159,13 @@ async fn failed_then_fixed_then_deprovisioned() {
     );
 
     stack.create_consumer_roles().await;
-    stack
-        .deliver(&function, &[activated(&stack, "agr-1")])
-        .await;
+    stack.deliver(&function, &[stack.activated("agr-1")]).await;
     let fixed = provisioning(&stack, "agr-1");
     assert_eq!(fixed["status"], "provisioned");
     assert!(fixed.get("diagnostics").is_none(), "{fixed}");
     assert!(fixed["failedAt"].is_string(), "the server keeps its times");
 
-    let deactivated = serde_json::to_value(stack.sim.deactivate("agr-1").unwrap()).unwrap();
+    let deactivated = stack.deactivated("agr-1");
     stack.deliver(&function, &[deactivated]).await;
     let ended = provisioning(&stack, "agr-1");
     assert_eq!(ended["status"], "deprovisioned");
@@ -214,7 +206,7 @@ async fn provisioning_only_and_the_fallback_to_tags() {
     let function = stack
         .function(&[("status_reporting", "provisioning")])
         .await;
-    let events = [activated(&stack, "agr-1"), activated(&stack, "agr-2")];
+    let events = [stack.activated("agr-1"), stack.activated("agr-2")];
     let handled = stack.deliver(&function, &events).await;
     assert_eq!(handled.iam_writes(), 2);
     assert_eq!(handled.statuses_written(), 2);
@@ -229,7 +221,7 @@ async fn provisioning_only_and_the_fallback_to_tags() {
     let function = legacy
         .function(&[("status_reporting", "provisioning")])
         .await;
-    let events = [activated(&legacy, "agr-1"), activated(&legacy, "agr-2")];
+    let events = [legacy.activated("agr-1"), legacy.activated("agr-2")];
     let handled = legacy.deliver(&function, &events).await;
     assert_eq!(handled.iam_writes(), 2);
     let warnings: Vec<&Value> = handled
@@ -266,7 +258,7 @@ async fn the_status_lands_on_a_fresh_copy_of_the_agreement() {
     .await;
     stack.create_consumer_roles().await;
     let function = stack.function(&[("status_reporting", "tags")]).await;
-    let event = activated(&stack, "agr-1");
+    let event = stack.activated("agr-1");
     // The first GET of the agreement is slow; meanwhile a person edits the document.
     stack
         .sim
@@ -303,10 +295,7 @@ async fn a_team_change_moves_the_grant_and_a_deleted_provider_revokes() {
     .await;
     stack.create_consumer_roles().await;
     let function = stack.function(&[]).await;
-    let events = [
-        activated(&stack, "agr-team"),
-        activated(&stack, "agr-product"),
-    ];
+    let events = [stack.activated("agr-team"), stack.activated("agr-product")];
     stack.deliver(&function, &events).await;
 
     // The team moves to a new role of its own.
@@ -421,7 +410,7 @@ async fn contract_described_ports_are_granted_and_follow_their_contract() {
     let function = stack.function(&[]).await;
     let events: Vec<Value> = PORTS
         .iter()
-        .map(|(port, _)| activated(&stack, &format!("agr-{port}")))
+        .map(|(port, _)| stack.activated(&format!("agr-{port}")))
         .collect();
     let handled = stack.deliver(&function, &events).await;
     assert_eq!(handled.iam_writes(), 4, "{}", handled.dump());

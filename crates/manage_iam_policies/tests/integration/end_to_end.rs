@@ -66,7 +66,7 @@ async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted(
 
     let activated: Vec<Value> = ["agr-folder", "agr-archive"]
         .iter()
-        .map(|id| serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap())
+        .map(|id| stack.activated(id))
         .collect();
     let handled = stack.deliver(&function, &activated).await;
     assert_eq!(handled.iam_writes(), 2, "{}", handled.dump());
@@ -93,7 +93,7 @@ async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted(
 
     // One agreement ends, the other is deleted: the same session can read nothing any more.
     let ended = [
-        serde_json::to_value(stack.sim.deactivate("agr-folder").unwrap()).unwrap(),
+        stack.deactivated("agr-folder"),
         serde_json::to_value(stack.sim.delete_agreement("agr-archive").unwrap()).unwrap(),
     ];
     let handled = stack.deliver(&function, &ended).await;
@@ -226,7 +226,7 @@ async fn an_iam_refusal_is_an_error_status_not_an_endless_retry() {
     stack.moto.enforce_iam().await.unwrap();
     let function = stack.function_as(&credentials, &[]).await;
 
-    let activated = serde_json::to_value(stack.sim.activate("agr-denied").unwrap()).unwrap();
+    let activated = stack.activated("agr-denied");
     let handled = stack.deliver(&function, &[activated]).await;
     assert_eq!(
         handled.outcomes()[0]["outcome"],

@@ -22,7 +22,9 @@ fn active(id: &str, port: &str, consumer: Value) -> Value {
     a
 }
 
-fn activated(stack: &Stack, id: &str) -> Value {
+/// An `AccessActivatedEvent` for `id`, without touching the document (these are active already,
+/// or deliberately absent).
+fn activation_event(stack: &Stack, id: &str) -> Value {
     serde_json::to_value(stack.sim.emit("AccessActivatedEvent", id)).unwrap()
 }
 
@@ -140,9 +142,9 @@ async fn legal_ids_are_granted_and_unaddressable_ids_are_acknowledged() {
     stack.create_consumer_roles().await;
     let function = stack.function(&[]).await;
 
-    let mut events: Vec<Value> = ids.iter().map(|id| activated(&stack, id)).collect();
-    events.extend(["agr-dot-provider", "agr-dot-team"].map(|id| activated(&stack, id)));
-    let mut nameless = activated(&stack, "agr-with-slash");
+    let mut events: Vec<Value> = ids.iter().map(|id| activation_event(&stack, id)).collect();
+    events.extend(["agr-dot-provider", "agr-dot-team"].map(|id| activation_event(&stack, id)));
+    let mut nameless = activation_event(&stack, "agr-with-slash");
     nameless["data"]["id"] = json!("");
     events.push(nameless.clone());
     let handled = run(&stack, &function, &events).await;
@@ -286,8 +288,8 @@ async fn consumer_roles_that_are_no_grantable_roles_are_refused() {
 
     let events: Vec<Value> = cases
         .iter()
-        .map(|(p, ..)| activated(&stack, &format!("agr-{p}")))
-        .chain([activated(&stack, "agr-plain")])
+        .map(|(p, ..)| activation_event(&stack, &format!("agr-{p}")))
+        .chain([activation_event(&stack, "agr-plain")])
         .collect();
     let handled = run(&stack, &function, &events).await;
 
@@ -373,8 +375,8 @@ async fn huge_custom_maps_are_processed_with_bounded_memory() {
     let function = stack.function(&[]).await;
 
     let events = [
-        activated(&stack, "agr-big"),
-        activated(&stack, "agr-thousands"),
+        activation_event(&stack, "agr-big"),
+        activation_event(&stack, "agr-thousands"),
     ];
     let handled = run(&stack, &function, &events).await;
 
@@ -451,7 +453,7 @@ async fn ambiguous_documents_are_refused() {
     let granted = run(
         &stack,
         &function,
-        &[activated(&stack, "agr-turns-ambiguous")],
+        &[activation_event(&stack, "agr-turns-ambiguous")],
     )
     .await;
     assert_eq!(granted.iam_writes(), 1);
@@ -492,7 +494,7 @@ async fn ambiguous_documents_are_refused() {
         "agr-other-id",
         "agr-turns-ambiguous",
     ];
-    let events: Vec<Value> = ids.iter().map(|id| activated(&stack, id)).collect();
+    let events: Vec<Value> = ids.iter().map(|id| activation_event(&stack, id)).collect();
     let handled = run(&stack, &function, &events).await;
 
     assert_granted(&stack, "agr-glob-ok", "folder-inferred").await;

@@ -172,10 +172,7 @@ async fn a_provider_can_only_share_what_it_owns() {
         .iter()
         .map(|a| a["id"].as_str().unwrap().to_owned())
         .collect();
-    let events: Vec<Value> = ids
-        .iter()
-        .map(|id| serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap())
-        .collect();
+    let events: Vec<Value> = ids.iter().map(|id| stack.activated(id)).collect();
     let handled = stack.deliver(&function, &events).await;
     assert!(handled.failures.is_empty(), "{}", handled.dump());
     assert_eq!(

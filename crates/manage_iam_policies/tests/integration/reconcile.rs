@@ -32,7 +32,7 @@ async fn each_port_type_gets_its_exact_policy_and_a_rerun_writes_nothing() {
         .iter()
         .map(|a| {
             let id = a["id"].as_str().unwrap();
-            serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap()
+            stack.activated(id)
         })
         .collect();
     let first = stack.deliver(&function, &events).await;
@@ -132,7 +132,7 @@ async fn activation_deactivation_and_deletion_through_the_queue() {
     let shipments_arn = role_arn(SHIPMENTS_ROLE, "/");
 
     // Activated.
-    let activated = serde_json::to_value(stack.sim.activate("agr-1").unwrap()).unwrap();
+    let activated = stack.activated("agr-1");
     let handled = stack.deliver(&function, &[activated]).await;
     assert_eq!(handled.outcomes()[0]["outcome"], "granted");
     assert_eq!(handled.iam_writes(), 1);
@@ -168,7 +168,7 @@ async fn activation_deactivation_and_deletion_through_the_queue() {
     );
 
     // Deactivated: the grant and its ledger entry go, the status says inactive.
-    let deactivated = serde_json::to_value(stack.sim.deactivate("agr-1").unwrap()).unwrap();
+    let deactivated = stack.deactivated("agr-1");
     let handled = stack.deliver(&function, &[deactivated]).await;
     assert_eq!(handled.outcomes()[0]["outcome"], "revoked");
     assert_eq!(handled.iam_writes(), 1);
@@ -183,7 +183,7 @@ async fn activation_deactivation_and_deletion_through_the_queue() {
     assert_eq!(stack.puts_for("agr-1"), 2);
 
     // A grant someone already removed by hand: revoking it is a success without a write.
-    let activated = serde_json::to_value(stack.sim.activate("agr-1").unwrap()).unwrap();
+    let activated = stack.activated("agr-1");
     stack.deliver(&function, &[activated]).await;
     stack
         .iam
@@ -193,14 +193,14 @@ async fn activation_deactivation_and_deletion_through_the_queue() {
         .send()
         .await
         .unwrap();
-    let deactivated = serde_json::to_value(stack.sim.deactivate("agr-1").unwrap()).unwrap();
+    let deactivated = stack.deactivated("agr-1");
     let handled = stack.deliver(&function, &[deactivated]).await;
     assert_eq!(handled.iam_writes(), 0, "{}", handled.dump());
     assert_eq!(stack.ledger("agr-1").await, None);
     assert_status(&stack.agreement("agr-1"), TAG_INACTIVE, None);
 
     // Activated again, then deleted in DMM: GET answers 404, and the ledger says what to revoke.
-    let activated = serde_json::to_value(stack.sim.activate("agr-1").unwrap()).unwrap();
+    let activated = stack.activated("agr-1");
     stack.deliver(&function, &[activated]).await;
     assert!(stack.policy(SHIPMENTS_ROLE, &name).await.is_some());
     let deleted = serde_json::to_value(stack.sim.delete_agreement("agr-1").unwrap()).unwrap();
@@ -327,7 +327,7 @@ async fn a_changed_consumer_role_moves_the_grant() {
         .create_role("billing-consumer-v2", "/", None, &[(PRODUCT_TAG, BILLING)])
         .await;
     let function = stack.function(&[]).await;
-    let activated = serde_json::to_value(stack.sim.activate("agr-m").unwrap()).unwrap();
+    let activated = stack.activated("agr-m");
     stack.deliver(&function, &[activated]).await;
     assert!(
         stack
@@ -584,7 +584,7 @@ async fn a_granted_agreement_that_turns_invalid_is_revoked() {
     .await;
     stack.create_consumer_roles().await;
     let function = stack.function(&[]).await;
-    let activated = serde_json::to_value(stack.sim.activate("agr-x").unwrap()).unwrap();
+    let activated = stack.activated("agr-x");
     stack.deliver(&function, &[activated]).await;
     assert!(
         stack
@@ -814,7 +814,7 @@ async fn transient_iam_and_dmm_faults_are_retried_with_the_fifo_rule() {
     // Two events per agreement, in one batch.
     let mut events = Vec::new();
     for id in ids {
-        events.push(serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap());
+        events.push(stack.activated(id));
         events.push(serde_json::to_value(stack.sim.emit("AccessUpdatedEvent", id)).unwrap());
     }
     stack.send(&events).await;
@@ -927,7 +927,7 @@ async fn a_ledger_fault_is_retried_and_grants_nothing() {
     .await;
     stack.create_consumer_roles().await;
     let broken = stack.function(&[("bucket_name", "no-such-bucket")]).await;
-    let activated = serde_json::to_value(stack.sim.activate("agr-l").unwrap()).unwrap();
+    let activated = stack.activated("agr-l");
     let record = record(&activated, "msg-1", 1, 1);
     let handled = broken.handle(vec![record.clone()]).await;
     assert_eq!(handled.failures, ["msg-1"], "{}", handled.dump());
@@ -1021,7 +1021,7 @@ async fn shuffled_and_duplicated_events_converge_to_the_final_state() {
     // Phase 1: everything but ag-12 is activated; some of it is processed, in order.
     let mut phase1 = Vec::new();
     for id in &ids[..12] {
-        phase1.push(serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap());
+        phase1.push(stack.activated(id));
     }
     let forced = ["ag-00", "ag-02", "ag-04", "ag-10"];
     let processed: Vec<Value> = phase1
@@ -1312,10 +1312,7 @@ async fn ids_that_are_no_iam_names_are_mapped_consistently() {
     .await;
     stack.create_consumer_roles().await;
     let function = stack.function(&[]).await;
-    let activated: Vec<Value> = [&long, &odd]
-        .iter()
-        .map(|id| serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap())
-        .collect();
+    let activated: Vec<Value> = [&long, &odd].iter().map(|id| stack.activated(id)).collect();
     let handled = stack.deliver(&function, &activated).await;
     assert_eq!(handled.iam_writes(), 2, "{}", handled.dump());
 
@@ -1367,7 +1364,7 @@ async fn the_ledger_forgets_a_grant_only_after_iam_deleted_it() {
     let function = stack
         .function(&[("AWS_ENDPOINT_URL_IAM", proxy.url())])
         .await;
-    let activated = serde_json::to_value(stack.sim.activate("agr-d").unwrap()).unwrap();
+    let activated = stack.activated("agr-d");
     stack.deliver(&function, &[activated]).await;
 
     proxy.throttle_action("DeleteRolePolicy", SHIPMENTS_ROLE);
@@ -1407,7 +1404,7 @@ async fn a_status_that_dmm_stored_in_another_order_is_not_written_again() {
     .await;
     stack.create_consumer_roles().await;
     let function = stack.function(&[]).await;
-    let activated = serde_json::to_value(stack.sim.activate("agr-o").unwrap()).unwrap();
+    let activated = stack.activated("agr-o");
     stack.deliver(&function, &[activated]).await;
     assert_eq!(stack.puts_for("agr-o"), 1);
 
@@ -1518,7 +1515,7 @@ async fn an_equal_policy_written_differently_is_not_rewritten() {
 
     let events: Vec<Value> = ["agr-same", "agr-tampered"]
         .iter()
-        .map(|id| serde_json::to_value(stack.sim.activate(id).unwrap()).unwrap())
+        .map(|id| stack.activated(id))
         .collect();
     let handled = stack.deliver(&function, &events).await;
     let writes = |id: &str| {

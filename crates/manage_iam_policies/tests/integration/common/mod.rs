@@ -585,6 +585,17 @@ impl Stack {
         }
     }
 
+    /// Activates the agreement in DMM; the `AccessActivatedEvent` as poll_feed would forward it.
+    pub fn activated(&self, id: &str) -> Value {
+        serde_json::to_value(self.sim.activate(id).expect("agreement exists")).expect("event JSON")
+    }
+
+    /// Deactivates the agreement in DMM; the `AccessDeactivatedEvent`.
+    pub fn deactivated(&self, id: &str) -> Value {
+        serde_json::to_value(self.sim.deactivate(id).expect("agreement exists"))
+            .expect("event JSON")
+    }
+
     pub fn agreement(&self, id: &str) -> Value {
         self.sim
             .agreement(id)
