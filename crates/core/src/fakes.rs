@@ -1,11 +1,14 @@
 //! In-memory implementations of the domain's traits, for unit tests without moto or the
 //! simulator: IAM of one account, the grant ledger, DMM's directory of documents, the agreement's
-//! status in DMM, and the feed, checkpoint and queue of the poll loop. Each keeps what was written and counts the writes, so a test
-//! can assert the exact end state and that a replay writes nothing.
+//! status in DMM, the feed, checkpoint and queue of the poll loop, the clock and the source of
+//! external ids. Each keeps what was written and counts the writes (a [`Journal`] keeps their
+//! order across fakes), so a test can assert the exact end state, the order of writes, and that a
+//! replay writes nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -13,10 +16,12 @@ use serde_json::value::RawValue;
 use crate::aws::access_roles::{AccessRoleInfo, AccessRoles};
 use crate::aws::iam::{IamError, RoleInfo, RolePolicies};
 use crate::aws::ledger::{GrantLedger, LedgerEntry, LedgerError};
+use crate::clock::Clock;
 use crate::dmm::{Agreement, AgreementApi, DataProduct, DmmError, FeedEvent, Team};
 use crate::feed::poll::{Checkpoint, CheckpointError, CheckpointStore, EventSource};
 use crate::queue::{EventQueue, QueueError, QueueMessage, RejectedEntry};
 use crate::reconcile::converge::AccountIam;
+use crate::reconcile::cross_account::ExternalIds;
 use crate::reconcile::directory::Directory;
 use crate::reconcile::ownership::{ResourceTags, TagError, TagSource, Tags};
 use crate::reconcile::report::{StatusApi, Written};
@@ -24,11 +29,65 @@ use crate::reconcile::{Permanent, ReconcileError};
 
 /// The account the fakes live in.
 pub const ACCOUNT: &str = "123456789012";
+/// A second account [`FakeIam::managing`] can reach.
+pub const OTHER_ACCOUNT: &str = "222222222222";
+
+/// The writes of several fakes in the order they happened (`ledger put a1`, `iam put
+/// consumer/DMM_…`), for tests of write ordering. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct Journal(Arc<Mutex<Vec<String>>>);
+
+impl Journal {
+    fn push(&self, entry: String) {
+        self.0.lock().unwrap().push(entry);
+    }
+
+    /// Everything written so far, and forgets it.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A clock that moves `step` forward each time it is read, from the moment it was made.
+#[derive(Debug)]
+pub struct SteppingClock {
+    pub start: Instant,
+    step: Duration,
+    reads: AtomicUsize,
+}
+
+impl SteppingClock {
+    pub fn new(step: Duration) -> Self {
+        Self {
+            start: Instant::now(),
+            step,
+            reads: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Clock for SteppingClock {
+    fn now(&self) -> Instant {
+        let reads = self.reads.fetch_add(1, Ordering::SeqCst) as u32;
+        self.start + self.step * reads
+    }
+}
+
+/// External ids known in advance: `ext-1`, `ext-2`, …
+#[derive(Default)]
+pub struct CountingExternalIds(AtomicUsize);
+
+impl ExternalIds for CountingExternalIds {
+    fn new_external_id(&self) -> String {
+        format!("ext-{}", self.0.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+}
 
 #[derive(Default)]
 struct IamState {
     /// Role name → the role and its inline policies (name → document as written).
     roles: BTreeMap<String, (RoleInfo, BTreeMap<String, String>)>,
+    /// Access roles are also in `roles`, which holds their inline policies, as in IAM.
     access_roles: BTreeMap<String, AccessRoleInfo>,
 }
 
@@ -38,9 +97,34 @@ struct IamState {
 pub struct FakeIam {
     state: Arc<Mutex<IamState>>,
     writes: Arc<AtomicUsize>,
+    journal: Journal,
+    /// Another account reached through the same state (a managed account).
+    managed: Option<&'static str>,
+    /// The next policy put fails, as a throttled IAM would.
+    fail_next_put: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FakeIam {
+    pub fn journal(mut self, journal: &Journal) -> Self {
+        self.journal = journal.clone();
+        self
+    }
+
+    /// Also answers for `account`, with the same roles (role names do not collide in tests).
+    pub fn managing(mut self, account: &'static str) -> Self {
+        self.managed = Some(account);
+        self
+    }
+
+    pub fn fail_next_put(&self) {
+        self.fail_next_put.store(true, Ordering::SeqCst);
+    }
+
+    /// The access role named `name`, if there is one.
+    pub fn access_role_info(&self, name: &str) -> Option<AccessRoleInfo> {
+        self.lock().access_roles.get(name).cloned()
+    }
+
     pub fn with_role(self, name: &str, tags: &[(&str, &str)]) -> Self {
         let info = RoleInfo {
             name: name.to_owned(),
@@ -79,8 +163,9 @@ impl FakeIam {
         self.writes.load(Ordering::Relaxed)
     }
 
-    fn wrote(&self) {
+    fn wrote(&self, what: String) {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        self.journal.push(format!("iam {what}"));
     }
 
     fn no_role(role: &str) -> IamError {
@@ -125,9 +210,16 @@ impl RolePolicies for FakeIam {
             .roles
             .get_mut(role)
             .ok_or_else(|| Self::no_role(role))?;
+        if self.fail_next_put.swap(false, Ordering::SeqCst) {
+            return Err(IamError::Unavailable {
+                action: "iam:PutRolePolicy",
+                role: role.to_owned(),
+                reason: "Throttling: rate exceeded".to_owned(),
+            });
+        }
         policies.insert(name.to_owned(), document.to_owned());
         drop(state);
-        self.wrote();
+        self.wrote(format!("put {role}/{name}"));
         Ok(())
     }
 
@@ -138,7 +230,7 @@ impl RolePolicies for FakeIam {
             .get_mut(role)
             .and_then(|(_, policies)| policies.remove(name));
         if removed.is_some() {
-            self.wrote();
+            self.wrote(format!("delete {role}/{name}"));
         }
         Ok(())
     }
@@ -157,7 +249,8 @@ impl AccessRoles for FakeIam {
         tags: &[(&str, &str)],
         boundary: &str,
     ) -> Result<String, IamError> {
-        let arn = format!("arn:aws:iam::{ACCOUNT}:role{path}{name}");
+        let account = self.managed.unwrap_or(ACCOUNT);
+        let arn = format!("arn:aws:iam::{account}:role{path}{name}");
         let info = AccessRoleInfo {
             name: name.to_owned(),
             arn: arn.clone(),
@@ -169,8 +262,17 @@ impl AccessRoles for FakeIam {
                 .collect(),
             permissions_boundary: Some(boundary.to_owned()),
         };
-        self.lock().access_roles.insert(name.to_owned(), info);
-        self.wrote();
+        let role = RoleInfo {
+            name: name.to_owned(),
+            arn: arn.clone(),
+            path: path.to_owned(),
+            tags: info.tags.iter().cloned().collect(),
+        };
+        let mut state = self.lock();
+        state.access_roles.insert(name.to_owned(), info);
+        state.roles.insert(name.to_owned(), (role, BTreeMap::new()));
+        drop(state);
+        self.wrote(format!("create role {name}"));
         Ok(arn)
     }
 
@@ -178,7 +280,7 @@ impl AccessRoles for FakeIam {
         if let Some(role) = self.lock().access_roles.get_mut(name) {
             role.permissions_boundary = Some(boundary.to_owned());
         }
-        self.wrote();
+        self.wrote(format!("put boundary {name}"));
         Ok(())
     }
 
@@ -186,25 +288,31 @@ impl AccessRoles for FakeIam {
         if let Some(role) = self.lock().access_roles.get_mut(name) {
             role.trust_policy = trust_policy.to_owned();
         }
-        self.wrote();
+        self.wrote(format!("update trust {name}"));
         Ok(())
     }
 
     async fn delete_access_role(&self, name: &str) -> Result<(), IamError> {
-        if self.lock().access_roles.remove(name).is_some() {
-            self.wrote();
+        let mut state = self.lock();
+        let removed = state.access_roles.remove(name).is_some();
+        state.roles.remove(name);
+        drop(state);
+        if removed {
+            self.wrote(format!("delete role {name}"));
         }
         Ok(())
     }
 }
 
-/// One account only: another account is a refusal, as an unmanaged account would be.
+/// [`ACCOUNT`], and the account it is [`FakeIam::managing`]; another account is a refusal, as an
+/// unmanaged account would be.
 impl AccountIam for FakeIam {
     type Iam = FakeIam;
 
     async fn iam(&self, account: Option<&str>) -> Result<FakeIam, ReconcileError> {
         match account {
             None | Some(ACCOUNT) => Ok(self.clone()),
+            Some(other) if Some(other) == self.managed => Ok(self.clone()),
             Some(other) => Err(Permanent::UnmanagedAccount {
                 role: "(fake)".to_owned(),
                 account: other.to_owned(),
@@ -222,9 +330,15 @@ impl AccountIam for FakeIam {
 #[derive(Default)]
 pub struct FakeLedger {
     entries: Mutex<BTreeMap<String, LedgerEntry>>,
+    journal: Journal,
 }
 
 impl FakeLedger {
+    pub fn journal(mut self, journal: &Journal) -> Self {
+        self.journal = journal.clone();
+        self
+    }
+
     pub fn entry(&self, agreement_id: &str) -> Option<LedgerEntry> {
         self.entries.lock().unwrap().get(agreement_id).cloned()
     }
@@ -236,6 +350,17 @@ impl GrantLedger for FakeLedger {
     }
 
     async fn put(&self, entry: &LedgerEntry) -> Result<(), LedgerError> {
+        let mut grants: Vec<String> = entry
+            .grants
+            .iter()
+            .map(|g| format!("{}/{}", g.role_name, g.policy_name))
+            .collect();
+        grants.sort();
+        self.journal.push(format!(
+            "ledger put {} [{}]",
+            entry.agreement_id,
+            grants.join(", ")
+        ));
         self.entries
             .lock()
             .unwrap()
@@ -244,6 +369,7 @@ impl GrantLedger for FakeLedger {
     }
 
     async fn delete(&self, agreement_id: &str) -> Result<(), LedgerError> {
+        self.journal.push(format!("ledger delete {agreement_id}"));
         self.entries.lock().unwrap().remove(agreement_id);
         Ok(())
     }

@@ -12,6 +12,7 @@
 //! - [`config`] and [`permissions`] are the two lists that Terraform must agree with.
 
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod connector;
 pub mod dmm;
@@ -24,3 +25,4 @@ pub mod policy;
 pub mod queue;
 pub mod reconcile;
 pub mod telemetry;
+pub mod text;

@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 use super::iam::IamRoles;
 use super::{describe, error_code};
-use crate::policy::RoleArn;
+use crate::policy::{AccountId, RoleArn};
 
 /// `AssumeRole`'s shortest duration: a grant takes seconds, so anything longer only widens the
 /// window in which leaked credentials would work.
@@ -62,11 +62,6 @@ impl std::fmt::Debug for ManagedAccount {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ManagedAccounts(BTreeMap<String, ManagedAccount>);
 
-/// Whether `value` is a 12-digit AWS account id.
-pub fn is_account_id(value: &str) -> bool {
-    value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit())
-}
-
 impl ManagedAccounts {
     /// Parses `{"<account>": {"role_arn": "...", "external_id": "..."}}`. Each role ARN must be
     /// a role in the account it is listed under, and each external id what STS accepts
@@ -75,7 +70,7 @@ impl ManagedAccounts {
         let raw: BTreeMap<String, ManagedAccount> =
             serde_json::from_str(json).map_err(|e| format!("not the expected JSON object: {e}"))?;
         for (account, managed) in &raw {
-            if !is_account_id(account) {
+            if AccountId::parse(account).is_none() {
                 return Err(format!("`{account}` is not a 12-digit account id"));
             }
             let arn = RoleArn::parse(&managed.role_arn)

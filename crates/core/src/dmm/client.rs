@@ -9,12 +9,14 @@ use serde_json::value::RawValue;
 use super::ApiKey;
 use super::model::{Agreement, DataProduct, FeedEvent, ModelError, Team};
 use super::strict_json::{self, StrictError};
-use crate::policy::shown;
 use crate::reconcile::report::{StatusApi, Written};
+use crate::text::shown;
 use std::future::Future;
 
 /// Accept header of the HTTP feed (a batch of CloudEvents).
 const CLOUDEVENTS_BATCH: &str = "application/cloudevents-batch+json";
+/// How much of an error response body goes into the error: enough to diagnose.
+const MAX_BODY_EXCERPT: usize = 300;
 
 /// Which of DMM's two agreement endpoints to use. Events of the deprecated
 /// `DataUsageAgreement…` family are answered from the deprecated endpoint, so a tenant that still
@@ -182,15 +184,6 @@ impl std::fmt::Debug for DmmClient {
     }
 }
 
-/// Cut a response body for an error message: enough to diagnose, never a whole page.
-fn excerpt(body: &str) -> String {
-    const MAX: usize = 300;
-    match body.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &body[..cut]),
-        None => body.to_owned(),
-    }
-}
-
 fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     value.parse::<u64>().ok().map(Duration::from_secs)
@@ -293,7 +286,7 @@ impl DmmClient {
                 Err(Attempt::Status {
                     status,
                     retry_after,
-                    body: excerpt(&text),
+                    body: crate::text::excerpt(&text, MAX_BODY_EXCERPT),
                 })
             }
         };

@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
-use crate::policy::shown;
+use crate::text::shown;
 
 /// Why a text is not a usable document.
 #[derive(Debug)]

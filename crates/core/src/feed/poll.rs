@@ -7,12 +7,14 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::json;
 
 use super::{Route, batches, deduplication_id, group_id, route};
+use crate::clock::Clock;
 use crate::dmm::{DmmClient, DmmError, FeedEvent};
 use crate::queue::{EventQueue, QueueError, QueueMessage};
 
@@ -133,8 +135,9 @@ pub struct Summary {
 #[derive(Debug, Clone)]
 pub struct PollSettings {
     pub forward_all: bool,
-    /// When the Lambda invocation ends.
+    /// When the Lambda invocation ends, by `clock`.
     pub deadline: Instant,
+    pub clock: Arc<dyn Clock>,
     /// No new page or batch is started with less time than this left.
     pub margin: Duration,
     /// Re-sends of entries SQS rejected as transient, per batch.
@@ -282,11 +285,12 @@ where
         caught_up: false,
         newest_event_time: None,
     };
-    let time_left = || settings.deadline.saturating_duration_since(Instant::now());
+    let clock = &settings.clock;
+    let time_left = || settings.deadline.saturating_duration_since(clock.now());
     let mut seen: HashSet<String> = HashSet::new();
 
     while time_left() >= settings.margin {
-        let started = Instant::now();
+        let started = clock.now();
         let answer_by = settings
             .deadline
             .checked_sub(REPORT_GRACE)
@@ -297,7 +301,7 @@ where
         )
         .await
         .map_err(|_| PollError::FeedDeadline {
-            waited: started.elapsed(),
+            waited: clock.now().saturating_duration_since(started),
         })??;
         summary.pages += 1;
         if page.is_empty() {
@@ -362,12 +366,14 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::fakes::{FakeCheckpoint, FakeFeed, FakeQueue};
+    use crate::clock::SystemClock;
+    use crate::fakes::{FakeCheckpoint, FakeFeed, FakeQueue, SteppingClock};
 
     fn settings() -> PollSettings {
         PollSettings {
             forward_all: false,
             deadline: Instant::now() + Duration::from_secs(60),
+            clock: Arc::new(SystemClock),
             margin: Duration::from_secs(1),
             entry_retries: 2,
             entry_retry_delay: Duration::from_millis(1),
@@ -449,5 +455,36 @@ mod tests {
             PollError::Checkpoint(CheckpointError::Conflict { .. })
         ));
         assert!(!error.is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_run_stops_before_its_deadline_margin_and_keeps_what_it_did() {
+        let events: Vec<(String, &str, String)> = (1..=50)
+            .map(|i| (format!("e{i}"), "AccessActivatedEvent", format!("a{i}")))
+            .collect();
+        let events: Vec<(&str, &str, &str)> = events
+            .iter()
+            .map(|(id, kind, agreement)| (id.as_str(), *kind, agreement.as_str()))
+            .collect();
+        let feed = FakeFeed::new(&events, 1);
+        let checkpoint = FakeCheckpoint::default();
+        let queue = FakeQueue::default();
+        // Each clock read is 1 s later; 60 s to the deadline, 10 s margin.
+        let clock = Arc::new(SteppingClock::new(Duration::from_secs(1)));
+        let settings = PollSettings {
+            deadline: clock.start + Duration::from_secs(60),
+            margin: Duration::from_secs(10),
+            clock,
+            ..settings()
+        };
+        let summary = poll(&feed, &checkpoint, &queue, &settings).await.unwrap();
+        assert!(!summary.caught_up, "{summary:?}");
+        assert!(
+            (5..50).contains(&summary.forwarded),
+            "stopped partway: {summary:?}"
+        );
+        let saved = checkpoint.stored.lock().unwrap().last_event_id.clone();
+        assert_eq!(saved, Some(format!("e{}", summary.forwarded)));
+        assert_eq!(queue.deduplication_ids().len(), summary.forwarded);
     }
 }

@@ -21,12 +21,14 @@ use crate::connector::{HealthStore, ManageHealth};
 use crate::dmm::{AgreementApi, DmmClient, FeedEvent};
 use crate::feed;
 use crate::feed::event_types::{self, Kind};
+use crate::policy::AccountId;
 use crate::policy::{
     Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleArn, RoleGuard,
 };
 use crate::reconcile::Retry;
 use crate::reconcile::agreement::{AgreementOutcome, AgreementRules};
 use crate::reconcile::converge::{AgreementIam, Converger};
+use crate::reconcile::cross_account::RandomExternalIds;
 use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::ownership::{
     CachedTags, OwnerMap, OwnershipMode, OwnershipPolicy, ResourceTags,
@@ -275,8 +277,7 @@ pub struct ManageIamPolicies {
 
 /// The account id in a Lambda function ARN (`arn:aws:lambda:region:account:function:name`).
 fn account_of(function_arn: &str) -> Option<String> {
-    let account = function_arn.split(':').nth(4)?;
-    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.to_owned())
+    AccountId::parse(function_arn.split(':').nth(4)?).map(AccountId::into_string)
 }
 
 impl ManageIamPolicies {
@@ -572,7 +573,7 @@ impl ManageIamPolicies {
         batch: &Batch<'_, T>,
     ) -> Result<Outcome, Retry> {
         let iam = self.agreement_iam(agreement_id, batch.scope);
-        let converger = Converger::new(&iam, &self.ledger, &self.config.guard);
+        let converger = Converger::new(&iam, &self.ledger, &self.config.guard, &RandomExternalIds);
         let rules = AgreementRules {
             directory: batch.directory,
             dmm: batch.dmm,

@@ -1,5 +1,6 @@
 //! poll_feed: forwards new DMM feed events to the SQS FIFO queue.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::SdkConfig;
@@ -11,6 +12,7 @@ use crate::aws::checkpoint::S3Checkpoint;
 use crate::aws::health::S3Health;
 use crate::aws::queue::SqsQueue;
 use crate::aws::s3_client;
+use crate::clock::SystemClock;
 use crate::config::{self, ConfigError, Env};
 use crate::connector::{self, DEFAULT_CONNECTOR_ID, HealthStore, Run};
 use crate::dmm::DmmClient;
@@ -115,6 +117,7 @@ impl PollFeed {
         let settings = PollSettings {
             forward_all: self.config.forward_all_events,
             deadline: deadline_instant(deadline),
+            clock: Arc::new(SystemClock),
             margin: self.config.deadline_margin,
             entry_retries: 4,
             entry_retry_delay: Duration::from_millis(200),

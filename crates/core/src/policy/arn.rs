@@ -8,7 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::error::shown;
+use super::account::AccountId;
+use crate::text::shown;
 
 /// Longest ARN accepted; IAM itself rejects resource ARNs beyond 2048 characters.
 pub const MAX_ARN_LEN: usize = 2048;
@@ -206,7 +207,7 @@ impl Arn {
                 });
             }
         }
-        if !account.is_empty() && !is_account_id(account) {
+        if !account.is_empty() && AccountId::parse(account).is_none() {
             return Err(ArnError::InvalidAccount(shown(account)));
         }
         match scope(service) {
@@ -279,10 +280,6 @@ impl fmt::Display for Arn {
             self.partition, self.service, self.region, self.account, self.resource
         )
     }
-}
-
-fn is_account_id(account: &str) -> bool {
-    account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `eu-central-1`, `us-gov-west-1`, `ap-southeast-5`: two letters, one or more lowercase words,

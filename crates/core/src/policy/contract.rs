@@ -7,8 +7,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::error::shown;
 use super::port::OUTPUT_PORT_TYPE_FIELD;
+use crate::text::shown;
 
 /// The port's custom field naming its contract's server, when the contract has several.
 pub const CONTRACT_SERVER_FIELD: &str = "contractServer";

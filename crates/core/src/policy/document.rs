@@ -12,7 +12,8 @@ use serde::de::Error as _;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::{PolicyError, shown};
+use super::error::PolicyError;
+use crate::text::shown;
 
 /// The policy language version every document the catalogue builds declares; without it IAM
 /// falls back to 2008-10-17, which lacks policy variables and some condition operators.

@@ -6,10 +6,7 @@
 //! untrusted, so they are shortened and escaped before they become part of a message.
 
 use super::arn::ArnError;
-use super::port::PortType;
-
-/// Longest excerpt of an untrusted value that is quoted in a message.
-const MAX_SHOWN_CHARS: usize = 120;
+use super::port_type::PortType;
 
 /// Why a port, a role or a policy document cannot be turned into a grant.
 ///
@@ -171,49 +168,9 @@ pub enum PolicyError {
     },
 }
 
-/// An untrusted value as it may appear in a message: at most [`MAX_SHOWN_CHARS`] characters,
-/// everything outside printable ASCII escaped, so a 10 KB field or a bidi override cannot distort
-/// what the operator reads.
-pub(crate) fn shown(value: &str) -> String {
-    let mut out = String::with_capacity(value.len().min(MAX_SHOWN_CHARS + 8));
-    for (index, c) in value.chars().enumerate() {
-        if index == MAX_SHOWN_CHARS {
-            out.push('…');
-            break;
-        }
-        if c == ' ' || c.is_ascii_graphic() {
-            out.push(c);
-        } else {
-            out.extend(c.escape_default());
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shown_keeps_short_printable_values() {
-        assert_eq!(shown("arn:aws:s3:::bucket"), "arn:aws:s3:::bucket");
-        assert_eq!(shown("a b"), "a b");
-    }
-
-    #[test]
-    fn shown_escapes_control_and_non_ascii_characters() {
-        assert_eq!(shown("a\nb"), "a\\nb");
-        assert_eq!(shown("a\u{202e}b"), "a\\u{202e}b");
-        assert_eq!(shown("é"), "\\u{e9}");
-    }
-
-    #[test]
-    fn shown_truncates_long_values() {
-        let long = "x".repeat(10_000);
-        let out = shown(&long);
-        assert_eq!(out.chars().count(), MAX_SHOWN_CHARS + 1);
-        assert!(out.ends_with('…'));
-    }
 
     #[test]
     fn messages_name_port_field_and_value() {

@@ -242,7 +242,7 @@ fn glue_name<'a>(name: &'a str, what: &str) -> Result<&'a str, String> {
     } else {
         Err(format!(
             "whose {what} name `{}` is not a Glue name (lowercase letters, digits, `_` and `-`)",
-            super::error::shown(name)
+            crate::text::shown(name)
         ))
     }
 }

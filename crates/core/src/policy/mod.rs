@@ -13,6 +13,7 @@
 //! 4. [`PolicyDocument::from_iam`] and structural equality decide whether a write is needed,
 //!    [`check_inline_policy_budget`] whether it fits.
 
+mod account;
 mod arn;
 pub mod contract;
 mod document;
@@ -23,17 +24,18 @@ mod kms;
 mod msk_topic;
 mod name;
 mod port;
+mod port_type;
 mod role;
 mod s3_bucket;
 mod s3_folder;
 
+pub use account::AccountId;
 pub use arn::{Arn, ArnError, MAX_ARN_LEN, Partition};
 pub use document::{
     Conditions, Effect, POLICY_VERSION, PolicyDocument, ROLE_INLINE_POLICY_LIMIT, Statement,
     check_inline_policy_budget, decode_iam_document, policy_size,
 };
 pub use error::PolicyError;
-pub(crate) use error::shown;
 pub use glue_table::{AthenaWorkgroup, GlueTable, GlueTableRef};
 pub use kinesis_stream::KinesisStream;
 pub use kms::KmsKey;
@@ -43,7 +45,8 @@ pub use name::{
     MAX_POLICY_NAME_LEN, MAX_ROLE_NAME_LEN, POLICY_NAME_PREFIX, access_role_name,
     is_access_role_name, is_policy_name, policy_name,
 };
-pub use port::{OUTPUT_PORT_TYPE_FIELD, PortAccess, PortResource, PortType, resolve_port};
+pub use port::{OUTPUT_PORT_TYPE_FIELD, PortAccess, PortResource, resolve_port};
+pub use port_type::PortType;
 pub use role::{
     ConsumerRole, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, ROLE_ARN_FIELD,
     ROLE_NAME_FIELD, RoleArn, RoleGuard, RoleName,
@@ -104,7 +107,7 @@ impl Context {
         Partition::from_region(region)
             .map(Context::new)
             .map_err(|reason| PolicyError::InvalidRegion {
-                region: error::shown(region),
+                region: crate::text::shown(region),
                 reason,
             })
     }

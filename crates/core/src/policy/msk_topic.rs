@@ -161,7 +161,7 @@ fn kafka_name<'a>(name: &'a str, what: &str, max_len: usize) -> Result<&'a str, 
     } else {
         Err(format!(
             "whose {what} name `{}` is not a Kafka name (letters, digits, `.`, `_`, `-`)",
-            super::error::shown(name)
+            crate::text::shown(name)
         ))
     }
 }

@@ -8,77 +8,23 @@
 //! the type cannot use is an error, not silently dropped, because it usually means the provider
 //! expects access the integration is not going to grant.
 
-use std::fmt;
-
 use serde_json::{Map, Value};
 
 use super::Context;
 use super::arn::{Arn, Partition};
 use super::document::PolicyDocument;
-use super::error::{PolicyError, shown};
+use super::error::PolicyError;
 use super::glue_table::{AthenaWorkgroup, GlueResource, GlueTable, GlueTableRef};
 use super::kinesis_stream::KinesisStream;
 use super::kms::KmsKey;
 use super::msk_topic::{MskCluster, MskResource, MskTopic};
+use super::port_type::PortType;
 use super::s3_bucket::S3Bucket;
 use super::s3_folder::{S3Folder, S3Location};
+use crate::text::shown;
 
 /// The custom field naming the port type, as in the reference integration.
 pub const OUTPUT_PORT_TYPE_FIELD: &str = "output-port-type";
-
-/// The kinds of access the catalogue can grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PortType {
-    S3Bucket,
-    S3Folder,
-    GlueTable,
-    KinesisStream,
-    MskTopic,
-}
-
-impl PortType {
-    /// The value of `custom.output-port-type`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PortType::S3Bucket => "s3_bucket",
-            PortType::S3Folder => "s3_folder",
-            PortType::GlueTable => "glue_table",
-            PortType::KinesisStream => "kinesis_stream",
-            PortType::MskTopic => "msk_topic",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "s3_bucket" => Some(PortType::S3Bucket),
-            "s3_folder" => Some(PortType::S3Folder),
-            "glue_table" => Some(PortType::GlueTable),
-            "kinesis_stream" => Some(PortType::KinesisStream),
-            "msk_topic" => Some(PortType::MskTopic),
-            _ => None,
-        }
-    }
-
-    /// What a port of this type may name, for messages about ARNs it cannot use.
-    fn takes(self) -> &'static str {
-        match self {
-            PortType::S3Bucket => "an S3 bucket ARN and optionally a KMS key ARN",
-            PortType::S3Folder => "an S3 folder ARN and optionally a KMS key ARN",
-            PortType::GlueTable => {
-                "a Glue table ARN (and its catalog and database ARNs), an Athena workgroup ARN, \
-                 the table's S3 ARN and optionally a KMS key ARN"
-            }
-            PortType::KinesisStream => "a Kinesis stream ARN and optionally a KMS key ARN",
-            PortType::MskTopic => "MSK cluster, topic and consumer group ARNs",
-        }
-    }
-}
-
-impl fmt::Display for PortType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 const NEEDS_BUCKET: &str = "an S3 bucket ARN in a custom field such as `aws-s3-bucket-arn` \
     (arn:aws:s3:::bucket), or a `server.location` like s3://bucket";

@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use super::Context;
 use super::arn::{Arn, Partition};
-use super::error::{PolicyError, shown};
+use super::error::PolicyError;
 use super::name::{MAX_ROLE_NAME_LEN, is_access_role_name, is_iam_name, is_iam_name_char};
+use crate::text::shown;
 
 /// Custom field of the consumer data product or team naming a role in the integration's own
 /// account, as in the reference integration.

@@ -21,7 +21,7 @@ impl S3Bucket {
             }),
             Some(problem) => Err(format!(
                 "`{}` is not a valid S3 bucket name: {problem}",
-                super::error::shown(name)
+                crate::text::shown(name)
             )),
         }
     }

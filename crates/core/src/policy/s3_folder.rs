@@ -5,8 +5,8 @@
 
 use super::arn::{Arn, MAX_ARN_LEN, Partition};
 use super::document::Statement;
-use super::error::shown;
 use super::s3_bucket::S3Bucket;
+use crate::text::shown;
 
 /// A folder: a bucket and a key prefix of one or more `/`-separated segments, stored without
 /// leading or trailing `/`.

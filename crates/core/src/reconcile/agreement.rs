@@ -342,7 +342,9 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::fakes::{ACCOUNT, FakeDirectory, FakeDmm, FakeIam, FakeLedger, NoTags};
+    use crate::fakes::{
+        ACCOUNT, CountingExternalIds, FakeDirectory, FakeDmm, FakeIam, FakeLedger, NoTags,
+    };
     use crate::policy::{Context, Partition, RoleGuard};
     use crate::reconcile::ownership::{OwnerMap, OwnershipMode, OwnershipPolicy};
 
@@ -410,7 +412,8 @@ mod tests {
                 reporting: StatusReporting::Both,
                 provisioning: &self.provisioning,
             };
-            let converger = Converger::new(&self.iam, &self.ledger, &self.guard);
+            let ids = CountingExternalIds::default();
+            let converger = Converger::new(&self.iam, &self.ledger, &self.guard, &ids);
             rules
                 .reconcile(&converger, "a1", AgreementApi::Access)
                 .await

@@ -21,18 +21,17 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::cross_account::{self, ExternalIds};
 use super::ownership::Finding;
 use super::plan::GrantPlan;
+use super::role_checks::{allowed_role, check_budget, has_policy, owned_role};
 use super::status::AccessRoleStatus;
-use super::{Permanent, ReconcileError, cross_account};
+use super::{Permanent, ReconcileError};
 use crate::aws::access_roles::AccessRoles;
 use crate::aws::accounts::{AccountClients, AssumeRole};
-use crate::aws::iam::{IamRoles, RoleInfo, RolePolicies};
+use crate::aws::iam::{IamRoles, RolePolicies};
 use crate::aws::ledger::{GrantKind, GrantLedger, GrantRecord, LedgerEntry, LedgerError};
-use crate::policy::{
-    ConsumerRole, PolicyDocument, RoleGuard, RoleName, access_role_name,
-    check_inline_policy_budget, decode_iam_document, policy_name, policy_size,
-};
+use crate::policy::{ConsumerRole, RoleGuard, RoleName, access_role_name, policy_name};
 
 /// A grant in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,19 +83,21 @@ impl<S: AssumeRole> AccountIam for AgreementIam<'_, S> {
 
 /// IAM per account and the ledger.
 pub struct Converger<'a, A, L> {
-    pub(super) iam: &'a A,
-    pub(super) ledger: &'a L,
-    pub(super) guard: &'a RoleGuard,
+    iam: &'a A,
+    ledger: &'a L,
+    guard: &'a RoleGuard,
+    /// Where a cross-account grant's external id comes from the first time.
+    ids: &'a dyn ExternalIds,
     /// IAM writes made through this converger, whatever the outcome.
     writes: AtomicUsize,
 }
 
 /// What [`Converger::remove`] did with a set of ledger records.
-pub(super) struct Removal {
+struct Removal {
     /// Records that still describe a grant in IAM (the integration may not remove it).
-    pub(super) kept: BTreeSet<GrantRecord>,
+    kept: BTreeSet<GrantRecord>,
     /// Why the first kept record could not be revoked.
-    pub(super) refused: Option<Permanent>,
+    refused: Option<Permanent>,
 }
 
 impl Removal {
@@ -107,11 +108,12 @@ impl Removal {
 }
 
 impl<'a, A, L> Converger<'a, A, L> {
-    pub fn new(iam: &'a A, ledger: &'a L, guard: &'a RoleGuard) -> Self {
+    pub fn new(iam: &'a A, ledger: &'a L, guard: &'a RoleGuard, ids: &'a dyn ExternalIds) -> Self {
         Self {
             iam,
             ledger,
             guard,
+            ids,
             writes: AtomicUsize::new(0),
         }
     }
@@ -123,69 +125,9 @@ impl<'a, A, L> Converger<'a, A, L> {
     }
 
     /// Counts one IAM write.
-    pub(super) fn wrote(&self) {
+    fn wrote(&self) {
         self.writes.fetch_add(1, Ordering::SeqCst);
     }
-}
-
-/// The role, if the integration may write to it.
-pub(super) async fn allowed_role<I: RolePolicies>(
-    iam: &I,
-    guard: &RoleGuard,
-    name: &RoleName,
-) -> Result<RoleInfo, ReconcileError> {
-    let role = iam
-        .role(name.as_str())
-        .await?
-        .ok_or_else(|| Permanent::RoleNotFound(name.to_string()))?;
-    guard.check(name, &role.path)?;
-    Ok(role)
-}
-
-/// Checks that the consumer role is the consumer's (its IAM tags) before anything is written to
-/// it, and returns the plan's findings with the role's, for `audit` mode.
-pub(super) fn owned_role(
-    plan: &GrantPlan,
-    role: &RoleInfo,
-) -> Result<Vec<Finding>, Box<Permanent>> {
-    let mut findings = plan.findings.clone();
-    findings.extend(plan.role_ownership.check(&role.name, &role.tags)?);
-    Ok(findings)
-}
-
-/// Whether the role's policy `name` is structurally `wanted` (an unreadable document is not).
-pub(super) async fn has_policy<I: RolePolicies>(
-    iam: &I,
-    role: &str,
-    name: &str,
-    wanted: &PolicyDocument,
-) -> Result<bool, ReconcileError> {
-    let current = iam.policy(role, name).await?;
-    Ok(current
-        .and_then(|raw| PolicyDocument::from_iam(&raw).ok())
-        .is_some_and(|doc| doc == *wanted))
-}
-
-/// Refuses a policy that would push the role's inline policies past IAM's limit, before
-/// anything is written.
-pub(super) async fn check_budget<I: RolePolicies>(
-    iam: &I,
-    role: &str,
-    policy_name: &str,
-    document: &PolicyDocument,
-) -> Result<(), ReconcileError> {
-    let mut sizes = Vec::new();
-    for name in iam.policy_names(role).await? {
-        if name == policy_name {
-            continue;
-        }
-        if let Some(raw) = iam.policy(role, &name).await? {
-            let decoded = decode_iam_document(&raw).map(|d| policy_size(&d));
-            sizes.push(decoded.unwrap_or_else(|_| policy_size(&raw)));
-        }
-    }
-    check_inline_policy_budget(role, policy_name, document, sizes)?;
-    Ok(())
 }
 
 impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
@@ -200,7 +142,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
     /// may not remove (a role the guard refuses, an access role without the integration's tags,
     /// an account it can no longer reach) are kept, because the grant may still be there, and
     /// reported.
-    pub(super) async fn remove(
+    async fn remove(
         &self,
         agreement_id: &str,
         records: &BTreeSet<GrantRecord>,
@@ -279,7 +221,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         Ok(removal)
     }
 
-    pub(super) fn recorded(entry: &Option<LedgerEntry>) -> BTreeSet<GrantRecord> {
+    fn recorded(entry: &Option<LedgerEntry>) -> BTreeSet<GrantRecord> {
         entry
             .iter()
             .flat_map(|e| e.grants.iter().cloned())
@@ -292,7 +234,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         self.ledger.delete(agreement_id).await
     }
 
-    pub(super) async fn record(
+    async fn record(
         &self,
         agreement_id: &str,
         grants: &BTreeSet<GrantRecord>,
@@ -308,6 +250,38 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         Ok(())
     }
 
+    /// The order every grant follows, whatever it writes: the ledger learns the `wanted`
+    /// records (and the external id) before `write` touches IAM, so a crash in between leaves
+    /// something a revocation finds; what the ledger knew beyond `wanted` (a previous consumer
+    /// role, a renamed policy, the other half of a grant that moved across accounts) is
+    /// removed only after `write` succeeded, and forgotten only once IAM lost it.
+    async fn in_ledger_order(
+        &self,
+        agreement_id: &str,
+        entry: &Option<LedgerEntry>,
+        wanted: &BTreeSet<GrantRecord>,
+        external_id: Option<&str>,
+        write: impl AsyncFnOnce() -> Result<(), ReconcileError>,
+    ) -> Result<(), ReconcileError> {
+        let known = Self::recorded(entry);
+        let recorded_id = entry.as_ref().and_then(|e| e.external_id.as_deref());
+        if !known.is_superset(wanted) || recorded_id != external_id {
+            let all = known.union(wanted).cloned().collect();
+            self.record(agreement_id, &all, external_id).await?;
+        }
+        write().await?;
+        let stale: BTreeSet<GrantRecord> = known.difference(wanted).cloned().collect();
+        if !stale.is_empty() {
+            let removal = self.remove(agreement_id, &stale).await?;
+            let remaining = removal.kept.union(wanted).cloned().collect();
+            self.record(agreement_id, &remaining, external_id).await?;
+            if let Some(refused) = removal.refused {
+                return Err(refused.into());
+            }
+        }
+        Ok(())
+    }
+
     /// Puts exactly `plan` in place and removes whatever else the ledger knows for the agreement
     /// (a previous consumer role, a renamed policy).
     pub async fn grant(
@@ -316,7 +290,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         plan: &GrantPlan,
     ) -> Result<Granted, ReconcileError> {
         if plan.is_cross_account() {
-            return cross_account::grant(self, agreement_id, plan).await;
+            return self.grant_across_accounts(agreement_id, plan).await;
         }
         let account = plan.consumer_account.as_deref();
         let iam = self.iam.iam(account).await?;
@@ -326,47 +300,93 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         if !in_place {
             check_budget(&iam, &role.name, &plan.policy_name, &plan.document).await?;
         }
-        let wanted = GrantRecord {
+        let wanted = BTreeSet::from([GrantRecord {
             role_name: role.name.clone(),
             role_arn: role.arn.clone(),
             policy_name: plan.policy_name.clone(),
             account: account.map(str::to_owned),
             kind: GrantKind::InlinePolicy,
-        };
+        }]);
         let entry = self.ledger.get(agreement_id).await?;
         // Kept, so an agreement that moves back across accounts keeps its external id.
         let external_id = entry.as_ref().and_then(|e| e.external_id.clone());
-        let known = Self::recorded(&entry);
-        let stale: BTreeSet<GrantRecord> =
-            known.iter().filter(|r| **r != wanted).cloned().collect();
-        if !known.contains(&wanted) {
-            let mut all = known.clone();
-            all.insert(wanted.clone());
-            self.record(agreement_id, &all, external_id.as_deref())
-                .await?;
-        }
         let before = self.iam_writes();
-        if !in_place {
-            iam.put_policy(&role.name, &plan.policy_name, &plan.document.to_json())
-                .await?;
-            self.wrote();
-        }
-        if !stale.is_empty() {
-            let removal = self.remove(agreement_id, &stale).await?;
-            let mut remaining = removal.kept;
-            remaining.insert(wanted);
-            self.record(agreement_id, &remaining, external_id.as_deref())
-                .await?;
-            if let Some(refused) = removal.refused {
-                return Err(refused.into());
-            }
-        }
+        self.in_ledger_order(
+            agreement_id,
+            &entry,
+            &wanted,
+            external_id.as_deref(),
+            async || {
+                if !in_place {
+                    iam.put_policy(&role.name, &plan.policy_name, &plan.document.to_json())
+                        .await?;
+                    self.wrote();
+                }
+                Ok(())
+            },
+        )
+        .await?;
         Ok(Granted {
             role_arn: role.arn,
             policy_name: plan.policy_name.clone(),
             access_role: None,
             iam_writes: self.iam_writes() - before,
             findings,
+        })
+    }
+
+    /// An access role in the provider account and the consumer's permission to assume it
+    /// ([`cross_account`]), in the same ledger order as every grant.
+    async fn grant_across_accounts(
+        &self,
+        agreement_id: &str,
+        plan: &GrantPlan,
+    ) -> Result<Granted, ReconcileError> {
+        let consumer_iam = self.iam.iam(plan.consumer_account.as_deref()).await?;
+        let provider_iam = self.iam.iam(plan.provider_account.as_deref()).await?;
+        let access = cross_account::prepare(
+            &consumer_iam,
+            &provider_iam,
+            self.guard,
+            self.iam.own_account(),
+            agreement_id,
+            plan,
+        )
+        .await?;
+        let entry = self.ledger.get(agreement_id).await?;
+        let external_id = entry
+            .as_ref()
+            .and_then(|e| e.external_id.clone())
+            .unwrap_or_else(|| self.ids.new_external_id());
+        let before = self.iam_writes();
+        self.in_ledger_order(
+            agreement_id,
+            &entry,
+            &access.records(plan),
+            Some(&external_id),
+            async || {
+                access
+                    .apply(
+                        &consumer_iam,
+                        &provider_iam,
+                        agreement_id,
+                        plan,
+                        &external_id,
+                        &self.writes,
+                    )
+                    .await
+            },
+        )
+        .await?;
+        Ok(Granted {
+            role_arn: access.consumer.arn,
+            policy_name: plan.policy_name.clone(),
+            access_role: Some(AccessRoleStatus {
+                role_arn: access.access_arn,
+                external_id,
+            }),
+            iam_writes: self.iam_writes() - before,
+            findings: access.findings,
         })
     }
 
@@ -425,5 +445,303 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             Some(refused) => Err(refused.into()),
             None => Ok(self.iam_writes() - before),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::fakes::{ACCOUNT, CountingExternalIds, FakeIam, FakeLedger, Journal, OTHER_ACCOUNT};
+    use crate::policy::{Context, Partition, PolicyDocument, Statement};
+    use crate::reconcile::ownership::{Owners, OwnershipMode, RoleOwnership};
+
+    const AGREEMENT: &str = "a1";
+    const POLICY: &str = "DMM_DataUsageAgreement_a1";
+
+    fn plan(role: &str, provider_account: Option<&str>) -> GrantPlan {
+        GrantPlan {
+            role: ConsumerRole::from_custom(
+                &json!({"aws-role-name": role}),
+                &Context::new(Partition::Aws),
+            )
+            .unwrap(),
+            policy_name: POLICY.to_owned(),
+            document: PolicyDocument::new(vec![Statement::allow(
+                "Read",
+                &["s3:GetObject"],
+                ["arn:aws:s3:::orders/*"],
+            )]),
+            consumer_account: None,
+            provider_account: provider_account.map(str::to_owned),
+            role_ownership: RoleOwnership {
+                mode: OwnershipMode::Off,
+                owners: Owners::team("analytics"),
+                consumer: "consumer team `analytics`".to_owned(),
+            },
+            findings: Vec::new(),
+        }
+    }
+
+    /// IAM with two consumer roles, a ledger, both writing into one journal.
+    struct World {
+        journal: Journal,
+        iam: FakeIam,
+        ledger: FakeLedger,
+        guard: RoleGuard,
+        ids: CountingExternalIds,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let journal = Journal::default();
+            Self {
+                iam: FakeIam::default()
+                    .with_role("consumer", &[])
+                    .with_role("other-consumer", &[])
+                    .managing(OTHER_ACCOUNT)
+                    .journal(&journal),
+                ledger: FakeLedger::default().journal(&journal),
+                guard: RoleGuard::new("/", "*", Vec::<String>::new()).unwrap(),
+                ids: CountingExternalIds::default(),
+                journal,
+            }
+        }
+
+        fn converger(&self) -> Converger<'_, FakeIam, FakeLedger> {
+            Converger::new(&self.iam, &self.ledger, &self.guard, &self.ids)
+        }
+
+        fn recorded(&self) -> Vec<String> {
+            self.ledger
+                .entry(AGREEMENT)
+                .map(|e| e.grants.iter().map(|g| g.role_name.clone()).collect())
+                .unwrap_or_default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_ledger_learns_a_grant_before_iam_gets_it_and_a_replay_writes_nothing() {
+        let world = World::new();
+        let granted = world
+            .converger()
+            .grant(AGREEMENT, &plan("consumer", None))
+            .await
+            .unwrap();
+        assert_eq!(granted.iam_writes, 1);
+        assert_eq!(
+            world.journal.take(),
+            [
+                "ledger put a1 [consumer/DMM_DataUsageAgreement_a1]",
+                "iam put consumer/DMM_DataUsageAgreement_a1",
+            ]
+        );
+        let replay = world
+            .converger()
+            .grant(AGREEMENT, &plan("consumer", None))
+            .await
+            .unwrap();
+        assert_eq!(replay.iam_writes, 0);
+        assert_eq!(world.journal.take(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_stays_in_the_ledger_so_a_revocation_finds_it() {
+        let world = World::new();
+        world.iam.fail_next_put();
+        let failed = world
+            .converger()
+            .grant(AGREEMENT, &plan("consumer", None))
+            .await;
+        assert!(
+            matches!(failed, Err(ReconcileError::Retry(_))),
+            "{failed:?}"
+        );
+        assert_eq!(world.recorded(), ["consumer"]);
+        // The crash case: IAM got the policy after all, but nothing more happened.
+        world
+            .iam
+            .put_policy(
+                "consumer",
+                POLICY,
+                &plan("consumer", None).document.to_json(),
+            )
+            .await
+            .unwrap();
+        world.journal.take();
+        let writes = world.converger().revoke(AGREEMENT, None).await.unwrap();
+        assert_eq!(writes, 1);
+        assert_eq!(
+            world.journal.take(),
+            [
+                "iam delete consumer/DMM_DataUsageAgreement_a1",
+                "ledger delete a1"
+            ]
+        );
+        assert!(world.iam.policies("consumer").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_moved_grant_is_written_on_the_new_role_before_the_old_one_loses_it() {
+        let world = World::new();
+        world
+            .converger()
+            .grant(AGREEMENT, &plan("consumer", None))
+            .await
+            .unwrap();
+        world.journal.take();
+        let moved = world
+            .converger()
+            .grant(AGREEMENT, &plan("other-consumer", None))
+            .await
+            .unwrap();
+        assert_eq!(moved.iam_writes, 2);
+        assert_eq!(
+            world.journal.take(),
+            [
+                "ledger put a1 [consumer/DMM_DataUsageAgreement_a1, \
+                 other-consumer/DMM_DataUsageAgreement_a1]",
+                "iam put other-consumer/DMM_DataUsageAgreement_a1",
+                "iam delete consumer/DMM_DataUsageAgreement_a1",
+                "ledger put a1 [other-consumer/DMM_DataUsageAgreement_a1]",
+            ]
+        );
+        assert!(world.iam.policies("consumer").is_empty());
+        assert_eq!(
+            world
+                .iam
+                .policies("other-consumer")
+                .keys()
+                .collect::<Vec<_>>(),
+            [POLICY]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_grant_on_a_role_the_guard_now_refuses_is_kept_in_the_ledger_and_reported() {
+        let world = World::new();
+        world
+            .converger()
+            .grant(AGREEMENT, &plan("consumer", None))
+            .await
+            .unwrap();
+        world.journal.take();
+        let narrowed = RoleGuard::new("/", "other-*", Vec::<String>::new()).unwrap();
+        let converger = Converger::new(&world.iam, &world.ledger, &narrowed, &world.ids);
+        let refused = converger
+            .grant(AGREEMENT, &plan("other-consumer", None))
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(ReconcileError::Permanent(Permanent::RevokeRefused { ref role, .. }))
+                    if role == "consumer"
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(world.recorded(), ["consumer", "other-consumer"]);
+        assert_eq!(
+            world.iam.policies("consumer").keys().collect::<Vec<_>>(),
+            [POLICY]
+        );
+    }
+
+    #[tokio::test]
+    async fn across_accounts_the_provider_half_comes_first_and_goes_last() {
+        let world = World::new();
+        let granted = world
+            .converger()
+            .grant(AGREEMENT, &plan("consumer", Some(OTHER_ACCOUNT)))
+            .await
+            .unwrap();
+        let access = granted.access_role.expect("an access role");
+        assert_eq!(access.external_id, "ext-1");
+        assert_eq!(
+            access.role_arn,
+            format!("arn:aws:iam::{OTHER_ACCOUNT}:role/dmm-access-a1")
+        );
+        assert_eq!(
+            world.journal.take(),
+            [
+                "ledger put a1 [consumer/DMM_DataUsageAgreement_a1, \
+                 dmm-access-a1/DMM_DataUsageAgreement_a1]",
+                "iam create role dmm-access-a1",
+                "iam put dmm-access-a1/DMM_DataUsageAgreement_a1",
+                "iam put consumer/DMM_DataUsageAgreement_a1",
+            ]
+        );
+        let trust = world
+            .iam
+            .access_role_info("dmm-access-a1")
+            .unwrap()
+            .trust_policy;
+        assert!(
+            cross_account::trust_matches(
+                &trust,
+                &cross_account::trust_policy(
+                    &format!("arn:aws:iam::{ACCOUNT}:role/consumer"),
+                    "ext-1"
+                )
+            ),
+            "{trust}"
+        );
+        let replay = world
+            .converger()
+            .grant(AGREEMENT, &plan("consumer", Some(OTHER_ACCOUNT)))
+            .await
+            .unwrap();
+        assert_eq!(
+            (replay.iam_writes, replay.access_role.unwrap().external_id),
+            (0, "ext-1".to_owned()),
+            "the external id is the ledger's, not a new one"
+        );
+        assert_eq!(world.journal.take(), Vec::<String>::new());
+
+        world.converger().revoke(AGREEMENT, None).await.unwrap();
+        assert_eq!(
+            world.journal.take(),
+            [
+                "iam delete consumer/DMM_DataUsageAgreement_a1",
+                "iam delete dmm-access-a1/DMM_DataUsageAgreement_a1",
+                "iam delete role dmm-access-a1",
+                "ledger delete a1",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn back_in_one_account_the_access_role_goes_after_the_direct_grant_is_in_place() {
+        let world = World::new();
+        world
+            .converger()
+            .grant(AGREEMENT, &plan("consumer", Some(OTHER_ACCOUNT)))
+            .await
+            .unwrap();
+        world.journal.take();
+        world
+            .converger()
+            .grant(AGREEMENT, &plan("consumer", None))
+            .await
+            .unwrap();
+        assert_eq!(
+            world.journal.take(),
+            [
+                "iam put consumer/DMM_DataUsageAgreement_a1",
+                "iam delete dmm-access-a1/DMM_DataUsageAgreement_a1",
+                "iam delete role dmm-access-a1",
+                "ledger put a1 [consumer/DMM_DataUsageAgreement_a1]",
+            ]
+        );
+        assert_eq!(
+            world
+                .ledger
+                .entry(AGREEMENT)
+                .unwrap()
+                .external_id
+                .as_deref(),
+            Some("ext-1"),
+            "kept for a move back"
+        );
     }
 }

@@ -21,30 +21,40 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::converge::{
-    AccountIam, Converger, Granted, allowed_role, check_budget, has_policy, owned_role,
-};
+use super::ownership::Finding;
 use super::plan::GrantPlan;
-use super::status::AccessRoleStatus;
+use super::role_checks::{allowed_role, check_budget, has_policy, owned_role};
 use super::{Permanent, ReconcileError};
 use crate::aws::access_roles::{
-    AGREEMENT_TAG, AccessRoles, MANAGED_BY_TAG, MANAGED_BY_VALUE, access_role_boundary_arn,
+    AGREEMENT_TAG, AccessRoleInfo, AccessRoles, MANAGED_BY_TAG, MANAGED_BY_VALUE,
+    access_role_boundary_arn,
 };
-use crate::aws::iam::RolePolicies;
-use crate::aws::ledger::{GrantKind, GrantLedger, GrantRecord};
+use crate::aws::iam::{RoleInfo, RolePolicies};
+use crate::aws::ledger::{GrantKind, GrantRecord};
 use crate::policy::{
-    POLICY_VERSION, PolicyDocument, Statement, access_role_name, check_inline_policy_budget,
-    decode_iam_document,
+    POLICY_VERSION, PolicyDocument, RoleGuard, Statement, access_role_name,
+    check_inline_policy_budget, decode_iam_document,
 };
 
 /// Sid of the consumer-side statement.
 pub const ASSUME_SID: &str = "AssumeDmmAccessRole";
 
-/// A new external id: 128 random bits as 32 hex characters. Random rather than derived from
-/// the agreement (see ADR 003): nothing public predicts it, and it does not change when a key
-/// is rotated. Kept in the ledger and reused for the agreement's lifetime.
-pub fn new_external_id() -> String {
-    hex::encode(rand::rng().random::<[u8; 16]>())
+/// Where new external ids come from. Random in the deployed function; a test passes its own to
+/// know the id in advance.
+pub trait ExternalIds: Sync {
+    fn new_external_id(&self) -> String;
+}
+
+/// 128 random bits as 32 hex characters. Random rather than derived from the agreement (see
+/// ADR 003): nothing public predicts it, and it does not change when a key is rotated. Kept in
+/// the ledger and reused for the agreement's lifetime.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomExternalIds;
+
+impl ExternalIds for RandomExternalIds {
+    fn new_external_id(&self) -> String {
+        hex::encode(rand::rng().random::<[u8; 16]>())
+    }
 }
 
 /// The access role's trust policy: exactly the consumer role may assume it, and only with the
@@ -155,24 +165,42 @@ fn partition_of(arn: &str) -> &str {
     arn.split(':').nth(1).unwrap_or("aws")
 }
 
-pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
-    converger: &Converger<'_, A, L>,
+/// An access-role grant checked against IAM and ready to be written: everything that can refuse
+/// it was checked before this exists, so writing it fails only on a fault.
+pub(super) struct AccessGrant {
+    pub(super) consumer: RoleInfo,
+    /// The consumer role's findings, in `audit` mode.
+    pub(super) findings: Vec<Finding>,
+    access_name: String,
+    pub(super) access_arn: String,
+    existing: Option<AccessRoleInfo>,
+    /// The IAM path a new access role gets (the allowlist's).
+    path: String,
+    boundary: String,
+    consumer_policy: PolicyDocument,
+    consumer_in_place: bool,
+}
+
+/// Checks everything that can refuse the grant, with reads only: the consumer role (the guard
+/// and its tags), an existing access role of that name (it must be the agreement's own and
+/// carry nothing else), and both policies' size.
+pub(super) async fn prepare<I: RolePolicies + AccessRoles>(
+    consumer_iam: &I,
+    provider_iam: &I,
+    guard: &RoleGuard,
+    own_account: Option<&str>,
     agreement_id: &str,
     plan: &GrantPlan,
-) -> Result<Granted, ReconcileError> {
-    let consumer_iam = converger.iam.iam(plan.consumer_account.as_deref()).await?;
-    let provider_iam = converger.iam.iam(plan.provider_account.as_deref()).await?;
+) -> Result<AccessGrant, ReconcileError> {
     let provider_account = plan
         .provider_account
         .as_deref()
-        .or(converger.iam.own_account())
+        .or(own_account)
         .ok_or_else(|| Permanent::UnknownOwnAccount {
             role: plan.role.name().to_string(),
         })?
         .to_owned();
-
-    // Everything that can refuse the grant is checked before anything is written.
-    let consumer = allowed_role(&consumer_iam, converger.guard, plan.role.name()).await?;
+    let consumer = allowed_role(consumer_iam, guard, plan.role.name()).await?;
     let findings = owned_role(plan, &consumer)?;
     let access_name = access_role_name(agreement_id)?;
     let existing = provider_iam.access_role(&access_name).await?;
@@ -205,18 +233,18 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
         }
     }
     check_inline_policy_budget(&access_name, &plan.policy_name, &plan.document, [])?;
-    let path = converger.guard.path_prefix();
-    let boundary = access_role_boundary_arn(partition_of(&consumer.arn), &provider_account);
+    let partition = partition_of(&consumer.arn);
+    let boundary = access_role_boundary_arn(partition, &provider_account);
     let access_arn = match &existing {
         Some(role) => role.arn.clone(),
         None => format!(
-            "arn:{}:iam::{provider_account}:role{path}{access_name}",
-            partition_of(&consumer.arn)
+            "arn:{partition}:iam::{provider_account}:role{}{access_name}",
+            guard.path_prefix()
         ),
     };
     let consumer_policy = assume_policy(&access_arn);
     let consumer_in_place = has_policy(
-        &consumer_iam,
+        consumer_iam,
         &consumer.name,
         &plan.policy_name,
         &consumer_policy,
@@ -224,127 +252,113 @@ pub(super) async fn grant<A: AccountIam, L: GrantLedger>(
     .await?;
     if !consumer_in_place {
         check_budget(
-            &consumer_iam,
+            consumer_iam,
             &consumer.name,
             &plan.policy_name,
             &consumer_policy,
         )
         .await?;
     }
+    Ok(AccessGrant {
+        consumer,
+        findings,
+        access_name,
+        access_arn,
+        existing,
+        path: guard.path_prefix().to_owned(),
+        boundary,
+        consumer_policy,
+        consumer_in_place,
+    })
+}
 
-    // The ledger first: both halves and the external id.
-    let entry = converger.ledger.get(agreement_id).await?;
-    let external_id = entry
-        .as_ref()
-        .and_then(|e| e.external_id.clone())
-        .unwrap_or_else(new_external_id);
-    let wanted = BTreeSet::from([
-        GrantRecord {
-            role_name: access_name.clone(),
-            role_arn: access_arn.clone(),
-            policy_name: plan.policy_name.clone(),
-            account: plan.provider_account.clone(),
-            kind: GrantKind::AccessRole,
-        },
-        GrantRecord {
-            role_name: consumer.name.clone(),
-            role_arn: consumer.arn.clone(),
-            policy_name: plan.policy_name.clone(),
-            account: plan.consumer_account.clone(),
-            kind: GrantKind::InlinePolicy,
-        },
-    ]);
-    let known = Converger::<A, L>::recorded(&entry);
-    let stale: BTreeSet<GrantRecord> = known.difference(&wanted).cloned().collect();
-    let recorded_id = entry.as_ref().and_then(|e| e.external_id.as_deref());
-    if !known.is_superset(&wanted) || recorded_id != Some(external_id.as_str()) {
-        let all = known.union(&wanted).cloned().collect();
-        converger
-            .record(agreement_id, &all, Some(&external_id))
-            .await?;
+impl AccessGrant {
+    /// The ledger records of both halves.
+    pub(super) fn records(&self, plan: &GrantPlan) -> BTreeSet<GrantRecord> {
+        BTreeSet::from([
+            GrantRecord {
+                role_name: self.access_name.clone(),
+                role_arn: self.access_arn.clone(),
+                policy_name: plan.policy_name.clone(),
+                account: plan.provider_account.clone(),
+                kind: GrantKind::AccessRole,
+            },
+            GrantRecord {
+                role_name: self.consumer.name.clone(),
+                role_arn: self.consumer.arn.clone(),
+                policy_name: plan.policy_name.clone(),
+                account: plan.consumer_account.clone(),
+                kind: GrantKind::InlinePolicy,
+            },
+        ])
     }
 
-    // Provider side: the access role, its trust, its data policy.
-    let before = converger.iam_writes();
-    let trust = trust_policy(&consumer.arn, &external_id);
-    match &existing {
-        None => {
+    /// Writes what is missing: the provider side (the access role, its trust, its boundary, its
+    /// data policy), then the consumer side (permission to assume exactly that role). IAM
+    /// writes are counted in `writes` as they happen.
+    pub(super) async fn apply<I: RolePolicies + AccessRoles>(
+        &self,
+        consumer_iam: &I,
+        provider_iam: &I,
+        agreement_id: &str,
+        plan: &GrantPlan,
+        external_id: &str,
+        writes: &AtomicUsize,
+    ) -> Result<(), ReconcileError> {
+        let wrote = || writes.fetch_add(1, Ordering::SeqCst);
+        let name = &self.access_name;
+        let trust = trust_policy(&self.consumer.arn, external_id);
+        match &self.existing {
+            None => {
+                provider_iam
+                    .create_access_role(
+                        name,
+                        &self.path,
+                        &trust.to_string(),
+                        &[
+                            (MANAGED_BY_TAG, MANAGED_BY_VALUE),
+                            (AGREEMENT_TAG, agreement_id),
+                        ],
+                        &self.boundary,
+                    )
+                    .await?;
+                wrote();
+            }
+            Some(role) if !trust_matches(&role.trust_policy, &trust) => {
+                provider_iam
+                    .update_trust_policy(name, &trust.to_string())
+                    .await?;
+                wrote();
+            }
+            Some(_) => {}
+        }
+        if self
+            .existing
+            .as_ref()
+            .is_some_and(|role| role.permissions_boundary.as_deref() != Some(&self.boundary))
+        {
+            // IAM lets the integration write the data policy only onto a role with the boundary.
+            provider_iam.put_boundary(name, &self.boundary).await?;
+            wrote();
+        }
+        if !has_policy(provider_iam, name, &plan.policy_name, &plan.document).await? {
             provider_iam
-                .create_access_role(
-                    &access_name,
-                    path,
-                    &trust.to_string(),
-                    &[
-                        (MANAGED_BY_TAG, MANAGED_BY_VALUE),
-                        (AGREEMENT_TAG, agreement_id),
-                    ],
-                    &boundary,
+                .put_policy(name, &plan.policy_name, &plan.document.to_json())
+                .await?;
+            wrote();
+        }
+        if !self.consumer_in_place {
+            consumer_iam
+                .put_policy(
+                    &self.consumer.name,
+                    &plan.policy_name,
+                    &self.consumer_policy.to_json(),
                 )
                 .await?;
-            converger.wrote();
+            wrote();
         }
-        Some(role) if !trust_matches(&role.trust_policy, &trust) => {
-            provider_iam
-                .update_trust_policy(&access_name, &trust.to_string())
-                .await?;
-            converger.wrote();
-        }
-        Some(_) => {}
+        Ok(())
     }
-    if existing
-        .as_ref()
-        .is_some_and(|role| role.permissions_boundary.as_deref() != Some(boundary.as_str()))
-    {
-        // IAM lets the integration write the data policy only onto a role with the boundary.
-        provider_iam.put_boundary(&access_name, &boundary).await?;
-        converger.wrote();
-    }
-    if !has_policy(
-        &provider_iam,
-        &access_name,
-        &plan.policy_name,
-        &plan.document,
-    )
-    .await?
-    {
-        provider_iam
-            .put_policy(&access_name, &plan.policy_name, &plan.document.to_json())
-            .await?;
-        converger.wrote();
-    }
-
-    // Consumer side: permission to assume exactly that role.
-    if !consumer_in_place {
-        consumer_iam
-            .put_policy(
-                &consumer.name,
-                &plan.policy_name,
-                &consumer_policy.to_json(),
-            )
-            .await?;
-        converger.wrote();
-    }
-
-    if !stale.is_empty() {
-        let removal = converger.remove(agreement_id, &stale).await?;
-        let remaining = removal.kept.union(&wanted).cloned().collect();
-        converger
-            .record(agreement_id, &remaining, Some(&external_id))
-            .await?;
-        if let Some(refused) = removal.refused {
-            return Err(refused.into());
-        }
-    }
-    Ok(Granted {
-        role_arn: consumer.arn,
-        policy_name: plan.policy_name.clone(),
-        access_role: Some(AccessRoleStatus {
-            role_arn: access_arn,
-            external_id,
-        }),
-        iam_writes: converger.iam_writes() - before,
-        findings,
-    })
 }
 
 /// Deletes an access role the ledger lists (`record`, whose name the caller checked is the
@@ -395,10 +409,10 @@ mod tests {
 
     #[test]
     fn external_ids_are_random_hex_of_128_bits() {
-        let a = new_external_id();
+        let a = RandomExternalIds.new_external_id();
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_ne!(a, new_external_id());
+        assert_ne!(a, RandomExternalIds.new_external_id());
     }
 
     #[test]

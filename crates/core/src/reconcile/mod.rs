@@ -14,6 +14,7 @@ pub mod ownership;
 pub mod plan;
 pub mod report;
 pub mod requests;
+mod role_checks;
 pub mod status;
 
 use crate::aws::accounts::AccountError;

@@ -28,8 +28,9 @@ use wildmatch::WildMatch;
 
 use super::{Permanent, ReconcileError, Retry};
 use crate::policy::{
-    Arn, PolicyDocument, PortAccess, PortResource, S3Bucket, S3Location, policy_size, shown,
+    Arn, PolicyDocument, PortAccess, PortResource, S3Bucket, S3Location, policy_size,
 };
+use crate::text::shown;
 
 /// Tag naming the data product that owns a resource or a consumer role.
 pub const PRODUCT_TAG: &str = "dmm-data-product";

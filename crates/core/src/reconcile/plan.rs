@@ -9,10 +9,12 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::aws::accounts::is_account_id;
 use crate::dmm::{Agreement, ConsumerRef, DataProduct, ProviderRef};
 use crate::policy::contract;
-use crate::policy::{Arn, ConsumerRole, Context, PolicyDocument, policy_name, resolve_port, shown};
+use crate::policy::{
+    AccountId, Arn, ConsumerRole, Context, PolicyDocument, policy_name, resolve_port,
+};
+use crate::text::shown;
 
 /// Optional custom field on the output port (or, failing that, the provider data product)
 /// naming the account that holds the port's resources. Needed only when no ARN of the port names
@@ -90,7 +92,7 @@ impl Scope {
 /// product, then the account of the first ARN of the port that names one (S3 ARNs do not);
 /// `None` when nothing names one (the integration's own account).
 pub fn provider_account(product: &DataProduct, port: &Value) -> Result<Option<String>, String> {
-    // Err: the invalid `aws-account-id` value (shortened).
+    // Err: the invalid `aws-account-id` value, as it may be shown.
     let custom = port.get("custom").and_then(Value::as_object);
     let field = custom
         .and_then(|c| c.get(ACCOUNT_ID_FIELD))
@@ -99,16 +101,15 @@ pub fn provider_account(product: &DataProduct, port: &Value) -> Result<Option<St
         .map(str::trim)
         .filter(|v| !v.is_empty());
     if let Some(account) = field {
-        return if is_account_id(account) {
-            Ok(Some(account.to_owned()))
-        } else {
-            Err(account.chars().take(40).collect())
+        return match AccountId::parse(account) {
+            Some(id) => Ok(Some(id.into_string())),
+            None => Err(shown(account)),
         };
     }
     let from_arn = custom.into_iter().flatten().find_map(|(key, value)| {
         let is_arn_field = key.starts_with("aws") && key.ends_with("arn");
         let arn = Arn::parse(value.as_str().filter(|_| is_arn_field)?).ok()?;
-        is_account_id(arn.account()).then(|| arn.account().to_owned())
+        AccountId::parse(arn.account()).map(AccountId::into_string)
     });
     Ok(from_arn)
 }
@@ -309,4 +310,254 @@ pub async fn plan<D: Directory, T: ResourceTags>(
         document,
         findings,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::fakes::{ACCOUNT, FakeDirectory, NoTags, OTHER_ACCOUNT};
+    use crate::policy::Partition;
+    use crate::reconcile::ownership::{OwnerMap, OwnershipMode, OwnershipPolicy};
+
+    const BUCKET: &str = "arn:aws:s3:::orders-data";
+
+    fn scope(managed: &[&str]) -> Scope {
+        Scope {
+            context: Context::new(Partition::Aws),
+            account: Some(ACCOUNT.to_owned()),
+            managed: managed.iter().map(|a| (*a).to_owned()).collect(),
+            ownership: Arc::new(OwnershipPolicy {
+                mode: OwnershipMode::Off,
+                map: OwnerMap::default(),
+                protected_buckets: BTreeSet::from(["state-bucket".to_owned()]),
+            }),
+        }
+    }
+
+    /// The provider `orders` with the port `raw` (`port_custom` added to an S3 bucket port) and
+    /// the consumer `shipments` with the role `consumer`.
+    fn directory(port_custom: Value) -> FakeDirectory {
+        let mut custom = json!({"output-port-type": "s3_bucket", "aws-s3-bucket-arn": BUCKET});
+        custom
+            .as_object_mut()
+            .unwrap()
+            .extend(port_custom.as_object().unwrap().clone());
+        let mut directory = FakeDirectory::default();
+        directory.products.insert(
+            "orders".into(),
+            json!({"id": "orders", "info": {"owner": "sales"},
+                   "outputPorts": [{"id": "raw", "custom": custom}]}),
+        );
+        directory.products.insert(
+            "shipments".into(),
+            json!({"id": "shipments", "info": {"owner": "logistics"},
+                   "custom": {"aws-role-name": "consumer"}}),
+        );
+        directory
+    }
+
+    fn agreement(active: bool, provider: Value, consumer: Value) -> Agreement {
+        Agreement::from_value(json!({"id": "a1", "info": {"active": active},
+                                     "provider": provider, "consumer": consumer}))
+        .unwrap()
+    }
+
+    fn orders_raw() -> Value {
+        json!({"dataProductId": "orders", "outputPortId": "raw"})
+    }
+
+    fn shipments() -> Value {
+        json!({"dataProductId": "shipments"})
+    }
+
+    async fn decide(agreement: &Agreement, directory: &FakeDirectory, scope: &Scope) -> Desired {
+        plan(agreement, directory, scope, &NoTags).await.unwrap()
+    }
+
+    async fn refusal(agreement: &Agreement, directory: &FakeDirectory, scope: &Scope) -> String {
+        match plan(agreement, directory, scope, &NoTags).await {
+            Err(ReconcileError::Permanent(why)) => why.to_string(),
+            other => panic!("expected a permanent error, got {other:?}"),
+        }
+    }
+
+    fn granted(desired: Desired) -> GrantPlan {
+        match desired {
+            Desired::Grant(plan) => *plan,
+            other => panic!("expected a grant, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_active_agreement_grants_the_ports_policy_to_the_consumers_role() {
+        let plan = granted(
+            decide(
+                &agreement(true, orders_raw(), shipments()),
+                &directory(json!({})),
+                &scope(&[]),
+            )
+            .await,
+        );
+        assert_eq!(plan.role.name().as_str(), "consumer");
+        assert_eq!(plan.policy_name, "DMM_DataUsageAgreement_a1");
+        assert!(
+            plan.document.to_json().contains(BUCKET),
+            "{}",
+            plan.document.to_json()
+        );
+        assert_eq!((plan.consumer_account, plan.provider_account), (None, None));
+        assert_eq!(
+            plan.role_ownership.owners,
+            Owners::product("shipments", Some("logistics"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inactive_agreement_grants_nothing_but_names_the_role_to_look_at() {
+        let desired = decide(
+            &agreement(false, orders_raw(), shipments()),
+            &directory(json!({})),
+            &scope(&[]),
+        )
+        .await;
+        let Desired::NoGrant {
+            consumer: Some(role),
+        } = desired
+        else {
+            panic!("{desired:?}");
+        };
+        assert_eq!(role.name().as_str(), "consumer");
+        let mut without_consumer = directory(json!({}));
+        without_consumer.products.remove("shipments");
+        assert_eq!(
+            decide(
+                &agreement(false, orders_raw(), shipments()),
+                &without_consumer,
+                &scope(&[]),
+            )
+            .await,
+            Desired::NoGrant { consumer: None },
+            "an unreadable consumer only means no extra place to look"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_provider_resource_in_a_managed_account_makes_a_cross_account_plan() {
+        let plan = granted(
+            decide(
+                &agreement(true, orders_raw(), shipments()),
+                &directory(json!({"aws-account-id": OTHER_ACCOUNT})),
+                &scope(&[OTHER_ACCOUNT]),
+            )
+            .await,
+        );
+        assert_eq!(plan.provider_account.as_deref(), Some(OTHER_ACCOUNT));
+        assert!(plan.is_cross_account());
+        let own = granted(
+            decide(
+                &agreement(true, orders_raw(), shipments()),
+                &directory(json!({"aws-account-id": ACCOUNT})),
+                &scope(&[]),
+            )
+            .await,
+        );
+        assert_eq!(own.provider_account, None, "the own account is `None`");
+    }
+
+    #[tokio::test]
+    async fn what_cannot_be_granted_is_refused_with_the_reason() {
+        let active = agreement(true, orders_raw(), shipments());
+        let cases = [
+            (
+                agreement(
+                    true,
+                    json!({"dataProductId": "gone", "outputPortId": "raw"}),
+                    shipments(),
+                ),
+                directory(json!({})),
+                scope(&[]),
+                "the provider data product `gone` does not exist",
+            ),
+            (
+                agreement(
+                    true,
+                    json!({"dataProductId": "orders", "outputPortId": "x"}),
+                    shipments(),
+                ),
+                directory(json!({})),
+                scope(&[]),
+                "the output port `x` does not exist on data product `orders`",
+            ),
+            (
+                active.clone(),
+                directory(json!({"aws-account-id": "12345\u{202e}"})),
+                scope(&[]),
+                "`12345\\u{202e}` is not a 12-digit AWS account id",
+            ),
+            (
+                active.clone(),
+                directory(json!({"aws-account-id": OTHER_ACCOUNT})),
+                scope(&[]),
+                "is in account 222222222222, which this integration does not manage",
+            ),
+            (
+                active.clone(),
+                directory(json!({"aws-s3-bucket-arn": "arn:aws:s3:::state-bucket"})),
+                scope(&[]),
+                "the S3 bucket `state-bucket` is the integration's own or protected",
+            ),
+            (
+                agreement(true, orders_raw(), json!({"userId": "alice@example.com"})),
+                directory(json!({})),
+                scope(&[]),
+                "the consumer is the user `alice@example.com`",
+            ),
+        ];
+        for (agreement, directory, scope, expected) in cases {
+            let why = refusal(&agreement, &directory, &scope).await;
+            assert!(why.contains(expected), "{why}\n  expected: {expected}");
+        }
+    }
+
+    #[test]
+    fn the_provider_account_is_the_ports_field_then_the_products_then_an_arn() {
+        let product = |custom: Value| {
+            DataProduct::from_value(json!({"id": "orders", "custom": custom})).unwrap()
+        };
+        let stream = "arn:aws:kinesis:eu-central-1:333333333333:stream/orders";
+        let port = |custom: Value| json!({"id": "raw", "custom": custom});
+        assert_eq!(
+            provider_account(
+                &product(json!({"aws-account-id": "111111111111"})),
+                &port(json!({"aws-account-id": "222222222222", "aws-kinesis-stream-arn": stream}))
+            ),
+            Ok(Some("222222222222".to_owned()))
+        );
+        assert_eq!(
+            provider_account(
+                &product(json!({"aws-account-id": "111111111111"})),
+                &port(json!({"aws-kinesis-stream-arn": stream}))
+            ),
+            Ok(Some("111111111111".to_owned()))
+        );
+        assert_eq!(
+            provider_account(
+                &product(json!({})),
+                &port(json!({"aws-kinesis-stream-arn": stream}))
+            ),
+            Ok(Some("333333333333".to_owned()))
+        );
+        assert_eq!(
+            provider_account(
+                &product(json!({})),
+                &port(json!({"aws-s3-bucket-arn": BUCKET}))
+            ),
+            Ok(None),
+            "S3 ARNs name no account"
+        );
+    }
 }

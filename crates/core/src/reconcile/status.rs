@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde_json::{Map, Value, json};
 
 use crate::dmm::Agreement;
-use crate::policy::shown;
+use crate::text::shown;
 
 /// Where the integration reports each agreement's state (`status_reporting`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

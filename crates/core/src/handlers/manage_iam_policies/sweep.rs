@@ -21,6 +21,7 @@ use crate::handlers::deadline_instant;
 use crate::reconcile::Retry;
 use crate::reconcile::agreement::{AgreementRules, Converged};
 use crate::reconcile::converge::Converger;
+use crate::reconcile::cross_account::RandomExternalIds;
 use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::drift::{Change, Changes, DriftRow, DryRunIam, DryRunLedger, render_table};
 use crate::reconcile::ownership::{CachedTags, ResourceTags};
@@ -212,7 +213,7 @@ impl ManageIamPolicies {
         let real = self.agreement_iam(agreement_id, rules.scope);
         let iam = DryRunIam::new(&real, changes.clone());
         let ledger = DryRunLedger::new(&self.ledger, changes.clone());
-        let converger = Converger::new(&iam, &ledger, &self.config.guard);
+        let converger = Converger::new(&iam, &ledger, &self.config.guard, &RandomExternalIds);
         let in_dmm = match &agreement {
             None => "not in DMM",
             Some(a) if a.is_active() => "active",
