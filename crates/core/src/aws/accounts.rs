@@ -28,6 +28,8 @@ use serde::Deserialize;
 use super::iam::IamRoles;
 use super::{describe, error_code};
 use crate::policy::{AccountId, RoleArn};
+use crate::reconcile::ReconcileError;
+use crate::reconcile::converge::AccountIam;
 
 /// `AssumeRole`'s shortest duration: a grant takes seconds, so anything longer only widens the
 /// window in which leaked credentials would work.
@@ -377,6 +379,29 @@ impl<S: AssumeRole> AccountClients<S> {
     /// The integration's own SDK configuration.
     pub fn own_sdk(&self) -> &SdkConfig {
         &self.sdk
+    }
+}
+
+/// [`AccountIam`] of the deployed function: its own IAM client, and the managed accounts'
+/// through STS with a session naming `agreement_id`.
+pub struct AgreementIam<'a, S> {
+    pub clients: &'a AccountClients<S>,
+    pub own_account: Option<&'a str>,
+    pub agreement_id: &'a str,
+}
+
+impl<S: AssumeRole> AccountIam for AgreementIam<'_, S> {
+    type Iam = IamRoles;
+
+    async fn iam(&self, account: Option<&str>) -> Result<IamRoles, ReconcileError> {
+        Ok(self
+            .clients
+            .iam(account, self.own_account, self.agreement_id)
+            .await?)
+    }
+
+    fn own_account(&self) -> Option<&str> {
+        self.own_account
     }
 }
 

@@ -1,77 +1,10 @@
 //! Inline role policies in IAM, the only IAM objects a same-account grant touches.
 
-use std::future::Future;
-
 use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::SdkError;
 
 use super::{describe, error_code};
-use crate::reconcile::ownership::Tags;
-
-/// What the grant needs to know about a role: IAM's ARN and path (the path decides whether the
-/// integration may touch it; a path in DMM is only a claim).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleInfo {
-    pub name: String,
-    pub arn: String,
-    pub path: String,
-    /// Whose role it is (`dmm-data-product`, `dmm-team`): IAM's tags, not DMM's word.
-    pub tags: Tags,
-}
-
-/// An IAM call that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum IamError {
-    /// IAM refused the request itself (access denied, malformed document, limit exceeded,
-    /// unmodifiable role): the same request will be refused again.
-    #[error("IAM refused {action} on role `{role}`: {reason}")]
-    Refused {
-        action: &'static str,
-        role: String,
-        reason: String,
-    },
-    /// Throttling, service errors, timeouts, network.
-    #[error("IAM {action} on role `{role}` failed: {reason}")]
-    Unavailable {
-        action: &'static str,
-        role: String,
-        reason: String,
-    },
-}
-
-impl IamError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
-    }
-}
-
-/// The role and inline-policy operations of one account.
-pub trait RolePolicies {
-    /// `None` when the role does not exist.
-    fn role(&self, name: &str) -> impl Future<Output = Result<Option<RoleInfo>, IamError>> + Send;
-    fn policy_names(
-        &self,
-        role: &str,
-    ) -> impl Future<Output = Result<Vec<String>, IamError>> + Send;
-    /// The document as IAM returns it (URL-encoded JSON), `None` when absent.
-    fn policy(
-        &self,
-        role: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<String>, IamError>> + Send;
-    fn put_policy(
-        &self,
-        role: &str,
-        name: &str,
-        document: &str,
-    ) -> impl Future<Output = Result<(), IamError>> + Send;
-    /// Deleting a policy that is already gone succeeds.
-    fn delete_policy(
-        &self,
-        role: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<(), IamError>> + Send;
-}
+use crate::reconcile::iam::{IamError, RoleInfo, RolePolicies};
 
 const REFUSED_CODES: &[&str] = &[
     "AccessDenied",

@@ -10,7 +10,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::value::RawValue;
 
 use super::{ConnectError, DmmSettings, LazyDmm, deadline_instant};
-use crate::aws::accounts::{AccountClients, ManagedAccounts, StsAssumer};
+use crate::aws::accounts::{AccountClients, AgreementIam, ManagedAccounts, StsAssumer};
 use crate::aws::health::S3Health;
 use crate::aws::ledger::S3Ledger;
 use crate::aws::queue::SqsQueue;
@@ -27,7 +27,7 @@ use crate::policy::{
 };
 use crate::reconcile::Retry;
 use crate::reconcile::agreement::{AgreementOutcome, AgreementRules};
-use crate::reconcile::converge::{AgreementIam, Converger};
+use crate::reconcile::converge::Converger;
 use crate::reconcile::cross_account::RandomExternalIds;
 use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::ownership::{

@@ -4,7 +4,7 @@
 //! proving ownership, and through the [`Converger`] IAM and the grant ledger), so the handler
 //! only wires a batch to it and the drift sweep's dry run decides with the same code.
 
-use crate::aws::ledger::{GrantLedger, LedgerError};
+use super::ledger::{GrantLedger, LedgerError};
 use crate::dmm::{Agreement, AgreementApi, DmmError, ModelError};
 
 use super::converge::{AccountIam, Converger, Granted};

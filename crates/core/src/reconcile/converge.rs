@@ -22,15 +22,13 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::cross_account::{self, ExternalIds};
+use super::iam::{AccessRoles, RolePolicies};
+use super::ledger::{GrantKind, GrantLedger, GrantRecord, LedgerEntry, LedgerError};
 use super::ownership::Finding;
 use super::plan::GrantPlan;
 use super::role_checks::{allowed_role, check_budget, has_policy, owned_role};
 use super::status::AccessRoleStatus;
 use super::{Permanent, ReconcileError};
-use crate::aws::access_roles::AccessRoles;
-use crate::aws::accounts::{AccountClients, AssumeRole};
-use crate::aws::iam::{IamRoles, RolePolicies};
-use crate::aws::ledger::{GrantKind, GrantLedger, GrantRecord, LedgerEntry, LedgerError};
 use crate::policy::{ConsumerRole, RoleGuard, RoleName, access_role_name, policy_name};
 
 /// A grant in place.
@@ -56,29 +54,6 @@ pub trait AccountIam: Sync {
     ) -> impl Future<Output = Result<Self::Iam, ReconcileError>> + Send;
     /// The integration's own account id, when known.
     fn own_account(&self) -> Option<&str>;
-}
-
-/// [`AccountIam`] of the deployed function: its own IAM client, and the managed accounts'
-/// through STS with a session naming `agreement_id`.
-pub struct AgreementIam<'a, S> {
-    pub clients: &'a AccountClients<S>,
-    pub own_account: Option<&'a str>,
-    pub agreement_id: &'a str,
-}
-
-impl<S: AssumeRole> AccountIam for AgreementIam<'_, S> {
-    type Iam = IamRoles;
-
-    async fn iam(&self, account: Option<&str>) -> Result<IamRoles, ReconcileError> {
-        Ok(self
-            .clients
-            .iam(account, self.own_account, self.agreement_id)
-            .await?)
-    }
-
-    fn own_account(&self) -> Option<&str> {
-        self.own_account
-    }
 }
 
 /// IAM per account and the ledger.

@@ -21,16 +21,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use super::iam::{
+    AGREEMENT_TAG, AccessRoleInfo, AccessRoles, MANAGED_BY_TAG, MANAGED_BY_VALUE,
+    access_role_boundary_arn,
+};
+use super::iam::{RoleInfo, RolePolicies};
+use super::ledger::{GrantKind, GrantRecord};
 use super::ownership::Finding;
 use super::plan::GrantPlan;
 use super::role_checks::{allowed_role, check_budget, has_policy, owned_role};
 use super::{Permanent, ReconcileError};
-use crate::aws::access_roles::{
-    AGREEMENT_TAG, AccessRoleInfo, AccessRoles, MANAGED_BY_TAG, MANAGED_BY_VALUE,
-    access_role_boundary_arn,
-};
-use crate::aws::iam::{RoleInfo, RolePolicies};
-use crate::aws::ledger::{GrantKind, GrantRecord};
 use crate::policy::{
     POLICY_VERSION, PolicyDocument, RoleGuard, Statement, access_role_name,
     check_inline_policy_budget, decode_iam_document,

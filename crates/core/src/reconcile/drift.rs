@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use super::ReconcileError;
 use super::converge::AccountIam;
-use crate::aws::access_roles::{AccessRoleInfo, AccessRoles};
-use crate::aws::iam::{IamError, RoleInfo, RolePolicies};
-use crate::aws::ledger::{GrantLedger, LedgerEntry, LedgerError};
+use super::iam::{AccessRoleInfo, AccessRoles};
+use super::iam::{IamError, RoleInfo, RolePolicies};
+use super::ledger::{GrantLedger, LedgerEntry, LedgerError};
 
 /// One write a convergence would make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

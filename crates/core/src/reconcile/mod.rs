@@ -10,6 +10,8 @@ pub mod converge;
 pub mod cross_account;
 pub mod directory;
 pub mod drift;
+pub mod iam;
+pub mod ledger;
 pub mod ownership;
 pub mod plan;
 pub mod report;
@@ -18,11 +20,11 @@ mod role_checks;
 pub mod status;
 
 use crate::aws::accounts::AccountError;
-use crate::aws::iam::IamError;
-use crate::aws::ledger::LedgerError;
 use crate::dmm::{DmmError, ModelError};
 use crate::policy::PolicyError;
 use crate::queue::QueueError;
+use iam::IamError;
+use ledger::LedgerError;
 use ownership::TagError;
 
 /// A problem with the agreement's data or the AWS objects it names. Retrying cannot help: the

@@ -1,10 +1,10 @@
 //! What both grant paths (same account and across accounts) check on a role before anything is
 //! written to it, and the one comparison that decides whether a write is needed at all.
 
+use super::iam::{RoleInfo, RolePolicies};
 use super::ownership::Finding;
 use super::plan::GrantPlan;
 use super::{Permanent, ReconcileError};
-use crate::aws::iam::{RoleInfo, RolePolicies};
 use crate::policy::{
     PolicyDocument, RoleGuard, RoleName, check_inline_policy_budget, decode_iam_document,
     policy_size,

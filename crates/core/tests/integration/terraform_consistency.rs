@@ -1119,7 +1119,7 @@ fn check_access_role_boundary_is_the_catalogue(module: &Module) {
     let name = attr(policy.body(), "name").and_then(literal);
     assert_eq!(
         name,
-        Some(dmm_aws_core::aws::access_roles::ACCESS_ROLE_BOUNDARY_NAME),
+        Some(dmm_aws_core::reconcile::iam::ACCESS_ROLE_BOUNDARY_NAME),
         "{}: the boundary's name is the one the code derives its ARN from",
         module.name
     );
