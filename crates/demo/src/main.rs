@@ -20,7 +20,8 @@ use dmm_aws_core::policy::decode_iam_document;
 use dmm_simulator::{Scenario, Simulator};
 use local_stack::owned::Owned;
 use local_stack::{
-    DEFAULT_ACCOUNT_ID, LambdaFunction, Moto, SqsEventSource, binary_path, s3_client,
+    DEFAULT_ACCOUNT_ID, Deployment, LambdaFunction, Moto, SqsEventSource, binary_path, s3_client,
+    with_overrides,
 };
 use serde_json::{Value, json};
 
@@ -420,18 +421,16 @@ async fn run(args: Args) -> DemoResult<usize> {
             args.scenario.display()
         ),
     );
-    let mut env = moto.lambda_env(&admin);
-    env.extend(
-        [
-            ("dmm_base_url", sim.base_url()),
-            ("dmm_api_key_secret_name", SECRET_NAME),
-            ("bucket_name", STATE_BUCKET),
-            ("log_level", "info"),
-            ("connector_id", CONNECTOR_ID),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    let deployment = Deployment {
+        dmm_base_url: sim.base_url(),
+        dmm_api_key_secret_name: SECRET_NAME,
+        bucket_name: STATE_BUCKET,
+        sqs_queue_url: &queue_url,
+    };
+    let env = with_overrides(
+        deployment.env(&moto, &admin),
+        &[("log_level", "info"), ("connector_id", CONNECTOR_ID)],
     );
-    env.push(("sqs_queue_url".to_owned(), queue_url.clone()));
     let poll_env = env.clone();
     let integration = Integration {
         poll_feed: LambdaFunction::start(binary_path("poll_feed")?, "poll_feed", poll_env).await?,

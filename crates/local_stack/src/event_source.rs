@@ -6,9 +6,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::LambdaFunction;
+use crate::{LambdaFunction, sqs_record};
 
 /// A step of the event source mapping that failed.
 #[derive(Debug, thiserror::Error)]
@@ -175,25 +175,7 @@ impl SqsEventSource {
         }
         let records: Vec<Value> = messages
             .iter()
-            .map(|m| {
-                let attributes: Map<String, Value> = m
-                    .attributes()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
-                    .collect();
-                json!({
-                    "messageId": m.message_id(),
-                    "receiptHandle": m.receipt_handle(),
-                    "body": m.body(),
-                    "attributes": attributes,
-                    "messageAttributes": {},
-                    "md5OfBody": m.md5_of_body(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.queue_arn,
-                    "awsRegion": self.region,
-                })
-            })
+            .map(|m| sqs_record(m, &self.queue_arn, &self.region))
             .collect();
         let message_ids: Vec<String> = messages
             .iter()

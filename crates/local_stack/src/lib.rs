@@ -37,6 +37,7 @@
 
 mod event_source;
 mod fault_proxy;
+mod function_env;
 mod lambda;
 mod logs;
 mod moto;
@@ -48,6 +49,7 @@ pub use event_source::{Delivery, DrainReport, EventSourceError, SqsEventSource};
 pub use fault_proxy::{
     Fault, FaultPlan, FaultProxy, FaultProxyError, FaultRule, FaultStats, Matcher, Trigger,
 };
+pub use function_env::{Deployment, FifoDelivery, fifo_record, sqs_record, with_overrides};
 pub use lambda::{InvokeError, LambdaFunction, Metrics, SpawnError, TimeoutPhase};
 pub use logs::{LogLine, LogMark, Stream};
 pub use moto::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Moto, MotoError, iam_user, s3_client};

@@ -110,16 +110,13 @@ async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted(
 
 /// poll_feed with this stack's configuration.
 async fn poll_feed(stack: &Stack) -> LambdaFunction {
-    let mut env = stack.moto.lambda_env(&stack.admin);
-    env.extend(
-        [
-            ("dmm_base_url", stack.sim.base_url()),
-            ("dmm_api_key_secret_name", SECRET),
-            ("bucket_name", BUCKET),
-            ("sqs_queue_url", stack.queue_url.as_str()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
+    let env = local_stack::Deployment {
+        dmm_base_url: stack.sim.base_url(),
+        dmm_api_key_secret_name: SECRET,
+        bucket_name: BUCKET,
+        sqs_queue_url: &stack.queue_url,
+    }
+    .env(&stack.moto, &stack.admin);
     let binary = binary_path("poll_feed").expect("build it first: cargo build -p poll_feed");
     LambdaFunction::start(binary, "poll_feed", env)
         .await

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use dmm_simulator::{Fault, FaultKind};
-use local_stack::InvokeError;
+use local_stack::{InvokeError, with_overrides};
 
 const EVENTS_ROUTE: &str = "GET /api/events";
 

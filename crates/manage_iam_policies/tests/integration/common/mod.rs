@@ -20,7 +20,10 @@ use aws_sdk_sqs::types::{
 };
 use dmm_simulator::{Scenario, Simulator};
 use local_stack::owned::Owned;
-use local_stack::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, LambdaFunction, LogMark, Moto, s3_client};
+use local_stack::{
+    DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Deployment, FifoDelivery, LambdaFunction, LogMark, Moto,
+    fifo_record, s3_client, with_overrides,
+};
 use serde_json::{Value, json};
 
 pub const ACCOUNT: &str = DEFAULT_ACCOUNT_ID;
@@ -359,20 +362,17 @@ impl Stack {
 
     /// manage_iam_policies' configuration for this stack (README "Configuration"), running as `credentials`.
     pub fn env_as(&self, credentials: &Credentials) -> Vec<(String, String)> {
-        let mut env = self.moto.lambda_env(credentials);
-        env.extend(
-            [
-                ("dmm_base_url", self.sim.base_url()),
-                ("dmm_api_key_secret_name", SECRET),
-                ("bucket_name", BUCKET),
-                ("sqs_queue_url", self.queue_url.as_str()),
-                // Keep a DMM fault test short: the client's own retries are not what is tested.
-                ("dmm_request_timeout_ms", "5000"),
-                ("log_level", "info"),
-            ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned())),
-        );
-        env
+        let deployment = Deployment {
+            dmm_base_url: self.sim.base_url(),
+            dmm_api_key_secret_name: SECRET,
+            bucket_name: BUCKET,
+            sqs_queue_url: &self.queue_url,
+        };
+        with_overrides(
+            deployment.env(&self.moto, credentials),
+            // Keep a DMM fault test short: the client's own retries are not what is tested.
+            &[("dmm_request_timeout_ms", "5000"), ("log_level", "info")],
+        )
     }
 
     /// The function as the admin, with `overrides` replacing or adding variables.
@@ -385,11 +385,7 @@ impl Stack {
         credentials: &Credentials,
         overrides: &[(&str, &str)],
     ) -> Function {
-        let mut env = self.env_as(credentials);
-        for (key, value) in overrides {
-            env.retain(|(k, _)| k != key);
-            env.push(((*key).to_owned(), (*value).to_owned()));
-        }
+        let env = with_overrides(self.env_as(credentials), overrides);
         let lambda = LambdaFunction::start(MANAGE_BINARY, "manage_iam_policies", env)
             .await
             .expect("start manage_iam_policies");
@@ -670,27 +666,7 @@ impl Stack {
         received
             .messages()
             .iter()
-            .map(|m| {
-                let attributes: serde_json::Map<String, Value> = m
-                    .attributes()
-                    .map(|a| {
-                        a.iter()
-                            .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                json!({
-                    "messageId": m.message_id(),
-                    "receiptHandle": m.receipt_handle(),
-                    "body": m.body(),
-                    "attributes": attributes,
-                    "messageAttributes": {},
-                    "md5OfBody": m.md5_of_body(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.queue_arn,
-                    "awsRegion": REGION,
-                })
-            })
+            .map(|m| local_stack::sqs_record(m, &self.queue_arn, REGION))
             .collect()
     }
 
@@ -789,27 +765,19 @@ pub fn group_of(event: &Value) -> String {
 /// A Lambda SQS record built directly (no queue), for tests that need what a FIFO queue would
 /// not produce on its own: the same message delivered again, or arbitrary orders.
 pub fn record(event: &Value, message_id: &str, sequence: u64, receive_count: u32) -> Value {
-    let body = event.to_string();
-    let group = group_of(event);
-    json!({
-        "messageId": message_id,
-        "receiptHandle": format!("handle-{message_id}-{receive_count}"),
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": receive_count.to_string(),
-            "SentTimestamp": "1700000000000",
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": "1700000000001",
-            "SequenceNumber": format!("{sequence:020}"),
-            "MessageGroupId": group,
-            "MessageDeduplicationId": event["id"],
-        },
-        "messageAttributes": {},
-        "md5OfBody": "not-checked",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}"),
-        "awsRegion": REGION,
-    })
+    let delivery = FifoDelivery {
+        message_id,
+        group: &group_of(event),
+        deduplication_id: event["id"].as_str().unwrap_or_default(),
+        sequence,
+        receive_count,
+    };
+    fifo_record(
+        &event.to_string(),
+        delivery,
+        &format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}"),
+        REGION,
+    )
 }
 
 // ----- real access under IAM enforcement -----

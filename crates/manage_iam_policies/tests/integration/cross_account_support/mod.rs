@@ -234,22 +234,20 @@ impl World {
             PROVIDER: {"role_arn": management_role_arn(PROVIDER), "external_id": management_external_id(PROVIDER)},
         });
         let iam_proxy = iam_proxy::IamProxy::start(moto.endpoint()).await;
-        let mut env = moto.lambda_env(&hub_admin);
-        env.extend(
-            [
-                ("AWS_ENDPOINT_URL_IAM", iam_proxy.url().to_owned()),
-                ("dmm_base_url", sim.base_url().to_owned()),
-                ("dmm_api_key_secret_name", SECRET_NAME.to_owned()),
-                ("bucket_name", STATE_BUCKET.to_owned()),
-                // These tests send no product changes and run no sweep: nothing is queued.
-                (
-                    "sqs_queue_url",
-                    format!("{}/{HUB}/unused.fifo", moto.endpoint()),
-                ),
-                ("managed_accounts", managed.to_string()),
-                ("log_level", "info".to_owned()),
-            ]
-            .map(|(k, v)| (k.to_owned(), v)),
+        let deployment = local_stack::Deployment {
+            dmm_base_url: sim.base_url(),
+            dmm_api_key_secret_name: SECRET_NAME,
+            bucket_name: STATE_BUCKET,
+            // These tests send no product changes and run no sweep: nothing is queued.
+            sqs_queue_url: &format!("{}/{HUB}/unused.fifo", moto.endpoint()),
+        };
+        let env = local_stack::with_overrides(
+            deployment.env(&moto, &hub_admin),
+            &[
+                ("AWS_ENDPOINT_URL_IAM", iam_proxy.url()),
+                ("managed_accounts", &managed.to_string()),
+                ("log_level", "info"),
+            ],
         );
         let lambda = LambdaFunction::start(
             binary_path("manage_iam_policies").unwrap(),
@@ -292,13 +290,7 @@ impl World {
             "data": {"id": AGREEMENT}
         });
         let message_id = format!("msg-{n}");
-        let payload = json!({"Records": [{
-            "messageId": message_id, "receiptHandle": "r", "body": event.to_string(),
-            "attributes": {"MessageGroupId": AGREEMENT}, "messageAttributes": {},
-            "md5OfBody": "", "eventSource": "aws:sqs",
-            "eventSourceARN": format!("arn:aws:sqs:us-east-1:{HUB}:dmm-events.fifo"),
-            "awsRegion": "us-east-1"
-        }]});
+        let payload = json!({"Records": [crate::common::record(&event, &message_id, n.into(), 1)]});
         let mark = self.lambda.log_mark();
         let answer = self
             .lambda

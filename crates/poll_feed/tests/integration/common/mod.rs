@@ -16,7 +16,8 @@ use aws_sdk_sqs::types::{
 };
 use dmm_simulator::{Scenario, Simulator};
 use local_stack::{
-    DEFAULT_ACCOUNT_ID, InvokeError, LambdaFunction, LogLine, LogMark, Moto, binary_path, s3_client,
+    DEFAULT_ACCOUNT_ID, Deployment, InvokeError, LambdaFunction, LogLine, LogMark, Moto,
+    binary_path, s3_client, with_overrides,
 };
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -165,17 +166,13 @@ impl Stack {
 
     /// poll_feed's complete configuration for this stack (README "Configuration").
     pub fn env(&self) -> Vec<(String, String)> {
-        let mut env = self.moto.lambda_env(&self.function_credentials);
-        env.extend(
-            [
-                ("dmm_base_url", self.sim.base_url()),
-                ("dmm_api_key_secret_name", SECRET),
-                ("bucket_name", BUCKET),
-                ("sqs_queue_url", self.queue_url.as_str()),
-            ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned())),
-        );
-        env
+        Deployment {
+            dmm_base_url: self.sim.base_url(),
+            dmm_api_key_secret_name: SECRET,
+            bucket_name: BUCKET,
+            sqs_queue_url: &self.queue_url,
+        }
+        .env(&self.moto, &self.function_credentials)
     }
 
     /// The function with this stack's configuration, `overrides` replacing or adding variables.
@@ -241,17 +238,6 @@ impl Stack {
     pub async fn served_feed(&self) -> Vec<String> {
         served_feed(self.sim.base_url(), self.sim.api_key()).await
     }
-}
-
-pub fn with_overrides(
-    mut env: Vec<(String, String)>,
-    overrides: &[(&str, &str)],
-) -> Vec<(String, String)> {
-    for (name, value) in overrides {
-        env.retain(|(k, _)| k != name);
-        env.push(((*name).to_owned(), (*value).to_owned()));
-    }
-    env
 }
 
 pub async fn start_function(env: Vec<(String, String)>) -> LambdaFunction {
