@@ -1,7 +1,7 @@
 locals {
   account_id = data.aws_caller_identity.current.account_id
 
-  # aws_iam_policy.access_role_boundary, spelled out so plans know it (aws/access_roles.rs
+  # aws_iam_policy.access_role_boundary, spelled out so plans know it (reconcile/iam.rs
   # access_role_boundary_arn derives the same ARN in every account).
   access_role_boundary_arn = "arn:${local.partition}:iam::${local.account_id}:policy/${aws_iam_policy.access_role_boundary.name}"
 

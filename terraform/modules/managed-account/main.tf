@@ -321,7 +321,7 @@ data "aws_iam_policy_document" "access_role_boundary" {
 }
 
 resource "aws_iam_policy" "access_role_boundary" {
-  # The code derives the ARN from this exact name (aws/access_roles.rs ACCESS_ROLE_BOUNDARY_NAME).
+  # The code derives the ARN from this exact name (reconcile/iam.rs ACCESS_ROLE_BOUNDARY_NAME).
   name        = "dmm-integration-access-role-boundary"
   path        = "/"
   description = "Permissions boundary of the Data Mesh Manager integration's access roles: read only"
