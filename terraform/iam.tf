@@ -176,197 +176,23 @@ resource "aws_iam_role_policy" "manage_iam_policies" {
   policy = data.aws_iam_policy_document.manage_iam_policies.json
 }
 
-# IAM writes only on the managed-role allowlist (path prefix + name pattern) and on the
-# integration's own cross-account access roles, never with Resource "*", and an explicit Deny on
-# the integration's own roles and AWS-reserved roles that wins over any Allow (also over one a
-# later, broader policy might add). The access-role statements are needed when this account is
-# the provider account of a cross-account agreement; modules/managed-account gives the
-# management role in every other account the same statements (ADR 014).
-data "aws_iam_policy_document" "manage_iam_policies_iam" {
-  # Reading and revoking are not tag-conditioned: a grant whose role lost its owner tag must still
-  # be revoked (fail closed).
-  statement {
-    sid    = "ReadAndRevokeInlinePoliciesOfAllowlistedRoles"
-    effect = "Allow"
-    actions = [
-      "iam:GetRole",
-      "iam:ListRolePolicies",
-      "iam:GetRolePolicy",
-      "iam:DeleteRolePolicy",
-    ]
-    resources = local.managed_role_arns
-  }
+# IAM writes and the ownership tag reads in this account: the same statements as the management
+# role of every managed account (ADR 014), written once in modules/account-iam.
+module "account_iam" {
+  source = "./modules/account-iam"
 
-  # Granting only onto roles that carry an owner tag (ADR 017): the code checks the tag's value
-  # against the consumer; IAM makes sure a bug in the code cannot write onto an untagged role.
-  # Two statements, because IAM conditions within one statement are ANDed.
-  statement {
-    sid       = "GrantOnRolesOwnedByADataProduct"
-    effect    = "Allow"
-    actions   = ["iam:PutRolePolicy"]
-    resources = local.managed_role_arns
-
-    condition {
-      test     = "Null"
-      variable = "iam:ResourceTag/dmm-data-product"
-      values   = ["false"]
-    }
-  }
-
-  statement {
-    sid       = "GrantOnRolesOwnedByATeam"
-    effect    = "Allow"
-    actions   = ["iam:PutRolePolicy"]
-    resources = local.managed_role_arns
-
-    condition {
-      test     = "Null"
-      variable = "iam:ResourceTag/dmm-team"
-      values   = ["false"]
-    }
-  }
-
-  # ownership_check = audit or off grants onto untagged roles as the Python reference did.
-  dynamic "statement" {
-    for_each = var.ownership_check == "enforce" ? [] : ["ownership_check is ${var.ownership_check}"]
-
-    content {
-      sid       = "GrantOnAnyAllowlistedRoleWithoutOwnershipCheck"
-      effect    = "Allow"
-      actions   = ["iam:PutRolePolicy"]
-      resources = local.managed_role_arns
-    }
-  }
-
-  # Reads are not tag-conditioned: a missing access role must answer NoSuchEntity, not
-  # AccessDenied (a missing role has no tags to match).
-  statement {
-    sid    = "ReadAccessRoles"
-    effect = "Allow"
-    actions = [
-      "iam:GetRole",
-      "iam:ListRolePolicies",
-      "iam:GetRolePolicy",
-    ]
-    resources = local.access_role_arns
-  }
-
-  # CreateRole with Tags is also authorised as TagRole. Both only with the managed-by tag in the
-  # request and no tag keys but the integration's own (so it cannot set tags other policies
-  # might use for access decisions).
-  statement {
-    sid       = "CreateAccessRoles"
-    effect    = "Allow"
-    actions   = ["iam:CreateRole", "iam:TagRole"]
-    resources = local.access_role_arns
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.managed_by_tag_key}"
-      values   = [local.managed_by_tag_value]
-    }
-    condition {
-      test     = "ForAllValues:StringEquals"
-      variable = "aws:TagKeys"
-      values   = local.access_role_tag_keys
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PermissionsBoundary"
-      values   = [local.access_role_boundary_arn]
-    }
-  }
-
-  # Changing or deleting an access role only when it carries the managed-by tag: a role of the
-  # same name the integration did not create is never touched.
-  statement {
-    sid    = "ManageOwnAccessRoles"
-    effect = "Allow"
-    actions = [
-      "iam:UpdateAssumeRolePolicy",
-      "iam:DeleteRolePolicy",
-      "iam:DeleteRole",
-    ]
-    resources = local.access_role_arns
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:ResourceTag/${local.managed_by_tag_key}"
-      values   = [local.managed_by_tag_value]
-    }
-  }
-
-  # The data policy only onto an access role that has the boundary; the boundary itself only set
-  # to exactly that policy (access roles made before boundaries existed get it this way).
-  statement {
-    sid    = "WriteDataPoliciesOfBoundedAccessRoles"
-    effect = "Allow"
-    actions = [
-      "iam:PutRolePolicy",
-      "iam:PutRolePermissionsBoundary",
-    ]
-    resources = local.access_role_arns
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:ResourceTag/${local.managed_by_tag_key}"
-      values   = [local.managed_by_tag_value]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PermissionsBoundary"
-      values   = [local.access_role_boundary_arn]
-    }
-  }
-
-  statement {
-    sid       = "NeverRemoveAccessRoleBoundaries"
-    effect    = "Deny"
-    actions   = ["iam:DeleteRolePermissionsBoundary"]
-    resources = local.access_role_arns
-  }
-
-  # Ownership proofs (ADR 017): the tags of the resources an output port names, read-only, in the
-  # account that holds them (permissions::OWNERSHIP_TAG_ACTIONS).
-  statement {
-    sid       = "ReadBucketOwnerTags"
-    effect    = "Allow"
-    actions   = ["s3:GetBucketTagging"]
-    resources = ["arn:${local.partition}:s3:::*"]
-  }
-
-  statement {
-    sid    = "ReadOwnerTagsOfCatalogStreamsClustersKeysAndWorkgroups"
-    effect = "Allow"
-    actions = [
-      "glue:GetTags",
-      "kinesis:ListTagsForStream",
-      "kafka:ListTagsForResource",
-      "kms:ListResourceTags",
-      "athena:ListTagsForResource",
-    ]
-    resources = [
-      "arn:${local.partition}:glue:*:${local.account_id}:database/*",
-      "arn:${local.partition}:glue:*:${local.account_id}:table/*",
-      "arn:${local.partition}:kinesis:*:${local.account_id}:stream/*",
-      "arn:${local.partition}:kafka:*:${local.account_id}:cluster/*",
-      "arn:${local.partition}:kms:*:${local.account_id}:key/*",
-      "arn:${local.partition}:athena:*:${local.account_id}:workgroup/*",
-    ]
-  }
-
-  statement {
-    sid       = "NeverTouchProtectedRoles"
-    effect    = "Deny"
-    actions   = ["iam:*"]
-    resources = local.protected_role_arns
-  }
+  partition                 = local.partition
+  account_id                = local.account_id
+  managed_role_path_prefix  = var.managed_role_path_prefix
+  managed_role_name_pattern = var.managed_role_name_pattern
+  protected_role_names      = local.protected_role_names
+  ownership_check           = var.ownership_check
 }
 
 resource "aws_iam_role_policy" "manage_iam_policies_iam" {
   name   = "manage-iam-policies-iam"
   role   = aws_iam_role.manage_iam_policies.id
-  policy = data.aws_iam_policy_document.manage_iam_policies_iam.json
+  policy = module.account_iam.policy_json
 }
 
 # --- manage_iam_policies, cross-account: sts:AssumeRole on exactly the configured management roles --

@@ -1,10 +1,6 @@
 locals {
   account_id = data.aws_caller_identity.current.account_id
 
-  # aws_iam_policy.access_role_boundary, spelled out so plans know it (reconcile/iam.rs
-  # access_role_boundary_arn derives the same ARN in every account).
-  access_role_boundary_arn = "arn:${local.partition}:iam::${local.account_id}:policy/${aws_iam_policy.access_role_boundary.name}"
-
   # Who may use the state bucket's objects and send to the event queue besides the two functions
   # (ADR 017): the principal that deploys (an assumed role is named by its role, with or without a
   # path) and var.operator_principal_arns (break-glass, DLQ redrive).
@@ -57,62 +53,13 @@ locals {
   # function's timeout, so a batch that is being retried is never handed out twice.
   queue_visibility_timeout_seconds = 6 * var.manage_iam_policies_timeout_seconds
 
-  # --- IAM scope of manage_iam_policies ---
-  role_arn_prefix = "arn:${local.partition}:iam::${local.account_id}:role"
-  # Roles the integration may write to: the path prefix, and the name pattern when one is set.
-  # A name is the last path segment, so with a pattern both `<prefix><pattern>` (directly under
-  # the prefix) and `<prefix>*/<pattern>` (deeper paths) are needed.
-  managed_role_arns = var.managed_role_name_pattern == "*" ? [
-    "${local.role_arn_prefix}${var.managed_role_path_prefix}*",
-    ] : [
-    "${local.role_arn_prefix}${var.managed_role_path_prefix}${var.managed_role_name_pattern}",
-    "${local.role_arn_prefix}${var.managed_role_path_prefix}*/${var.managed_role_name_pattern}",
-  ]
-  # Never written to, whatever the allowlist says: the integration's own roles (and any the
-  # operator adds), plus AWS service-linked and AWS-reserved roles.
+  # --- IAM scope of manage_iam_policies (modules/account-iam has the rest) ---
+  # Never written to, whatever the allowlist says: the integration's own roles, and any the
+  # operator adds (the module adds the AWS administrator, service-linked and reserved roles).
   protected_role_names = distinct(concat(
     [local.poll_feed_role_name, local.manage_iam_policies_role_name],
     var.protected_role_names,
   ))
-  protected_role_arns = concat(
-    flatten([for name in local.protected_role_names : [
-      "${local.role_arn_prefix}/${name}",
-      "${local.role_arn_prefix}/*/${name}",
-    ]]),
-    [
-      "${local.role_arn_prefix}/aws-service-role/*",
-      "${local.role_arn_prefix}/aws-reserved/*",
-    ],
-    # Administrator roles of AWS Organizations, Control Tower and StackSets (the code refuses
-    # them too, crates/core/src/policy/role.rs).
-    flatten([for name in local.aws_administrator_role_names : [
-      "${local.role_arn_prefix}/${name}",
-      "${local.role_arn_prefix}/*/${name}",
-    ]]),
-  )
-  aws_administrator_role_names = [
-    "OrganizationAccountAccessRole",
-    "AWSControlTowerExecution",
-    "AWSCloudFormationStackSetExecutionRole",
-  ]
-
-  # Cross-account access roles (ADR 003) this account may hold when it is the provider account of
-  # an agreement: named `dmm-access-<id>`, or `dmm-acc-<readable id>-<hash>` for ids that cannot
-  # be used verbatim (crates/core/src/policy/name.rs), always directly under the managed path.
-  # They are not subject to managed_role_name_pattern: the names are the integration's own.
-  # (An ARN wildcard also matches `/`, so these also match roles on a path below
-  # `<prefix>dmm-access-…/`; the tag conditions in iam.tf are what keeps writes on roles the
-  # integration created.)
-  access_role_arns = [
-    "${local.role_arn_prefix}${var.managed_role_path_prefix}dmm-access-*",
-    "${local.role_arn_prefix}${var.managed_role_path_prefix}dmm-acc-*",
-  ]
-  # The tag the integration puts on every access role it creates; CreateRole/TagRole require it
-  # in the request, DeleteRole/UpdateAssumeRolePolicy/Put-/DeleteRolePolicy on the role.
-  managed_by_tag_key   = "managed-by"
-  managed_by_tag_value = "dmm-integration-aws"
-  # Every tag key the integration sets on an access role (nothing else may be set through it).
-  access_role_tag_keys = [local.managed_by_tag_key, "dmm-agreement-id"]
 
   # --- Cross-account: the management roles in var.managed_accounts ---
   # Role ARNs are not secret; only the external ids are why the variable is sensitive.

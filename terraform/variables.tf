@@ -314,33 +314,18 @@ variable "managed_role_path_prefix" {
   type        = string
   default     = "/"
   description = "The integration writes inline policies only to roles whose path starts with this (env `managed_role_path_prefix`); its IAM permissions are scoped to the same ARNs. Example: /data-consumers/."
-
-  validation {
-    condition     = startswith(var.managed_role_path_prefix, "/") && endswith(var.managed_role_path_prefix, "/") && can(regex("^/[!-~]*$", var.managed_role_path_prefix)) && !strcontains(var.managed_role_path_prefix, "*") && !strcontains(var.managed_role_path_prefix, "?") && length(var.managed_role_path_prefix) <= 512
-    error_message = "managed_role_path_prefix must be an IAM path: start and end with `/`, printable ASCII, no `*` or `?`."
-  }
 }
 
 variable "managed_role_name_pattern" {
   type        = string
   default     = "*"
   description = "The integration writes only to roles whose name matches this pattern (`*` wildcards; env `managed_role_name_pattern`); its IAM permissions are scoped the same way. Example: dp-*."
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9+=,.@_*-]{1,64}$", var.managed_role_name_pattern))
-    error_message = "managed_role_name_pattern must be 1-64 characters of role-name characters (letters, digits, +=,.@_-) and `*`."
-  }
 }
 
 variable "protected_role_names" {
   type        = list(string)
   default     = []
   description = "Further role names the integration must never write to (e.g. your deployment role). The integration's own roles are always protected (env `protected_role_names`) and denied in IAM."
-
-  validation {
-    condition     = alltrue([for n in var.protected_role_names : can(regex("^[A-Za-z0-9+=,.@_-]{1,64}$", n))])
-    error_message = "protected_role_names must be IAM role names (1-64 characters of letters, digits, +=,.@_-)."
-  }
 }
 
 variable "managed_accounts" {
@@ -497,11 +482,6 @@ variable "ownership_check" {
   type        = string
   default     = "enforce"
   description = "enforce: a grant needs proof (tags dmm-data-product / dmm-team, or ownership_map) that the provider owns the port's resources and the consumer owns the role, and IAM lets the integration write only onto tagged roles; audit: grant as the Python reference did and report every missing proof; off: no check (env `ownership_check`, ADR 017)."
-
-  validation {
-    condition     = contains(["enforce", "audit", "off"], var.ownership_check)
-    error_message = "ownership_check must be enforce, audit or off."
-  }
 }
 
 variable "ownership_map" {

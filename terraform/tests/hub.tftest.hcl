@@ -90,7 +90,7 @@ run "access_roles_are_created_and_changed_only_with_the_managed_by_tag" {
 
   assert {
     condition = {
-      for s in jsondecode(data.aws_iam_policy_document.manage_iam_policies_iam.json).Statement :
+      for s in jsondecode(module.account_iam.policy_json).Statement :
       s.Sid => [toset(flatten([s.Action])), toset(flatten([s.Resource])), try(s.Condition, null)] if s.Effect == "Allow"
       } == {
       ReadAndRevokeInlinePoliciesOfAllowlistedRoles = [
@@ -269,7 +269,7 @@ run "audit_mode_lets_the_integration_grant_onto_untagged_roles" {
 
   assert {
     condition = [
-      for s in jsondecode(data.aws_iam_policy_document.manage_iam_policies_iam.json).Statement :
+      for s in jsondecode(module.account_iam.policy_json).Statement :
       [s.Action, try(s.Condition, null)] if s.Sid == "GrantOnAnyAllowlistedRoleWithoutOwnershipCheck"
     ] == [["iam:PutRolePolicy", null]]
     error_message = "ownership_check = audit grants as the Python reference did: PutRolePolicy without the owner-tag condition."
@@ -281,7 +281,7 @@ run "enforce_mode_writes_only_onto_owner_tagged_roles" {
 
   assert {
     condition = length([
-      for s in jsondecode(data.aws_iam_policy_document.manage_iam_policies_iam.json).Statement :
+      for s in jsondecode(module.account_iam.policy_json).Statement :
       s if s.Sid == "GrantOnAnyAllowlistedRoleWithoutOwnershipCheck"
     ]) == 0
     error_message = "With the default ownership_check = enforce, PutRolePolicy needs a dmm-data-product or dmm-team tag on the role."

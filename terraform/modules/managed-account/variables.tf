@@ -26,33 +26,18 @@ variable "managed_role_path_prefix" {
   type        = string
   default     = "/"
   description = "The management role may write inline policies only to roles whose path starts with this, and creates the cross-account access roles (dmm-access-*, dmm-acc-*) directly under it. Set it to the hub's managed_role_path_prefix: the integration uses that one prefix in every account."
-
-  validation {
-    condition     = startswith(var.managed_role_path_prefix, "/") && endswith(var.managed_role_path_prefix, "/") && can(regex("^/[!-~]*$", var.managed_role_path_prefix)) && !strcontains(var.managed_role_path_prefix, "*") && !strcontains(var.managed_role_path_prefix, "?") && length(var.managed_role_path_prefix) <= 512
-    error_message = "managed_role_path_prefix must be an IAM path: start and end with `/`, printable ASCII, no `*` or `?`."
-  }
 }
 
 variable "managed_role_name_pattern" {
   type        = string
   default     = "*"
   description = "The management role may write inline policies only to (consumer) roles whose name matches this pattern (`*` wildcards). Set it to the hub's managed_role_name_pattern, or narrower. Access roles are not subject to it."
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9+=,.@_*-]{1,64}$", var.managed_role_name_pattern))
-    error_message = "managed_role_name_pattern must be 1-64 characters of role-name characters (letters, digits, +=,.@_-) and `*`."
-  }
 }
 
 variable "protected_role_names" {
   type        = list(string)
   default     = []
   description = "Further roles of this account the management role must never touch (e.g. your deployment role), denied explicitly. The management role itself, service-linked and AWS-reserved roles, and the Organizations/Control Tower/StackSets administrator roles are always denied."
-
-  validation {
-    condition     = alltrue([for n in var.protected_role_names : can(regex("^[A-Za-z0-9+=,.@_-]{1,64}$", n))])
-    error_message = "protected_role_names must be IAM role names (1-64 characters of letters, digits, +=,.@_-)."
-  }
 }
 
 variable "role_name" {
@@ -93,9 +78,4 @@ variable "ownership_check" {
   type        = string
   default     = "enforce"
   description = "enforce: a grant needs proof (tags dmm-data-product / dmm-team, or ownership_map) that the provider owns the port's resources and the consumer owns the role, and IAM lets the integration write only onto tagged roles; audit: grant as the Python reference did and report every missing proof; off: no check Must equal the hub's ownership_check (ADR 017)."
-
-  validation {
-    condition     = contains(["enforce", "audit", "off"], var.ownership_check)
-    error_message = "ownership_check must be enforce, audit or off."
-  }
 }

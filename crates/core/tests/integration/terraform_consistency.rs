@@ -16,7 +16,10 @@
 //!
 //! The role's policies are found by following references from `aws_lambda_function.<name>.role`
 //! through every `aws_iam_role_policy` on that role to its `data.aws_iam_policy_document`
-//! (including `source_policy_documents`), so a statement added anywhere is seen here. Policies
+//! (including `source_policy_documents`, and into a local module when the policy is a module's
+//! output), so a statement added anywhere is seen here. Every IAM statement must come from
+//! `terraform/modules/account-iam`, which the hub and the managed-account module both call with
+//! their allowlist unchanged. Policies
 //! the test cannot read (managed policy attachments, inline JSON) are rejected.
 //!
 //! The check is static: a `dynamic "statement"` counts as present. That is right for
@@ -79,15 +82,22 @@ const ACCESS_ROLE_WRITE_ACTIONS: &[&str] = &[
     "iam:PutRolePermissionsBoundary",
 ];
 
-/// `local.role_arn_prefix` of the hub (`terraform/`) and of the managed-account module.
-const HUB_ROLE_ARN_PREFIX: &str = "arn:${local.partition}:iam::${local.account_id}:role";
-const MODULE_ROLE_ARN_PREFIX: &str = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role";
+/// The internal module that holds every IAM statement the integration has in an account: the
+/// hub's and each managed account's (ADR 019).
+const ACCOUNT_IAM_MODULE: &str = "modules/account-iam";
+/// Its `local.role_arn_prefix`.
+const ACCOUNT_IAM_ROLE_ARN_PREFIX: &str = "arn:${var.partition}:iam::${var.account_id}:role";
 
-/// A Terraform configuration: every top-level block of every `*.tf` file of one directory.
+/// A Terraform configuration: every top-level block of every `*.tf` file of one directory, and
+/// the local modules it calls.
 struct Module {
     /// For messages: `terraform/` or `terraform/modules/managed-account/`.
     name: String,
+    /// The directory relative to `terraform/` (empty for `terraform/` itself).
+    path: String,
     blocks: Vec<(String, Block)>,
+    /// `module "<name>"` blocks with a local `source`, loaded.
+    children: Vec<(String, Module)>,
 }
 
 /// Read when the test runs (cargo sets it), not compiled in: cargo does not rebuild a workspace
@@ -104,10 +114,11 @@ fn load() -> Module {
     load_edited(|_, text| text.to_owned())
 }
 
-/// The module with `edit(file name, text)` applied to each file: lets the tests below prove that
-/// the checks catch drift.
+/// The module with `edit(path, text)` applied to each file (`path` relative to `terraform/`, as
+/// `iam.tf` or `modules/account-iam/main.tf`): lets the tests below prove that the checks catch
+/// drift.
 fn load_edited(edit: impl Fn(&str, &str) -> String) -> Module {
-    load_dir_edited("", edit)
+    load_dir_edited("", &edit)
 }
 
 fn load_managed_account() -> Module {
@@ -115,11 +126,11 @@ fn load_managed_account() -> Module {
 }
 
 fn load_managed_account_edited(edit: impl Fn(&str, &str) -> String) -> Module {
-    load_dir_edited(MANAGED_ACCOUNT_MODULE, edit)
+    load_dir_edited(MANAGED_ACCOUNT_MODULE, &edit)
 }
 
-/// `terraform/<sub>` (`sub` empty: `terraform/` itself; not recursive).
-fn load_dir_edited(sub: &str, edit: impl Fn(&str, &str) -> String) -> Module {
+/// `terraform/<sub>` (`sub` empty: `terraform/` itself), with the local modules it calls.
+fn load_dir_edited(sub: &str, edit: &dyn Fn(&str, &str) -> String) -> Module {
     let name = if sub.is_empty() {
         "terraform/".to_owned()
     } else {
@@ -136,11 +147,52 @@ fn load_dir_edited(sub: &str, edit: impl Fn(&str, &str) -> String) -> Module {
     let mut blocks = Vec::new();
     for path in files {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        let text = edit(&file, &std::fs::read_to_string(&path).unwrap());
+        let relative = if sub.is_empty() {
+            file.clone()
+        } else {
+            format!("{sub}/{file}")
+        };
+        let text = edit(&relative, &std::fs::read_to_string(&path).unwrap());
         let body = hcl::parse(&text).unwrap_or_else(|e| panic!("{name}{file} does not parse: {e}"));
         blocks.extend(body.into_blocks().map(|b| (file.clone(), b)));
     }
-    Module { name, blocks }
+    let children = blocks
+        .iter()
+        .filter(|(_, b)| b.identifier() == "module")
+        .filter_map(|(_, b)| {
+            let source = attr(b.body(), "source").and_then(literal)?;
+            let local = source
+                .strip_prefix("./")
+                .or_else(|| source.strip_prefix("../"))?;
+            let child = if source.starts_with("./") {
+                join_path(sub, local)
+            } else {
+                join_path(parent_of(sub), local)
+            };
+            Some((
+                b.labels()[0].as_str().to_owned(),
+                load_dir_edited(&child, edit),
+            ))
+        })
+        .collect();
+    Module {
+        name,
+        path: sub.to_owned(),
+        blocks,
+        children,
+    }
+}
+
+fn join_path(dir: &str, rest: &str) -> String {
+    if dir.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{dir}/{rest}")
+    }
+}
+
+fn parent_of(dir: &str) -> &str {
+    dir.rsplit_once('/').map_or("", |(parent, _)| parent)
 }
 
 fn labels(block: &Block) -> Vec<&str> {
@@ -148,6 +200,38 @@ fn labels(block: &Block) -> Vec<&str> {
 }
 
 impl Module {
+    /// The module called `module "<name>"` here.
+    fn child(&self, name: &str) -> &Module {
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m)
+            .unwrap_or_else(|| panic!("{} calls no local module \"{name}\"", self.name))
+    }
+
+    /// This module or one it calls (at any depth), by its path relative to `terraform/`.
+    fn at(&self, path: &str) -> &Module {
+        if self.path == path {
+            return self;
+        }
+        self.children
+            .iter()
+            .find_map(|(_, m)| (path.starts_with(&m.path)).then(|| m.at(path)))
+            .unwrap_or_else(|| panic!("{} does not call {path}", self.name))
+    }
+
+    /// The expression passed as `input` to `module "<name>"`.
+    fn module_input(&self, name: &str, input: &str) -> &Expression {
+        let block = self
+            .blocks
+            .iter()
+            .map(|(_, b)| b)
+            .find(|b| b.identifier() == "module" && labels(b) == [name])
+            .unwrap_or_else(|| panic!("{} has no module \"{name}\"", self.name));
+        attr(block.body(), input)
+            .unwrap_or_else(|| panic!("{}: module \"{name}\" is not given `{input}`", self.name))
+    }
+
     /// All `<kind> "<type>" "<name>"` blocks of a type, as (name, block).
     fn all<'a>(&'a self, kind: &'a str, ty: &'a str) -> impl Iterator<Item = (&'a str, &'a Block)> {
         self.blocks.iter().filter_map(move |(_, b)| {
@@ -163,6 +247,14 @@ impl Module {
             .map(|(_, b)| b)
             .find(|b| b.identifier() == kind && labels(b) == [ty, name])
             .unwrap_or_else(|| panic!("{} has no {kind} \"{ty}\" \"{name}\"", self.name))
+    }
+
+    fn get_output(&self, name: &str) -> &Block {
+        self.blocks
+            .iter()
+            .map(|(_, b)| b)
+            .find(|b| b.identifier() == "output" && labels(b) == [name])
+            .unwrap_or_else(|| panic!("{} has no output \"{name}\"", self.name))
     }
 
     fn variable(&self, name: &str) -> &Block {
@@ -363,6 +455,8 @@ fn check_checkpoint_key_default_matches_the_code(module: &Module) {
 
 #[derive(Debug)]
 struct Statement {
+    /// The module that holds it (its path relative to `terraform/`), whose locals it uses.
+    module: String,
     origin: String,
     effect: String,
     actions: Vec<String>,
@@ -455,7 +549,11 @@ fn policy_document_statements(
         });
     for (i, (st, dynamic_for_each)) in plain.chain(dynamic).enumerate() {
         let b = st.body();
-        let origin = format!("data.aws_iam_policy_document.{doc} statement #{}", i + 1);
+        let origin = format!(
+            "{}data.aws_iam_policy_document.{doc} statement #{}",
+            module.name,
+            i + 1
+        );
         for key in ["not_actions", "not_resources", "not_principals"] {
             assert!(
                 attr(b, key).is_none(),
@@ -483,6 +581,7 @@ fn policy_document_statements(
         }
         let conditions = conditions_of(module, b);
         out.push(Statement {
+            module: module.path.clone(),
             origin,
             effect,
             actions,
@@ -553,19 +652,23 @@ fn role_policy_statements(module: &Module, role: &str) -> Vec<Statement> {
         }
         policies += 1;
         let policy = attr(b.body(), "policy").expect("aws_iam_role_policy without policy");
+        let first = statements.len();
         match reference(policy).as_deref() {
             Some([d, t, doc, json])
                 if d == "data" && t == "aws_iam_policy_document" && json == "json" =>
             {
-                let first = statements.len();
                 policy_document_statements(module, doc, &mut Vec::new(), &mut statements);
-                for s in &mut statements[first..] {
-                    s.role_policy_count = attr(b.body(), "count").cloned();
-                }
+            }
+            Some([m, child, output]) if m == "module" => {
+                let (child_module, doc) = module_policy_document(module, child, output);
+                policy_document_statements(child_module, &doc, &mut Vec::new(), &mut statements);
             }
             _ => panic!(
-                "aws_iam_role_policy.{name}.policy must be data.aws_iam_policy_document.<name>.json so it can be checked"
+                "aws_iam_role_policy.{name}.policy must be data.aws_iam_policy_document.<name>.json, or a local module's output of one, so it can be checked"
             ),
+        }
+        for s in &mut statements[first..] {
+            s.role_policy_count = attr(b.body(), "count").cloned();
         }
     }
     assert!(
@@ -573,6 +676,67 @@ fn role_policy_statements(module: &Module, role: &str) -> Vec<Statement> {
         "no aws_iam_role_policy on aws_iam_role.{role}"
     );
     statements
+}
+
+/// The module `module "<child>"` and the policy document its `output "<output>"` is the JSON of.
+fn module_policy_document<'a>(
+    module: &'a Module,
+    child: &str,
+    output: &str,
+) -> (&'a Module, String) {
+    let child_module = module.child(child);
+    let block = child_module.get_output(output);
+    let value = attr(block.body(), "value").expect("output without value");
+    match reference(value).as_deref() {
+        Some([d, t, doc, json])
+            if d == "data" && t == "aws_iam_policy_document" && json == "json" =>
+        {
+            (child_module, doc.clone())
+        }
+        _ => panic!(
+            "{}: output {output} must be data.aws_iam_policy_document.<name>.json so it can be checked",
+            child_module.name
+        ),
+    }
+}
+
+/// `module "account_iam"` is given the caller's allowlist and mode unchanged, and the account
+/// (`partition`, `account_id`) the caller's role is in.
+fn check_account_iam_wiring(module: &Module, partition: &str, account_id: &str) {
+    for (input, expected) in [
+        ("partition", partition),
+        ("account_id", account_id),
+        ("managed_role_path_prefix", "var.managed_role_path_prefix"),
+        ("managed_role_name_pattern", "var.managed_role_name_pattern"),
+        ("ownership_check", "var.ownership_check"),
+    ] {
+        let given = reference_str(module.module_input("account_iam", input));
+        assert_eq!(
+            given, expected,
+            "{}: module \"account_iam\" must be given {input} = {expected}",
+            module.name
+        );
+    }
+    let account_iam = module.child("account_iam");
+    assert_eq!(
+        account_iam.path, ACCOUNT_IAM_MODULE,
+        "{}: module \"account_iam\" must be {ACCOUNT_IAM_MODULE}",
+        module.name
+    );
+    // The one declaration of the allowlist's validation.
+    for var in [
+        "managed_role_path_prefix",
+        "managed_role_name_pattern",
+        "protected_role_names",
+        "ownership_check",
+    ] {
+        assert!(
+            sub_blocks(account_iam.variable(var).body(), "validation")
+                .next()
+                .is_some(),
+            "variable {var} of {ACCOUNT_IAM_MODULE} needs its validation"
+        );
+    }
 }
 
 fn allowed_actions(statements: &[Statement]) -> BTreeSet<String> {
@@ -585,12 +749,7 @@ fn allowed_actions(statements: &[Statement]) -> BTreeSet<String> {
 
 /// Scope rules every Allow statement of a role must follow. `function`: the Lambda function
 /// whose role it is (its log group is the only one it may write), `None` for the management role.
-fn assert_scoped(
-    module: &Module,
-    function: Option<&str>,
-    role_arn_prefix: &str,
-    statements: &[Statement],
-) {
+fn assert_scoped(module: &Module, function: Option<&str>, statements: &[Statement]) {
     for s in statements.iter().filter(|s| s.effect == "Allow") {
         assert!(
             !s.resources
@@ -629,7 +788,7 @@ fn assert_scoped(
             );
         }
         if s.actions.iter().any(|a| a.starts_with("iam:")) {
-            assert_iam_scoped(module, s, role_arn_prefix);
+            assert_iam_scoped(module.at(&s.module), s);
         }
         if s.actions.iter().any(|a| a.starts_with("sts:")) {
             assert_assume_role_scoped(module, s);
@@ -659,10 +818,15 @@ fn assert_scoped(
 /// retagging, re-trusting and deleting roles only on access roles; creating only with the
 /// managed-by tag in the request (and no other tag keys), every other write on an access role
 /// only when the role carries that tag.
-fn assert_iam_scoped(module: &Module, s: &Statement, role_arn_prefix: &str) {
+fn assert_iam_scoped(module: &Module, s: &Statement) {
     assert!(
         s.actions.iter().all(|a| a.starts_with("iam:")),
         "{}: keep IAM actions in their own statement",
+        s.origin
+    );
+    assert_eq!(
+        s.module, ACCOUNT_IAM_MODULE,
+        "{}: IAM statements belong in {ACCOUNT_IAM_MODULE}, the one place both the hub and the managed accounts take them from",
         s.origin
     );
     let has = |list: &[&str]| s.actions.iter().any(|a| list.contains(&a.as_str()));
@@ -764,7 +928,7 @@ fn assert_iam_scoped(module: &Module, s: &Statement, role_arn_prefix: &str) {
     leaves(module.local("role_arn_prefix"), &mut prefix);
     assert_eq!(
         prefix,
-        [role_arn_prefix],
+        [ACCOUNT_IAM_ROLE_ARN_PREFIX],
         "{}: local.role_arn_prefix",
         module.name
     );
@@ -828,7 +992,7 @@ fn check_poll_feed_role_allows_exactly_what_the_binary_calls(module: &Module) {
         &expected,
         &allowed_actions(&statements),
     );
-    assert_scoped(module, Some("poll_feed"), HUB_ROLE_ARN_PREFIX, &statements);
+    assert_scoped(module, Some("poll_feed"), &statements);
 }
 
 fn check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
@@ -844,12 +1008,8 @@ fn check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger
         &expected,
         &allowed_actions(&statements),
     );
-    assert_scoped(
-        module,
-        Some("manage_iam_policies"),
-        HUB_ROLE_ARN_PREFIX,
-        &statements,
-    );
+    assert_scoped(module, Some("manage_iam_policies"), &statements);
+    check_account_iam_wiring(module, "local.partition", "local.account_id");
 }
 
 fn check_manage_iam_policies_can_never_write_to_the_integrations_own_roles(module: &Module) {
@@ -885,12 +1045,12 @@ fn check_manage_iam_policies_can_never_write_to_the_integrations_own_roles(modul
         );
     }
     // ... the Deny covers them ...
-    let mut arns = Vec::new();
-    leaves(module.local("protected_role_arns"), &mut arns);
-    assert!(
-        arns.iter().any(|a| a.contains("${name}")),
-        "local.protected_role_arns must be built from local.protected_role_names: {arns:?}"
+    assert_eq!(
+        reference_str(module.module_input("account_iam", "protected_role_names")),
+        "local.protected_role_names",
+        "module \"account_iam\" must be given protected_role_names = local.protected_role_names"
     );
+    assert_protected_arns_cover_the_names(module.at(&deny.module));
     // ... and the function is told the same names.
     let lambda = module.get("resource", "aws_lambda_function", "manage_iam_policies");
     let env = sub_blocks(lambda.body(), "environment").next().unwrap();
@@ -964,7 +1124,12 @@ fn check_management_role_allows_exactly_the_iam_actions_of_the_code(module: &Mod
         &expected,
         &allowed_actions(&statements),
     );
-    assert_scoped(module, None, MODULE_ROLE_ARN_PREFIX, &statements);
+    assert_scoped(module, None, &statements);
+    check_account_iam_wiring(
+        module,
+        "data.aws_partition.current.partition",
+        "data.aws_caller_identity.current.account_id",
+    );
 }
 
 fn check_management_role_never_touches_itself_or_protected_roles(module: &Module) {
@@ -987,17 +1152,34 @@ fn check_management_role_never_touches_itself_or_protected_roles(module: &Module
     .map(|e| format!("ref:{}", reference_str(e)))
     .expect("management role without name");
     let mut names = Vec::new();
-    leaves(module.local("protected_role_names"), &mut names);
+    leaves(
+        module.module_input("account_iam", "protected_role_names"),
+        &mut names,
+    );
     assert!(
         names.contains(&role_name),
-        "local.protected_role_names must contain the management role's own name ({role_name}); has {names:?}"
+        "module \"account_iam\" must be given protected_role_names with the management role's own name ({role_name}); has {names:?}"
+    );
+    assert_protected_arns_cover_the_names(module.at(&deny.module));
+}
+
+/// `local.protected_role_arns` of the module holding the Deny: every name it is given (on any
+/// path), and the service-linked and AWS-reserved roles.
+fn assert_protected_arns_cover_the_names(module: &Module) {
+    let mut names = Vec::new();
+    leaves(module.local("protected_role_names"), &mut names);
+    assert!(
+        names.iter().any(|n| n == "ref:var.protected_role_names"),
+        "{}: local.protected_role_names must include var.protected_role_names: {names:?}",
+        module.name
     );
     let mut arns = Vec::new();
     leaves(module.local("protected_role_arns"), &mut arns);
     for needed in ["${name}", "/aws-service-role/*", "/aws-reserved/*"] {
         assert!(
             arns.iter().any(|a| a.contains(needed)),
-            "local.protected_role_arns must cover {needed}: {arns:?}"
+            "{}: local.protected_role_arns must cover {needed}: {arns:?}",
+            module.name
         );
     }
 }
@@ -1039,6 +1221,7 @@ fn check_management_role_trusts_only_the_hub_role_with_the_external_id(module: &
     let st = all[0].body();
     // A trust statement has principals instead of resources.
     let s = Statement {
+        module: module.path.clone(),
         origin: format!("data.aws_iam_policy_document.{doc}"),
         effect: attr(st, "effect")
             .map_or("Allow".to_owned(), |e| module.resolved_leaves(e).join(",")),
@@ -1129,8 +1312,20 @@ fn check_access_role_boundary_is_the_catalogue(module: &Module) {
 
 #[test]
 fn access_role_boundaries_allow_exactly_the_catalogue() {
-    check_access_role_boundary_is_the_catalogue(&load());
-    check_access_role_boundary_is_the_catalogue(&load_managed_account());
+    let hub = load();
+    let managed = load_managed_account();
+    check_access_role_boundary_is_the_catalogue(hub.child("account_iam"));
+    assert_eq!(
+        (
+            &hub.child("account_iam").path,
+            &managed.child("account_iam").path
+        ),
+        (
+            &ACCOUNT_IAM_MODULE.to_owned(),
+            &ACCOUNT_IAM_MODULE.to_owned()
+        ),
+        "the hub and the managed accounts take the boundary from the same module"
+    );
 }
 
 #[test]
@@ -1140,7 +1335,7 @@ fn creating_access_roles_without_the_boundary_is_caught() {
         |name, text| {
             edit(
                 name,
-                "main.tf",
+                "modules/account-iam/main.tf",
                 text,
                 r#"      variable = "iam:PermissionsBoundary"
       values   = [local.access_role_boundary_arn]
@@ -1278,7 +1473,7 @@ fn iam_writes_on_any_role_are_caught() {
         &load_edited(|name, text| {
             edit(
                 name,
-                "iam.tf",
+                "modules/account-iam/main.tf",
                 text,
                 "resources = local.managed_role_arns",
                 r#"resources = ["arn:aws:iam::123456789012:role/*"]"#,
@@ -1336,7 +1531,7 @@ fn deleting_consumer_roles_is_caught() {
         &load_edited(|name, text| {
             edit(
                 name,
-                "iam.tf",
+                "modules/account-iam/main.tf",
                 text,
                 r#""iam:DeleteRolePolicy",
     ]
@@ -1357,7 +1552,7 @@ fn creating_access_roles_without_the_tag_is_caught() {
         &load_edited(|name, text| {
             edit(
                 name,
-                "iam.tf",
+                "modules/account-iam/main.tf",
                 text,
                 r#"variable = "aws:RequestTag/${local.managed_by_tag_key}""#,
                 r#"variable = "aws:RequestTag/owner""#,
@@ -1373,7 +1568,7 @@ fn deleting_untagged_access_roles_is_caught() {
         |name, text| {
             edit(
                 name,
-                "main.tf",
+                "modules/account-iam/main.tf",
                 text,
                 r#"values   = [local.managed_by_tag_value]
     }
@@ -1397,7 +1592,7 @@ fn access_roles_outside_the_reserved_names_are_caught() {
         &load_edited(|name, text| {
             edit(
                 name,
-                "locals.tf",
+                "modules/account-iam/main.tf",
                 text,
                 r#"${var.managed_role_path_prefix}dmm-acc-*""#,
                 r#"${var.managed_role_path_prefix}*""#,
@@ -1445,7 +1640,7 @@ fn pass_role_on_the_management_role_is_caught() {
         |name, text| {
             edit(
                 name,
-                "main.tf",
+                "modules/account-iam/main.tf",
                 text,
                 r#"actions   = ["iam:CreateRole", "iam:TagRole"]"#,
                 r#"actions   = ["iam:CreateRole", "iam:TagRole", "iam:PassRole"]"#,
@@ -1461,7 +1656,7 @@ fn a_second_trusted_principal_is_caught() {
         &load_managed_account_edited(|name, text| {
             edit(
                 name,
-                "main.tf",
+                "modules/managed-account/main.tf",
                 text,
                 "identifiers = [var.hub_role_arn]",
                 r#"identifiers = [var.hub_role_arn, "arn:aws:iam::123456789012:root"]"#,
@@ -1477,7 +1672,7 @@ fn a_trust_without_the_external_id_is_caught() {
         &load_managed_account_edited(|name, text| {
             edit(
                 name,
-                "main.tf",
+                "modules/managed-account/main.tf",
                 text,
                 r#"variable = "sts:ExternalId""#,
                 r#"variable = "aws:PrincipalAccount""#,
@@ -1493,13 +1688,29 @@ fn a_management_role_that_may_change_itself_is_caught() {
         |name, text| {
             edit(
                 name,
-                "main.tf",
+                "modules/account-iam/main.tf",
                 text,
                 r#"actions   = ["iam:*"]"#,
                 r#"actions   = ["iam:PutRolePolicy", "iam:DeleteRolePolicy"]"#,
             )
         },
     ));
+}
+
+#[test]
+#[should_panic(expected = "must be given managed_role_path_prefix = var.managed_role_path_prefix")]
+fn an_allowlist_the_iam_statements_do_not_follow_is_caught() {
+    check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
+        &load_edited(|name, text| {
+            edit(
+                name,
+                "iam.tf",
+                text,
+                "managed_role_path_prefix  = var.managed_role_path_prefix",
+                r#"managed_role_path_prefix  = "/""#,
+            )
+        }),
+    );
 }
 
 /// Replaces `from` (which must occur) by `to` in `file`.

@@ -55,7 +55,7 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
 
   assert {
     condition = toset(flatten([
-      for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
+      for s in jsondecode(module.account_iam.policy_json).Statement :
       s.Action if s.Effect == "Allow"
       ])) == toset([
       "iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:PutRolePolicy",
@@ -67,7 +67,7 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
   }
   assert {
     condition = alltrue([
-      for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
+      for s in jsondecode(module.account_iam.policy_json).Statement :
       alltrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:iam::222222222222:role/data-consumers/")])
       if s.Effect == "Allow" && startswith(flatten([s.Action])[0], "iam:")
     ])
@@ -75,7 +75,7 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
   }
   assert {
     condition = alltrue([
-      for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
+      for s in jsondecode(module.account_iam.policy_json).Statement :
       alltrue([for r in flatten([s.Resource]) : r == "arn:aws:s3:::*" || strcontains(r, ":222222222222:")])
       if s.Effect == "Allow" && !startswith(flatten([s.Action])[0], "iam:")
     ])
@@ -83,7 +83,7 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
   }
   assert {
     condition = [
-      for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
+      for s in jsondecode(module.account_iam.policy_json).Statement :
       s.Condition if s.Sid == "CreateAccessRoles"
       ] == [{
         StringEquals = {
@@ -96,7 +96,7 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
   }
   assert {
     condition = [
-      for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
+      for s in jsondecode(module.account_iam.policy_json).Statement :
       [s.Condition, toset(s.Resource)] if s.Sid == "ManageOwnAccessRoles"
       ] == [[
         { StringEquals = { "iam:ResourceTag/managed-by" = "dmm-integration-aws" } },
@@ -125,7 +125,7 @@ run "denies_itself_and_protected_roles" {
       "arn:aws:iam::222222222222:role/aws-service-role/*",
       "arn:aws:iam::222222222222:role/aws-reserved/*",
       ], flatten([
-        for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
+        for s in jsondecode(module.account_iam.policy_json).Statement :
         s.Resource if s.Effect == "Deny" && s.Action == "iam:*"
     ]))) == 0
     error_message = "iam:* must be denied on the management role itself and every protected role."
@@ -141,7 +141,7 @@ run "name_pattern_narrows_consumer_roles_not_access_roles" {
 
   assert {
     condition = [
-      for s in jsondecode(data.aws_iam_policy_document.management.json).Statement :
+      for s in jsondecode(module.account_iam.policy_json).Statement :
       toset(flatten([s.Resource])) if s.Sid == "ReadAndRevokeInlinePoliciesOfAllowlistedRoles"
       ] == [toset([
         "arn:aws:iam::222222222222:role/dp-*",
