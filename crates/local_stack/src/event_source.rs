@@ -104,6 +104,19 @@ fn sqs_error(action: &'static str, err: impl std::fmt::Debug) -> EventSourceErro
 }
 
 impl SqsEventSource {
+    /// Makes a received message visible again at once.
+    async fn release(&self, handle: &str) -> Result<(), EventSourceError> {
+        let released = self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await;
+        settled("ChangeMessageVisibility", released)
+    }
+
     pub async fn new(
         client: aws_sdk_sqs::Client,
         queue_url: impl Into<String>,
@@ -211,15 +224,7 @@ impl SqsEventSource {
             if failed.iter().any(|f| f == id) {
                 // Lambda leaves a failed message invisible until its visibility timeout ends;
                 // here it comes back at once so a test does not wait for the timeout.
-                let released = self
-                    .client
-                    .change_message_visibility()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(handle)
-                    .visibility_timeout(0)
-                    .send()
-                    .await;
-                settled("ChangeMessageVisibility", released)?;
+                self.release(handle).await?;
             } else {
                 let deleted = self
                     .client
@@ -254,15 +259,7 @@ impl SqsEventSource {
             expired.into_iter().map(|(_, handle)| handle).collect()
         };
         for handle in expired {
-            let released = self
-                .client
-                .change_message_visibility()
-                .queue_url(&self.queue_url)
-                .receipt_handle(handle)
-                .visibility_timeout(0)
-                .send()
-                .await;
-            settled("ChangeMessageVisibility", released)?;
+            self.release(&handle).await?;
         }
         Ok(())
     }

@@ -165,52 +165,38 @@ impl<S: AssumeRole> ResourceTags for AgreementTags<'_, S> {
             }
             TagSource::KmsKey { arn, region } => {
                 let client = aws_sdk_kms::Client::new(&in_region(&sdk, region));
-                let mut tags = Tags::new();
-                let mut marker: Option<String> = None;
-                loop {
-                    let out = match client
-                        .list_resource_tags()
-                        .key_id(arn)
-                        .set_marker(marker.take())
-                        .send()
-                        .await
-                    {
-                        Ok(out) => out,
-                        Err(e) => return classify(source, e),
-                    };
-                    for tag in out.tags() {
-                        tags.insert(tag.tag_key().to_owned(), tag.tag_value().to_owned());
-                    }
-                    match out.next_marker() {
-                        Some(next) if out.truncated() => marker = Some(next.to_owned()),
-                        _ => return Ok(tags),
-                    }
+                let pages = client
+                    .list_resource_tags()
+                    .key_id(arn)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await;
+                match pages {
+                    Ok(tags) => Ok(tags
+                        .into_iter()
+                        .map(|t| (t.tag_key().to_owned(), t.tag_value().to_owned()))
+                        .collect()),
+                    Err(e) => classify(source, e),
                 }
             }
             TagSource::AthenaWorkgroup { arn, region } => {
                 let client = aws_sdk_athena::Client::new(&in_region(&sdk, region));
-                let mut tags = Tags::new();
-                let mut token: Option<String> = None;
-                loop {
-                    let out = match client
-                        .list_tags_for_resource()
-                        .resource_arn(arn)
-                        .set_next_token(token.take())
-                        .send()
-                        .await
-                    {
-                        Ok(out) => out,
-                        Err(e) => return classify(source, e),
-                    };
-                    for tag in out.tags() {
-                        if let (Some(k), Some(v)) = (tag.key(), tag.value()) {
-                            tags.insert(k.to_owned(), v.to_owned());
-                        }
-                    }
-                    match out.next_token() {
-                        Some(next) => token = Some(next.to_owned()),
-                        None => return Ok(tags),
-                    }
+                let pages = client
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await;
+                match pages {
+                    Ok(tags) => Ok(tags
+                        .into_iter()
+                        .filter_map(|t| Some((t.key?, t.value?)))
+                        .collect()),
+                    Err(e) => classify(source, e),
                 }
             }
         }

@@ -247,6 +247,18 @@ fn glue_name<'a>(name: &'a str, what: &str) -> Result<&'a str, String> {
     }
 }
 
+/// The policy of the table `sales/orders` in account 111122223333 (eu-central-1, workgroup
+/// `primary`, data in `s3://sales-data/orders/`), as the tests here and of `port.rs` expect it.
+#[cfg(test)]
+pub(super) const SALES_ORDERS_POLICY: &str = concat!(
+    r#"{"Version":"2012-10-17","Statement":["#,
+    r#"{"Sid":"AthenaQuery","Effect":"Allow","Action":["athena:GetQueryExecution","athena:GetQueryResults","athena:GetWorkGroup","athena:StartQueryExecution","athena:StopQueryExecution"],"Resource":"arn:aws:athena:eu-central-1:111122223333:workgroup/primary"},"#,
+    r#"{"Sid":"GlueReadTable","Effect":"Allow","Action":["glue:BatchGetPartition","glue:GetDatabase","glue:GetPartition","glue:GetPartitions","glue:GetTable"],"Resource":["arn:aws:glue:eu-central-1:111122223333:catalog","arn:aws:glue:eu-central-1:111122223333:database/sales","arn:aws:glue:eu-central-1:111122223333:table/sales/orders"]},"#,
+    r#"{"Sid":"S3BucketLocation","Effect":"Allow","Action":"s3:GetBucketLocation","Resource":"arn:aws:s3:::sales-data"},"#,
+    r#"{"Sid":"S3ListFolder","Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::sales-data","Condition":{"StringLike":{"s3:prefix":["orders/","orders/*"]}}},"#,
+    r#"{"Sid":"S3ReadFolder","Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::sales-data/orders/*"}]}"#
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,14 +289,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             PolicyDocument::new(glue.statements()).to_json(),
-            concat!(
-                r#"{"Version":"2012-10-17","Statement":["#,
-                r#"{"Sid":"AthenaQuery","Effect":"Allow","Action":["athena:GetQueryExecution","athena:GetQueryResults","athena:GetWorkGroup","athena:StartQueryExecution","athena:StopQueryExecution"],"Resource":"arn:aws:athena:eu-central-1:111122223333:workgroup/primary"},"#,
-                r#"{"Sid":"GlueReadTable","Effect":"Allow","Action":["glue:BatchGetPartition","glue:GetDatabase","glue:GetPartition","glue:GetPartitions","glue:GetTable"],"Resource":["arn:aws:glue:eu-central-1:111122223333:catalog","arn:aws:glue:eu-central-1:111122223333:database/sales","arn:aws:glue:eu-central-1:111122223333:table/sales/orders"]},"#,
-                r#"{"Sid":"S3BucketLocation","Effect":"Allow","Action":"s3:GetBucketLocation","Resource":"arn:aws:s3:::sales-data"},"#,
-                r#"{"Sid":"S3ListFolder","Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::sales-data","Condition":{"StringLike":{"s3:prefix":["orders/","orders/*"]}}},"#,
-                r#"{"Sid":"S3ReadFolder","Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::sales-data/orders/*"}]}"#
-            )
+            SALES_ORDERS_POLICY
         );
     }
 

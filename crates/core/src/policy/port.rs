@@ -667,14 +667,7 @@ mod tests {
         assert_eq!(access.port_type(), PortType::GlueTable);
         assert_eq!(
             access.policy().to_json(),
-            concat!(
-                r#"{"Version":"2012-10-17","Statement":["#,
-                r#"{"Sid":"AthenaQuery","Effect":"Allow","Action":["athena:GetQueryExecution","athena:GetQueryResults","athena:GetWorkGroup","athena:StartQueryExecution","athena:StopQueryExecution"],"Resource":"arn:aws:athena:eu-central-1:111122223333:workgroup/primary"},"#,
-                r#"{"Sid":"GlueReadTable","Effect":"Allow","Action":["glue:BatchGetPartition","glue:GetDatabase","glue:GetPartition","glue:GetPartitions","glue:GetTable"],"Resource":["arn:aws:glue:eu-central-1:111122223333:catalog","arn:aws:glue:eu-central-1:111122223333:database/sales","arn:aws:glue:eu-central-1:111122223333:table/sales/orders"]},"#,
-                r#"{"Sid":"S3BucketLocation","Effect":"Allow","Action":"s3:GetBucketLocation","Resource":"arn:aws:s3:::sales-data"},"#,
-                r#"{"Sid":"S3ListFolder","Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::sales-data","Condition":{"StringLike":{"s3:prefix":["orders/","orders/*"]}}},"#,
-                r#"{"Sid":"S3ReadFolder","Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::sales-data/orders/*"}]}"#
-            )
+            crate::policy::glue_table::SALES_ORDERS_POLICY
         );
     }
 
