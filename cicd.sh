@@ -5,6 +5,8 @@
 #                                   terraform init + apply with <version>
 #   ./cicd.sh --dry-run <version>   everything that does not talk to AWS: build, tests,
 #                                   terraform fmt -check and validate (when terraform is installed)
+#   ./cicd.sh --plan <version>      terraform init + plan for <version> (no build, no tests); exits 0
+#                                   when nothing would change, 2 when something would
 #   ./cicd.sh --destroy             terraform init + destroy
 #   ./cicd.sh --help
 #
@@ -13,7 +15,11 @@
 # variables. Environment:
 #   ARTIFACTS_BUCKET  existing S3 bucket to upload the zips to, as
 #                     s3://$ARTIFACTS_BUCKET/<function>/src/<version>/lambda.zip (the Python
-#                     reference's layout). Unset: Terraform uploads the local zips with the functions.
+#                     reference's layout; needs the AWS CLI). Unset: Terraform uploads the local
+#                     zips with the functions.
+#   LAMBDA_DIR        where the zips are built to and taken from (default: target/lambda)
+#   SKIP_BUILD=1      use the zips already in LAMBDA_DIR (built by an earlier pipeline stage)
+#   TERRAFORM_DIR     the Terraform configuration to apply (default: terraform/)
 #   LAMBDA_ARCH       arm64 (default) or x86_64
 #   TEST_CMD          the test command (default: scripts/test.sh, the README's test command:
 #                     fmt, clippy, every test, the Terraform checks)
@@ -23,13 +29,14 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TF_DIR="$ROOT/terraform"
-LAMBDA_DIR="$ROOT/target/lambda"
+TF_DIR="${TERRAFORM_DIR:-$ROOT/terraform}"
+LAMBDA_DIR="${LAMBDA_DIR:-$ROOT/target/lambda}"
 FUNCTIONS=(poll_feed manage_iam_policies)
 LAMBDA_ARCH="${LAMBDA_ARCH:-arm64}"
 ARTIFACTS_BUCKET="${ARTIFACTS_BUCKET:-}"
 AUTO_APPROVE="${AUTO_APPROVE:-0}"
 SKIP_TESTS="${SKIP_TESTS:-0}"
+SKIP_BUILD="${SKIP_BUILD:-0}"
 TF_VAR_FILE="${TF_VAR_FILE:-}"
 # A TF_CLI_CONFIG_FILE pointing at nothing only produces a warning on every terraform call.
 if [[ -n "${TF_CLI_CONFIG_FILE:-}" && ! -f "$TF_CLI_CONFIG_FILE" ]]; then
@@ -62,6 +69,14 @@ require_aws() {
   echo "AWS identity: $identity"
 }
 
+# The AWS CLI is needed to upload to ARTIFACTS_BUCKET; without a bucket, Terraform checks the
+# credentials itself (and the CLI, when installed, checks them early with a clearer message).
+check_credentials() {
+  if [[ -n "$ARTIFACTS_BUCKET" ]] || command -v aws >/dev/null 2>&1; then
+    require_aws
+  fi
+}
+
 require_terraform() {
   require terraform "Install Terraform >= 1.5: https://developer.hashicorp.com/terraform/install"
 }
@@ -79,6 +94,11 @@ arch_flag() {
 }
 
 build() {
+  if [[ "$SKIP_BUILD" == 1 ]]; then
+    step "Build SKIPPED (SKIP_BUILD=1): using the zips in $LAMBDA_DIR"
+    check_zips
+    return 0
+  fi
   step "Building ${FUNCTIONS[*]} ($LAMBDA_ARCH, release, zip)"
   require cargo "Install Rust: https://rustup.rs"
   # cargo-lambda may live in the project's virtualenv (tools/requirements.txt).
@@ -90,8 +110,12 @@ build() {
   for f in "${FUNCTIONS[@]}"; do packages+=(--package "$f"); done
   (cd "$ROOT" && cargo lambda build --release "$(arch_flag)" --output-format zip \
     --lambda-dir "$LAMBDA_DIR" "${packages[@]}")
+  check_zips
+}
+
+check_zips() {
   for f in "${FUNCTIONS[@]}"; do
-    [[ -s "$LAMBDA_DIR/$f/bootstrap.zip" ]] || die "build produced no $LAMBDA_DIR/$f/bootstrap.zip"
+    [[ -s "$LAMBDA_DIR/$f/bootstrap.zip" ]] || die "no $LAMBDA_DIR/$f/bootstrap.zip"
     echo "artifact: $LAMBDA_DIR/$f/bootstrap.zip ($(du -h "$LAMBDA_DIR/$f/bootstrap.zip" | cut -f1))"
   done
 }
@@ -172,7 +196,7 @@ deploy() {
   if [[ "$dry_run" == 0 ]]; then
     # Fail before the long build when the deployment could not happen anyway.
     require_terraform
-    require_aws
+    check_credentials
   fi
   build
   run_tests
@@ -199,9 +223,24 @@ deploy() {
   terraform -chdir="$TF_DIR" output
 }
 
+# Terraform plan for <version>: what an apply would change. Exit status 0: nothing; 2: changes.
+plan() {
+  local version="$1" status
+  check_version "$version"
+  require_terraform
+  check_credentials
+  AUTO_APPROVE=0 tf_vars "$version"
+  step "terraform init"
+  terraform -chdir="$TF_DIR" init -input=false
+  step "terraform plan (version $version)"
+  status=0
+  terraform -chdir="$TF_DIR" plan -input=false -detailed-exitcode "${TF_ARGS[@]}" || status=$?
+  return "$status"
+}
+
 destroy() {
   require_terraform
-  require_aws
+  check_credentials
   # The version is irrelevant for destroying; the variable only has to be set.
   tf_vars "destroy"
   step "terraform init"
@@ -218,6 +257,10 @@ main() {
     --dry-run)
       [[ $# -eq 2 ]] || die "usage: ./cicd.sh --dry-run <version>"
       deploy "$2" 1
+      ;;
+    --plan)
+      [[ $# -eq 2 ]] || die "usage: ./cicd.sh --plan <version>"
+      plan "$2"
       ;;
     --destroy)
       [[ $# -eq 1 ]] || die "usage: ./cicd.sh --destroy"

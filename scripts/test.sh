@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the unit tests, the integration tests
 # against the local stack (moto server as AWS, the DMM simulator, both Lambda binaries through the
-# Lambda Runtime API), and the static checks of terraform/.
+# Lambda Runtime API), a real deployment of terraform/ with cicd.sh against moto, and the static
+# checks of terraform/.
 #
 # Usage: scripts/test.sh
 # Environment:
@@ -32,13 +33,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build the Lambda binaries the integration tests run"
 cargo build --workspace --bins --locked
 
-step "unit and integration tests"
-cargo test --workspace --locked
-
-step "terraform static checks"
-# A local copy of the hashicorp/aws provider (no registry access here) lets `terraform validate`
-# and the offline `terraform test` suites run; without one they are skipped with a loud notice.
+# A local copy of the hashicorp/aws provider (no registry access here) lets the deployment test
+# apply terraform/ against moto, and `terraform validate` and the offline `terraform test` suites
+# run. Without one the deployment test fails and the static checks are skipped loudly.
 if [[ -z "${TF_PROVIDER_MIRROR:-}" && -d /opt/tf-plugins ]]; then
   export TF_PROVIDER_MIRROR=/opt/tf-plugins
 fi
+
+step "unit and integration tests (the deployment test applies terraform/ against moto)"
+cargo test --workspace --locked
+
+step "terraform static checks"
 scripts/check-terraform.sh

@@ -46,7 +46,7 @@ resource "aws_lambda_function" "manage_iam_policies" {
       ownership_map             = jsonencode(var.ownership_map)
       protected_bucket_names    = join(",", var.protected_bucket_names)
       status_reporting          = var.status_reporting
-      artifacts_bucket_name     = coalesce(var.artifacts_bucket_name, "")
+      artifacts_bucket_name     = var.artifacts_bucket_name == null ? "" : var.artifacts_bucket_name
       dmm_request_timeout_ms    = tostring(var.dmm_request_timeout_ms)
       aws_operation_timeout_ms  = tostring(var.aws_operation_timeout_ms)
       log_level                 = var.log_level

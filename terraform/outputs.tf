@@ -47,3 +47,8 @@ output "connector_id" {
   description = "The connector document poll_feed keeps in DMM (GET /api/connectors/{id}): version, last event, last run (ADR 018)."
   value       = local.connector_id
 }
+
+output "dashboard_url" {
+  description = "The CloudWatch console link of the integration's dashboard (null without one)."
+  value       = var.dashboard_enabled ? "https://${local.dashboard_region}.console.aws.amazon.com/cloudwatch/home?region=${local.dashboard_region}#dashboards/dashboard/${aws_cloudwatch_dashboard.integration[0].dashboard_name}" : null
+}

@@ -540,3 +540,9 @@ variable "connector_id" {
     error_message = "connector_id may hold letters, digits, '.', '_', ':' and '-' only (it is a URL path segment), at most 200 characters."
   }
 }
+
+variable "dashboard_enabled" {
+  type        = bool
+  default     = true
+  description = "Create the CloudWatch dashboard <name_prefix>__overview (output dashboard_url)."
+}

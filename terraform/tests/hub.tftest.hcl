@@ -319,3 +319,39 @@ run "an_unknown_status_reporting_is_rejected" {
 
   expect_failures = [var.status_reporting]
 }
+
+run "the_dashboard_draws_the_alarm_thresholds" {
+  command = plan
+
+  variables {
+    feed_lag_alarm_seconds = 777
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_dashboard.integration) == 1 && strcontains(aws_cloudwatch_dashboard.integration[0].dashboard_body, "{\"label\":\"feed_lag alarm\",\"value\":777}")
+    error_message = "The dashboard draws the feed_lag alarm's threshold into the feed lag graph."
+  }
+
+  assert {
+    condition     = length(jsondecode(aws_cloudwatch_dashboard.integration[0].dashboard_body).widgets) == 8
+    error_message = "Eight graphs: events, feed lag, grants, errors and retries, DLQ, oldest message, function errors, durations."
+  }
+
+  assert {
+    condition     = output.dashboard_url == "https://eu-central-1.console.aws.amazon.com/cloudwatch/home?region=eu-central-1#dashboards/dashboard/${var.name_prefix}__overview"
+    error_message = "dashboard_url links to the dashboard in the deployment's region."
+  }
+}
+
+run "no_dashboard_when_it_is_turned_off" {
+  command = plan
+
+  variables {
+    dashboard_enabled = false
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_dashboard.integration) == 0 && output.dashboard_url == null
+    error_message = "dashboard_enabled = false creates no dashboard and no link."
+  }
+}

@@ -44,6 +44,7 @@ mod moto;
 pub mod owned;
 mod paths;
 mod process;
+mod sqs_compat;
 
 pub use event_source::{Delivery, DrainReport, EventSourceError, SqsEventSource};
 pub use fault_proxy::{
@@ -54,3 +55,4 @@ pub use lambda::{InvokeError, LambdaFunction, Metrics, SpawnError, TimeoutPhase}
 pub use logs::{LogLine, LogMark, Stream};
 pub use moto::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Moto, MotoError, iam_user, s3_client};
 pub use paths::{LocateError, binary_path, repo_root};
+pub use sqs_compat::SqsCompatProxy;

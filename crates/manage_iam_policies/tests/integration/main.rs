@@ -9,6 +9,7 @@ mod aws_timeouts;
 mod chaos;
 mod cross_account;
 mod deadline;
+mod deploy;
 mod dmm_api;
 mod drift;
 mod end_to_end;
