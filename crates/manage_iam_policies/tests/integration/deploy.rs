@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 use aws_credential_types::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
-use local_stack::{LambdaFunction, SqsCompatProxy, SqsEventSource, binary_path, repo_root};
+use local_stack::{
+    LambdaFunction, SqsCompatProxy, SqsEventSource, binary_path, repo_root, with_overrides,
+};
 use serde_json::{Value, json};
 
 const AGREEMENT: &str = "agr-deploy";
@@ -32,6 +34,9 @@ const STATE_BUCKET: &str = "dmm-deploy-state";
 const EVENT_QUEUE: &str = "dmm-deploy-events.fifo";
 const MANAGED_ACCOUNT: &str = "222222222222";
 const MANAGED_EXTERNAL_ID: &str = "deploy-test-external-id";
+/// Not the defaults, so the read-back proves the variables reach the functions.
+const POLL_FEED_MEMORY: u64 = 320;
+const MANAGE_MEMORY: u64 = 384;
 
 /// The commands README's deployment section lists, as this test runs them.
 const README_COMMANDS: [&str; 3] = [
@@ -95,7 +100,9 @@ async fn cicd_deploys_the_wiring_the_binaries_need_and_destroys_it_again() {
         .bootstrap_admin(MANAGED_ACCOUNT)
         .await
         .expect("an admin in the managed account");
-    let module = deploy.managed_account(&managed_admin, &outputs).await;
+    let module = deploy
+        .managed_account(stack.moto.lambda_env(&managed_admin), &outputs)
+        .await;
     let role_arn = module.string("role_arn");
     assert_eq!(
         role_arn,
@@ -118,7 +125,7 @@ async fn cicd_deploys_the_wiring_the_binaries_need_and_destroys_it_again() {
 
     // Destroy: the managed account's role, then the hub.
     deploy
-        .destroy_managed_account(&managed_admin, &outputs)
+        .destroy_managed_account(stack.moto.lambda_env(&managed_admin), &outputs)
         .await;
     without_state_bucket_policy(&stack).await;
     empty_state_bucket(&stack).await;
@@ -230,6 +237,33 @@ async fn empty_state_bucket(stack: &Stack) {
     }
 }
 
+/// An `Authorization` header naming `service` in its credential scope: moto routes a call of
+/// the Lambda or EventBridge API by it (and checks no signature without IAM enforcement).
+fn moto_scope(stack: &Stack, service: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential={}/20260101/{REGION}/{service}/aws4_request, \
+         SignedHeaders=host, Signature=0",
+        stack.admin.access_key_id()
+    )
+}
+
+/// An EventBridge call to moto (JSON protocol).
+async fn events_api(stack: &Stack, action: &str, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}/", stack.moto.endpoint()))
+        .header("x-amz-target", format!("AWSEvents.{action}"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("authorization", moto_scope(stack, "events"))
+        .body(body.to_string())
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .unwrap_or_else(|e| panic!("EventBridge {action}: {e}"))
+        .json()
+        .await
+        .expect("JSON from moto's EventBridge API")
+}
+
 /// One poll, then every queued event to manage_iam_policies.
 async fn run_once(poll_feed: &LambdaFunction, source: &SqsEventSource, manage: &LambdaFunction) {
     let mark = poll_feed.log_mark();
@@ -306,7 +340,10 @@ struct Deploy {
     dir: PathBuf,
     terraform: PathBuf,
     var_file: PathBuf,
+    /// The deployer's environment: its credentials and `settings`.
     env: Vec<(String, String)>,
+    /// Everything but the credentials: the paths, the proxy as endpoint, the region.
+    settings: Vec<(String, String)>,
     base_vars: String,
 }
 
@@ -346,13 +383,15 @@ impl Deploy {
         let base_vars = format!(
             "aws_region   = \"{REGION}\"\nbucket_name  = \"{STATE_BUCKET}\"\n\
              bucket_force_destroy = true\nevent_queue_name = \"{EVENT_QUEUE}\"\n\
+             poll_feed_memory_size = {POLL_FEED_MEMORY}\n\
+             manage_iam_policies_memory_size = {MANAGE_MEMORY}\n\
              dmm_base_url = \"{}\"\ndmm_api_key  = \"{}\"\n",
             stack.sim.base_url(),
             stack.sim.api_key()
         );
         let var_file = work.0.join("deploy.tfvars");
         std::fs::write(&var_file, &base_vars).expect("write the variables");
-        let env = [
+        let settings: Vec<(String, String)> = [
             ("TERRAFORM_DIR", terraform.display().to_string()),
             ("LAMBDA_DIR", lambda.display().to_string()),
             ("TF_VAR_FILE", var_file.display().to_string()),
@@ -367,13 +406,13 @@ impl Deploy {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
-        .chain(credentials_env(&stack.admin))
         .collect();
         Self {
             dir: work.0.clone(),
             terraform,
             var_file,
-            env,
+            env: with_overrides(stack.moto.lambda_env(&stack.admin), &settings),
+            settings,
             base_vars,
         }
     }
@@ -409,9 +448,9 @@ impl Deploy {
     }
 
     /// The managed-account module, applied on its own in the managed account.
-    async fn managed_account(&self, admin: &Credentials, hub: &Outputs) -> Outputs {
+    async fn managed_account(&self, aws: Vec<(String, String)>, hub: &Outputs) -> Outputs {
         let module = self.terraform.join("modules/managed-account");
-        let env = self.env_as(admin);
+        let env = self.env_as(aws);
         terraform(&module, &env, &["init", "-input=false"]).await;
         terraform(
             &module,
@@ -431,12 +470,12 @@ impl Deploy {
         outputs_of(&module, &env).await
     }
 
-    async fn destroy_managed_account(&self, admin: &Credentials, hub: &Outputs) {
+    async fn destroy_managed_account(&self, aws: Vec<(String, String)>, hub: &Outputs) {
         let module = self.terraform.join("modules/managed-account");
         let hub_role = hub.string("manage_iam_policies_role_arn");
         terraform(
             &module,
-            &self.env_as(admin),
+            &self.env_as(aws),
             &[
                 "destroy",
                 "-input=false",
@@ -458,13 +497,9 @@ impl Deploy {
         std::fs::write(&self.var_file, vars).expect("write the variables");
     }
 
-    fn env_as(&self, credentials: &Credentials) -> Vec<(String, String)> {
-        self.env
-            .iter()
-            .filter(|(k, _)| !k.starts_with("AWS_ACCESS_KEY") && !k.starts_with("AWS_SECRET"))
-            .cloned()
-            .chain(credentials_env(credentials))
-            .collect()
+    /// The environment for another principal (`aws`: its `Moto::lambda_env`).
+    fn env_as(&self, aws: Vec<(String, String)>) -> Vec<(String, String)> {
+        with_overrides(aws, &self.settings)
     }
 
     /// After `--destroy`: no function, queue, role, secret or state bucket of the deployment.
@@ -480,14 +515,7 @@ impl Deploy {
                     "{}/2015-03-31/functions/{name}",
                     stack.moto.endpoint()
                 ))
-                .header(
-                    "authorization",
-                    format!(
-                        "AWS4-HMAC-SHA256 Credential={}/20260101/{REGION}/lambda/aws4_request, \
-                         SignedHeaders=host, Signature=0",
-                        stack.admin.access_key_id()
-                    ),
-                )
+                .header("authorization", moto_scope(stack, "lambda"))
                 .send()
                 .await
                 .expect("ask moto for the function")
@@ -527,23 +555,6 @@ impl Deploy {
             "no grant is left: the agreement was deactivated before the destroy"
         );
     }
-}
-
-fn credentials_env(credentials: &Credentials) -> Vec<(String, String)> {
-    let mut env = vec![
-        (
-            "AWS_ACCESS_KEY_ID".to_owned(),
-            credentials.access_key_id().to_owned(),
-        ),
-        (
-            "AWS_SECRET_ACCESS_KEY".to_owned(),
-            credentials.secret_access_key().to_owned(),
-        ),
-    ];
-    if let Some(token) = credentials.session_token() {
-        env.push(("AWS_SESSION_TOKEN".to_owned(), token.to_owned()));
-    }
-    env
 }
 
 async fn terraform(dir: &Path, env: &[(String, String)], args: &[&str]) -> String {
@@ -630,14 +641,8 @@ impl Deployed {
             let http = http.clone();
             let url = format!("{}{path}", stack.moto.endpoint());
             async move {
-                // moto finds the service by the credential scope; it checks no signature here.
-                let scope = format!(
-                    "AWS4-HMAC-SHA256 Credential={}/20260101/{REGION}/lambda/aws4_request, \
-                     SignedHeaders=host, Signature=0",
-                    stack.admin.access_key_id()
-                );
                 http.get(&url)
-                    .header("authorization", scope)
+                    .header("authorization", moto_scope(stack, "lambda"))
                     .send()
                     .await
                     .and_then(reqwest::Response::error_for_status)
@@ -715,6 +720,14 @@ impl Deployed {
             self.config("manage_iam_policies")["Role"],
             outputs.string("manage_iam_policies_role_arn").as_str()
         );
+        assert_eq!(
+            (
+                self.config("poll_feed")["MemorySize"].as_u64(),
+                self.config("manage_iam_policies")["MemorySize"].as_u64()
+            ),
+            (Some(POLL_FEED_MEMORY), Some(MANAGE_MEMORY))
+        );
+        self.check_schedules(stack, outputs).await;
         assert_ne!(
             self.config("poll_feed")["Role"],
             self.config("manage_iam_policies")["Role"],
@@ -766,6 +779,49 @@ impl Deployed {
                 .is_some_and(|arn| arn.ends_with("dlq.fifo")),
             "{redrive}"
         );
+    }
+
+    /// poll_feed every minute and the drift sweep daily, each rule targeting its function.
+    async fn check_schedules(&self, stack: &Stack, outputs: &Outputs) {
+        let rules = events_api(
+            stack,
+            "ListRules",
+            json!({"NamePrefix": "DMM_integration__"}),
+        )
+        .await;
+        let schedule = |name: &str| {
+            rules["Rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["Name"] == name)
+                .map(|r| r["ScheduleExpression"].clone())
+        };
+        assert_eq!(
+            (
+                schedule("DMM_integration__poll_feed_schedule"),
+                schedule("DMM_integration__drift_reconcile_schedule")
+            ),
+            (Some(json!("rate(1 minute)")), Some(json!("rate(1 day)"))),
+            "{rules}"
+        );
+        for (rule, function) in [
+            ("DMM_integration__poll_feed_schedule", "poll_feed"),
+            (
+                "DMM_integration__drift_reconcile_schedule",
+                "manage_iam_policies",
+            ),
+        ] {
+            let targets = events_api(stack, "ListTargetsByRule", json!({"Rule": rule})).await;
+            let name = outputs.string(&format!("{function}_function_name"));
+            assert!(
+                targets["Targets"].as_array().is_some_and(|t| t.len() == 1
+                    && t[0]["Arn"]
+                        .as_str()
+                        .is_some_and(|arn| arn.ends_with(&format!(":{name}")))),
+                "{rule} targets {name}: {targets}"
+            );
+        }
     }
 
     /// The binary of `function`, run through the Runtime API with the deployed environment and
