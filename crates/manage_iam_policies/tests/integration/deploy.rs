@@ -37,6 +37,8 @@ const MANAGED_EXTERNAL_ID: &str = "deploy-test-external-id";
 /// Not the defaults, so the read-back proves the variables reach the functions.
 const POLL_FEED_MEMORY: u64 = 320;
 const MANAGE_MEMORY: u64 = 384;
+const BATCH_SIZE: u64 = 4;
+const MAXIMUM_CONCURRENCY: u64 = 3;
 
 /// The commands README's deployment section lists, as this test runs them.
 const README_COMMANDS: [&str; 3] = [
@@ -385,6 +387,7 @@ impl Deploy {
              bucket_force_destroy = true\nevent_queue_name = \"{EVENT_QUEUE}\"\n\
              poll_feed_memory_size = {POLL_FEED_MEMORY}\n\
              manage_iam_policies_memory_size = {MANAGE_MEMORY}\n\
+             event_batch_size = {BATCH_SIZE}\nevent_maximum_concurrency = {MAXIMUM_CONCURRENCY}\n\
              dmm_base_url = \"{}\"\ndmm_api_key  = \"{}\"\n",
             stack.sim.base_url(),
             stack.sim.api_key()
@@ -746,8 +749,12 @@ impl Deployed {
             "{}",
             self.mapping
         );
-        assert!(
-            (1..=10).contains(&self.mapping["BatchSize"].as_u64().unwrap_or(0)),
+        assert_eq!(
+            (
+                self.mapping["BatchSize"].as_u64(),
+                self.mapping["ScalingConfig"]["MaximumConcurrency"].as_u64()
+            ),
+            (Some(BATCH_SIZE), Some(MAXIMUM_CONCURRENCY)),
             "{}",
             self.mapping
         );
