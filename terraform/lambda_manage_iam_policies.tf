@@ -98,6 +98,8 @@ resource "aws_lambda_event_source_mapping" "manage_iam_policies" {
   function_name    = aws_lambda_function.manage_iam_policies.arn
   batch_size       = var.event_batch_size
   enabled          = true
+  # A message starts the function at once: no batching window to fill (access in seconds).
+  maximum_batching_window_in_seconds = 0
 
   # The function reports failed records itself (ADR 002); only those are retried.
   function_response_types = ["ReportBatchItemFailures"]

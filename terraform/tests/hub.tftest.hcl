@@ -355,3 +355,12 @@ run "no_dashboard_when_it_is_turned_off" {
     error_message = "dashboard_enabled = false creates no dashboard and no link."
   }
 }
+
+run "a_message_starts_manage_iam_policies_at_once" {
+  command = plan
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.manage_iam_policies.maximum_batching_window_in_seconds == 0 && aws_lambda_event_source_mapping.manage_iam_policies.function_response_types == toset(["ReportBatchItemFailures"])
+    error_message = "The event source mapping waits for no batching window and reports failed records."
+  }
+}

@@ -752,9 +752,13 @@ impl Deployed {
         assert_eq!(
             (
                 self.mapping["BatchSize"].as_u64(),
-                self.mapping["ScalingConfig"]["MaximumConcurrency"].as_u64()
+                self.mapping["ScalingConfig"]["MaximumConcurrency"].as_u64(),
+                // Absent when zero was asked for: the provider does not send SQS's default.
+                self.mapping["MaximumBatchingWindowInSeconds"]
+                    .as_u64()
+                    .unwrap_or(0)
             ),
-            (Some(BATCH_SIZE), Some(MAXIMUM_CONCURRENCY)),
+            (Some(BATCH_SIZE), Some(MAXIMUM_CONCURRENCY), 0),
             "{}",
             self.mapping
         );
