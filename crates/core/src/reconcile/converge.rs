@@ -488,6 +488,15 @@ mod tests {
             Converger::new(&self.iam, &self.ledger, &self.guard, &self.ids)
         }
 
+        /// A first grant of `role`, with its writes taken out of the journal.
+        async fn granted(&self, role: &str, provider_account: Option<&str>) {
+            self.converger()
+                .grant(AGREEMENT, &plan(role, provider_account))
+                .await
+                .unwrap();
+            self.journal.take();
+        }
+
         fn recorded(&self) -> Vec<String> {
             self.ledger
                 .entry(AGREEMENT)
@@ -560,12 +569,7 @@ mod tests {
     #[tokio::test]
     async fn a_moved_grant_is_written_on_the_new_role_before_the_old_one_loses_it() {
         let world = World::new();
-        world
-            .converger()
-            .grant(AGREEMENT, &plan("consumer", None))
-            .await
-            .unwrap();
-        world.journal.take();
+        world.granted("consumer", None).await;
         let moved = world
             .converger()
             .grant(AGREEMENT, &plan("other-consumer", None))
@@ -596,12 +600,7 @@ mod tests {
     #[tokio::test]
     async fn a_grant_on_a_role_the_guard_now_refuses_is_kept_in_the_ledger_and_reported() {
         let world = World::new();
-        world
-            .converger()
-            .grant(AGREEMENT, &plan("consumer", None))
-            .await
-            .unwrap();
-        world.journal.take();
+        world.granted("consumer", None).await;
         let narrowed = RoleGuard::new("/", "other-*", Vec::<String>::new()).unwrap();
         let converger = Converger::new(&world.iam, &world.ledger, &narrowed, &world.ids);
         let refused = converger
@@ -688,12 +687,7 @@ mod tests {
     #[tokio::test]
     async fn back_in_one_account_the_access_role_goes_after_the_direct_grant_is_in_place() {
         let world = World::new();
-        world
-            .converger()
-            .grant(AGREEMENT, &plan("consumer", Some(OTHER_ACCOUNT)))
-            .await
-            .unwrap();
-        world.journal.take();
+        world.granted("consumer", Some(OTHER_ACCOUNT)).await;
         world
             .converger()
             .grant(AGREEMENT, &plan("consumer", None))

@@ -222,12 +222,7 @@ impl Module {
 
     /// The expression passed as `input` to `module "<name>"`.
     fn module_input(&self, name: &str, input: &str) -> &Expression {
-        let block = self
-            .blocks
-            .iter()
-            .map(|(_, b)| b)
-            .find(|b| b.identifier() == "module" && labels(b) == [name])
-            .unwrap_or_else(|| panic!("{} has no module \"{name}\"", self.name));
+        let block = self.block("module", &[name]);
         attr(block.body(), input)
             .unwrap_or_else(|| panic!("{}: module \"{name}\" is not given `{input}`", self.name))
     }
@@ -241,28 +236,25 @@ impl Module {
         })
     }
 
-    fn get(&self, kind: &str, ty: &str, name: &str) -> &Block {
+    /// The `<kind> "<labels>…"` block, or a panic naming what is missing.
+    fn block(&self, kind: &str, wanted: &[&str]) -> &Block {
         self.blocks
             .iter()
             .map(|(_, b)| b)
-            .find(|b| b.identifier() == kind && labels(b) == [ty, name])
-            .unwrap_or_else(|| panic!("{} has no {kind} \"{ty}\" \"{name}\"", self.name))
+            .find(|b| b.identifier() == kind && labels(b) == wanted)
+            .unwrap_or_else(|| panic!("{} has no {kind} {wanted:?}", self.name))
+    }
+
+    fn get(&self, kind: &str, ty: &str, name: &str) -> &Block {
+        self.block(kind, &[ty, name])
     }
 
     fn get_output(&self, name: &str) -> &Block {
-        self.blocks
-            .iter()
-            .map(|(_, b)| b)
-            .find(|b| b.identifier() == "output" && labels(b) == [name])
-            .unwrap_or_else(|| panic!("{} has no output \"{name}\"", self.name))
+        self.block("output", &[name])
     }
 
     fn variable(&self, name: &str) -> &Block {
-        self.blocks
-            .iter()
-            .map(|(_, b)| b)
-            .find(|b| b.identifier() == "variable" && labels(b) == [name])
-            .unwrap_or_else(|| panic!("{} has no variable \"{name}\"", self.name))
+        self.block("variable", &[name])
     }
 
     fn local(&self, name: &str) -> &Expression {

@@ -251,7 +251,8 @@ fn moto_scope(stack: &Stack, service: &str) -> String {
 
 /// An EventBridge call to moto (JSON protocol).
 async fn events_api(stack: &Stack, action: &str, body: Value) -> Value {
-    reqwest::Client::new()
+    stack
+        .http
         .post(format!("{}/", stack.moto.endpoint()))
         .header("x-amz-target", format!("AWSEvents.{action}"))
         .header("content-type", "application/x-amz-json-1.1")
@@ -513,7 +514,8 @@ impl Deploy {
             "manage_iam_policies_function_name",
         ] {
             let name = outputs.string(function);
-            let status = reqwest::Client::new()
+            let status = stack
+                .http
                 .get(format!(
                     "{}/2015-03-31/functions/{name}",
                     stack.moto.endpoint()
@@ -639,9 +641,8 @@ struct Deployed {
 
 impl Deployed {
     async fn read(stack: &Stack, outputs: &Outputs) -> Self {
-        let http = reqwest::Client::new();
         let get = |path: String| {
-            let http = http.clone();
+            let http = stack.http.clone();
             let url = format!("{}{path}", stack.moto.endpoint());
             async move {
                 http.get(&url)

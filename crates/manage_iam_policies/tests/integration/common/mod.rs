@@ -267,7 +267,8 @@ pub struct Stack {
     pub queue_url: String,
     pub queue_arn: String,
     pub sim: Simulator,
-    http: reqwest::Client,
+    /// One HTTP client for the tests' direct calls (moto's REST APIs, DMM's).
+    pub http: reqwest::Client,
 }
 
 impl Stack {
