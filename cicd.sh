@@ -209,8 +209,8 @@ deploy() {
         echo "  aws s3 cp $LAMBDA_DIR/$f/bootstrap.zip s3://$ARTIFACTS_BUCKET/$f/src/$version/lambda.zip"
       done
     fi
-    echo "  terraform -chdir=terraform init -input=false"
-    printf '  terraform -chdir=terraform apply'
+    echo "  terraform -chdir=$TF_DIR init -input=false"
+    printf '  terraform -chdir=%s apply' "$TF_DIR"
     printf ' %q' "${TF_ARGS[@]}"
     printf '\n'
     return 0
