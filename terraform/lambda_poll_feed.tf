@@ -45,6 +45,7 @@ resource "aws_lambda_function" "poll_feed" {
       dmm_request_timeout_ms    = tostring(var.dmm_request_timeout_ms)
       aws_operation_timeout_ms  = tostring(var.aws_operation_timeout_ms)
       deadline_margin_ms        = tostring(var.deadline_margin_ms)
+      poll_interval_ms          = tostring(var.poll_interval_ms)
       log_level                 = var.log_level
     }
   }
@@ -71,6 +72,10 @@ resource "aws_lambda_function" "poll_feed" {
     precondition {
       condition     = var.deadline_margin_ms < var.poll_feed_timeout_seconds * 1000 && var.dmm_request_timeout_ms < var.poll_feed_timeout_seconds * 1000
       error_message = "deadline_margin_ms and dmm_request_timeout_ms must both be below poll_feed_timeout_seconds * 1000."
+    }
+    precondition {
+      condition     = var.poll_interval_ms + var.deadline_margin_ms < var.poll_feed_timeout_seconds * 1000
+      error_message = "poll_interval_ms + deadline_margin_ms (${var.poll_interval_ms + var.deadline_margin_ms}) must be below poll_feed_timeout_seconds * 1000, or a run never waits for news."
     }
     precondition {
       condition     = var.aws_operation_timeout_ms < var.poll_feed_timeout_seconds * 1000

@@ -231,8 +231,8 @@ variable "poll_feed_schedule_expression" {
 
 variable "poll_feed_timeout_seconds" {
   type        = number
-  default     = 50
-  description = "Timeout of poll_feed; below the schedule interval so two runs never overlap (reserved concurrency is 1 as well)."
+  default     = 58
+  description = "Timeout of poll_feed; below the schedule interval so two runs never overlap (reserved concurrency is 1 as well). With poll_interval_ms above zero a run polls until its timeout less deadline_margin_ms, so the feed goes unread for only about 60 s less this plus the margin each minute."
 
   validation {
     condition     = var.poll_feed_timeout_seconds >= 10 && var.poll_feed_timeout_seconds <= 900
@@ -259,12 +259,23 @@ variable "forward_all_events" {
 
 variable "deadline_margin_ms" {
   type        = number
-  default     = 10000
+  default     = 3000
   description = "poll_feed starts no new page once less than this many milliseconds of its timeout are left (env `deadline_margin_ms`)."
 
   validation {
     condition     = var.deadline_margin_ms >= 0 && floor(var.deadline_margin_ms) == var.deadline_margin_ms
     error_message = "deadline_margin_ms must be a non-negative whole number."
+  }
+}
+
+variable "poll_interval_ms" {
+  type        = number
+  default     = 2000
+  description = "After catching up, poll_feed waits this many milliseconds and reads the feed again, until its deadline margin (env `poll_interval_ms`): access follows DMM in seconds instead of up to a minute. 0 reads the feed once per scheduled run. README \"Latency and cost\" prices each choice."
+
+  validation {
+    condition     = var.poll_interval_ms >= 0 && floor(var.poll_interval_ms) == var.poll_interval_ms
+    error_message = "poll_interval_ms must be a non-negative whole number."
   }
 }
 

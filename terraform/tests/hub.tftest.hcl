@@ -364,3 +364,26 @@ run "a_message_starts_manage_iam_policies_at_once" {
     error_message = "The event source mapping waits for no batching window and reports failed records."
   }
 }
+
+# A run that could never wait for news (interval + margin at or above the timeout) is refused.
+run "poll_interval_leaving_no_time_to_poll_is_rejected" {
+  command = plan
+
+  variables {
+    poll_feed_timeout_seconds = 20
+    deadline_margin_ms        = 3000
+    poll_interval_ms          = 17000
+  }
+
+  expect_failures = [aws_lambda_function.poll_feed]
+}
+
+run "negative_poll_interval_is_rejected" {
+  command = plan
+
+  variables {
+    poll_interval_ms = -1
+  }
+
+  expect_failures = [var.poll_interval_ms]
+}

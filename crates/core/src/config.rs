@@ -30,6 +30,9 @@ pub const DMM_REQUEST_TIMEOUT_MS: &str = "dmm_request_timeout_ms";
 pub const AWS_OPERATION_TIMEOUT_MS: &str = "aws_operation_timeout_ms";
 /// poll_feed stops starting new pages once less than this many milliseconds are left.
 pub const DEADLINE_MARGIN_MS: &str = "deadline_margin_ms";
+/// After catching up, poll_feed waits this many milliseconds and reads the feed again, until
+/// its deadline margin; `0` reads the feed once per run.
+pub const POLL_INTERVAL_MS: &str = "poll_interval_ms";
 /// Log filter (`error`, `warn`, `info`, `debug`, or a tracing directive).
 pub const LOG_LEVEL: &str = "log_level";
 /// Roles the integration may manage must have a path starting with this prefix.
@@ -73,6 +76,7 @@ pub const POLL_FEED_VARIABLES: &[&str] = &[
     DMM_REQUEST_TIMEOUT_MS,
     AWS_OPERATION_TIMEOUT_MS,
     DEADLINE_MARGIN_MS,
+    POLL_INTERVAL_MS,
     LOG_LEVEL,
     CONNECTOR_ID,
 ];

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -48,12 +49,14 @@ impl Journal {
     }
 }
 
-/// A clock that moves `step` forward each time it is read, from the moment it was made.
+/// A clock that moves `step` forward each time it is read, from the moment it was made; a sleep
+/// moves it forward at once by the time slept.
 #[derive(Debug)]
 pub struct SteppingClock {
     pub start: Instant,
     step: Duration,
     reads: AtomicUsize,
+    slept: Mutex<Duration>,
 }
 
 impl SteppingClock {
@@ -62,14 +65,25 @@ impl SteppingClock {
             start: Instant::now(),
             step,
             reads: AtomicUsize::new(0),
+            slept: Mutex::new(Duration::ZERO),
         }
+    }
+
+    /// The time slept so far.
+    pub fn slept(&self) -> Duration {
+        *self.slept.lock().unwrap()
     }
 }
 
 impl Clock for SteppingClock {
     fn now(&self) -> Instant {
         let reads = self.reads.fetch_add(1, Ordering::SeqCst) as u32;
-        self.start + self.step * reads
+        self.start + self.step * reads + self.slept()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        *self.slept.lock().unwrap() += duration;
+        Box::pin(std::future::ready(()))
     }
 }
 
@@ -494,43 +508,79 @@ impl StatusApi for FakeDmm {
 
 /// The DMM feed: pages of at most `page_size` events after a given id.
 pub struct FakeFeed {
-    pub events: Vec<FeedEvent>,
+    events: Mutex<Vec<FeedEvent>>,
+    /// Events that appear later, one group each time a page comes back empty (the feed caught
+    /// up, then DMM wrote more).
+    arriving: Mutex<std::collections::VecDeque<Vec<FeedEvent>>>,
     pub page_size: usize,
+    pub pages: AtomicUsize,
+}
+
+fn feed_events(events: &[(&str, &str, &str)], first_position: usize) -> Vec<FeedEvent> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, (id, kind, agreement))| {
+            let json = serde_json::json!({"id": id, "type": format!("com.datamesh-manager.events.{kind}"),
+                                          "data": {"id": agreement}});
+            FeedEvent::parse(RawValue::from_string(json.to_string()).unwrap(), first_position + i)
+                .unwrap()
+        })
+        .collect()
 }
 
 impl FakeFeed {
     /// Events of `(id, short type, agreement id)`.
     pub fn new(events: &[(&str, &str, &str)], page_size: usize) -> Self {
-        let events = events
-            .iter()
-            .enumerate()
-            .map(|(position, (id, kind, agreement))| {
-                let json = serde_json::json!({"id": id, "type": format!("com.datamesh-manager.events.{kind}"),
-                                              "data": {"id": agreement}});
-                FeedEvent::parse(RawValue::from_string(json.to_string()).unwrap(), position).unwrap()
-            })
-            .collect();
-        Self { events, page_size }
+        Self {
+            events: Mutex::new(feed_events(events, 0)),
+            arriving: Mutex::default(),
+            page_size,
+            pages: AtomicUsize::new(0),
+        }
+    }
+
+    /// Adds a group of events that appears after the feed was read to its end once more.
+    pub fn later(self, events: &[(&str, &str, &str)]) -> Self {
+        let position = self.events.lock().unwrap().len()
+            + self
+                .arriving
+                .lock()
+                .unwrap()
+                .iter()
+                .map(Vec::len)
+                .sum::<usize>();
+        self.arriving
+            .lock()
+            .unwrap()
+            .push_back(feed_events(events, position));
+        self
     }
 }
 
 impl EventSource for FakeFeed {
     async fn page(&self, after: Option<&str>) -> Result<Vec<FeedEvent>, DmmError> {
+        self.pages.fetch_add(1, Ordering::SeqCst);
+        let mut events = self.events.lock().unwrap();
         let start = match after {
             None => 0,
-            Some(id) => self
-                .events
+            Some(id) => events
                 .iter()
                 .rposition(|e| e.id() == id)
                 .map_or(0, |p| p + 1),
         };
-        Ok(self
-            .events
+        let page: Vec<FeedEvent> = events
             .iter()
             .skip(start)
             .take(self.page_size)
             .cloned()
-            .collect())
+            .collect();
+        if page.is_empty()
+            && let Some(group) = self.arriving.lock().unwrap().pop_front()
+        {
+            events.extend(group);
+        }
+        Ok(page)
     }
 }
 

@@ -20,8 +20,8 @@ use dmm_aws_core::policy::decode_iam_document;
 use dmm_simulator::{Scenario, Simulator};
 use local_stack::owned::Owned;
 use local_stack::{
-    DEFAULT_ACCOUNT_ID, Deployment, LambdaFunction, Moto, SqsEventSource, binary_path, s3_client,
-    with_overrides,
+    DEFAULT_ACCOUNT_ID, Deployment, LambdaFunction, Moto, POLL_ONCE, SqsEventSource, binary_path,
+    s3_client, with_overrides,
 };
 use serde_json::{Value, json};
 
@@ -431,7 +431,8 @@ async fn run(args: Args) -> DemoResult<usize> {
         deployment.env(&moto, &admin),
         &[("log_level", "info"), ("connector_id", CONNECTOR_ID)],
     );
-    let poll_env = env.clone();
+    // The demo invokes poll_feed after each change, so each invocation reads the feed once.
+    let poll_env = with_overrides(env.clone(), &[POLL_ONCE]);
     let integration = Integration {
         poll_feed: LambdaFunction::start(binary_path("poll_feed")?, "poll_feed", poll_env).await?,
         manage: LambdaFunction::start(

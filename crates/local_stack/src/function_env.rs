@@ -32,7 +32,18 @@ impl Deployment<'_> {
         );
         env
     }
+
+    /// poll_feed's environment for a harness that invokes it on demand: each invocation reads
+    /// the feed to its end once (`poll_interval_ms=0`), so an invocation returns as soon as it
+    /// caught up instead of polling on until its deadline as a deployed one does. A test of
+    /// continuous polling overrides the interval.
+    pub fn poll_feed_env(&self, moto: &Moto, credentials: &Credentials) -> Vec<(String, String)> {
+        with_overrides(self.env(moto, credentials), &[POLL_ONCE])
+    }
 }
+
+/// `poll_interval_ms=0`: poll_feed reads the feed once per invocation.
+pub const POLL_ONCE: (&str, &str) = ("poll_interval_ms", "0");
 
 /// `env` with `overrides` replacing variables of the same name or added.
 pub fn with_overrides<K: AsRef<str>, V: AsRef<str>>(

@@ -50,7 +50,9 @@ pub use event_source::{Delivery, DrainReport, EventSourceError, SqsEventSource};
 pub use fault_proxy::{
     Fault, FaultPlan, FaultProxy, FaultProxyError, FaultRule, FaultStats, Matcher, Trigger,
 };
-pub use function_env::{Deployment, FifoDelivery, fifo_record, sqs_record, with_overrides};
+pub use function_env::{
+    Deployment, FifoDelivery, POLL_ONCE, fifo_record, sqs_record, with_overrides,
+};
 pub use lambda::{InvokeError, LambdaFunction, Metrics, SpawnError, TimeoutPhase};
 pub use logs::{LogLine, LogMark, Stream};
 pub use moto::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Moto, MotoError, iam_user, s3_client};

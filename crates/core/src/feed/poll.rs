@@ -124,6 +124,7 @@ pub struct Summary {
     pub duplicates: usize,
     pub pages: usize,
     pub last_event_id: Option<String>,
+    /// The run's last read of the feed found nothing new.
     pub caught_up: bool,
     /// `time` of the newest event this run read, for the feed-lag metric (not part of the
     /// function's output).
@@ -140,6 +141,9 @@ pub struct PollSettings {
     pub clock: Arc<dyn Clock>,
     /// No new page or batch is started with less time than this left.
     pub margin: Duration,
+    /// After catching up, the run waits this long and reads the feed again, until the margin
+    /// (ADR 021); zero reads the feed to its end once per run.
+    pub interval: Duration,
     /// Re-sends of entries SQS rejected as transient, per batch.
     pub entry_retries: usize,
     pub entry_retry_delay: Duration,
@@ -263,7 +267,8 @@ fn log_page(summary: &Summary, events: usize, forwarded: usize, skipped: usize) 
     );
 }
 
-/// Runs one poll: pages through the feed until caught up or near the deadline.
+/// Runs one poll: pages through the feed until caught up, then (with an interval) waits and
+/// reads again, until the deadline margin.
 pub async fn poll<S, C, Q>(
     source: &S,
     store: &C,
@@ -305,10 +310,20 @@ where
         })??;
         summary.pages += 1;
         if page.is_empty() {
+            if summary.caught_up {
+                // Waiting for news: one INFO line per run is enough for an empty feed.
+                tracing::debug!(page = summary.pages, "feed page empty");
+            } else {
+                log_page(&summary, 0, 0, 0);
+            }
             summary.caught_up = true;
-            log_page(&summary, 0, 0, 0);
-            break;
+            if settings.interval.is_zero() || time_left() < settings.interval + settings.margin {
+                break;
+            }
+            clock.sleep(settings.interval).await;
+            continue;
         }
+        summary.caught_up = false;
         if let Some(time) = page.last().and_then(FeedEvent::time) {
             summary.newest_event_time = Some(time.to_owned());
         }
@@ -375,6 +390,7 @@ mod tests {
             deadline: Instant::now() + Duration::from_secs(60),
             clock: Arc::new(SystemClock),
             margin: Duration::from_secs(1),
+            interval: Duration::ZERO,
             entry_retries: 2,
             entry_retry_delay: Duration::from_millis(1),
         }
@@ -486,5 +502,68 @@ mod tests {
         let saved = checkpoint.stored.lock().unwrap().last_event_id.clone();
         assert_eq!(saved, Some(format!("e{}", summary.forwarded)));
         assert_eq!(queue.deduplication_ids().len(), summary.forwarded);
+    }
+
+    /// A feed that gets `e2` after the first read to its end, and `e3`, `e4` after the second.
+    fn growing_feed() -> FakeFeed {
+        FakeFeed::new(&[("e1", "AccessActivatedEvent", "a1")], 10)
+            .later(&[("e2", "AccessDeactivatedEvent", "a1")])
+            .later(&[
+                ("e3", "AccessActivatedEvent", "a2"),
+                ("e4", "AccessActivatedEvent", "a3"),
+            ])
+    }
+
+    /// Virtual time that moves only by sleeping: 60 s to the deadline, a 10 s margin.
+    fn continuous(interval: Duration) -> (Arc<SteppingClock>, PollSettings) {
+        let clock = Arc::new(SteppingClock::new(Duration::ZERO));
+        let settings = PollSettings {
+            deadline: clock.start + Duration::from_secs(60),
+            margin: Duration::from_secs(10),
+            interval,
+            clock: clock.clone(),
+            ..settings()
+        };
+        (clock, settings)
+    }
+
+    #[tokio::test]
+    async fn with_an_interval_the_run_keeps_reading_news_until_its_deadline_margin() {
+        let feed = growing_feed();
+        let checkpoint = FakeCheckpoint::default();
+        let queue = FakeQueue::default();
+        let (clock, settings) = continuous(Duration::from_secs(2));
+        let summary = poll(&feed, &checkpoint, &queue, &settings).await.unwrap();
+        assert_eq!(queue.deduplication_ids(), ["e1", "e2", "e3", "e4"]);
+        assert_eq!((summary.forwarded, summary.caught_up), (4, true));
+        // It sleeps while 2 s + the 10 s margin are left: 25 sleeps, the last ending 10 s
+        // before the deadline.
+        assert_eq!(clock.slept(), Duration::from_secs(50));
+        assert_eq!(
+            summary.pages,
+            3 + 26,
+            "three pages of news, one read per wake"
+        );
+        assert_eq!(
+            checkpoint.saves.load(Ordering::Relaxed),
+            3,
+            "only pages with events move the checkpoint"
+        );
+        assert_eq!(
+            checkpoint.stored.lock().unwrap().last_event_id.as_deref(),
+            Some("e4")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_interval_of_zero_reads_the_feed_to_its_end_once_per_run() {
+        let feed = growing_feed();
+        let checkpoint = FakeCheckpoint::default();
+        let queue = FakeQueue::default();
+        let (clock, settings) = continuous(Duration::ZERO);
+        let summary = poll(&feed, &checkpoint, &queue, &settings).await.unwrap();
+        assert_eq!(queue.deduplication_ids(), ["e1"]);
+        assert_eq!((summary.pages, summary.caught_up), (2, true));
+        assert_eq!(clock.slept(), Duration::ZERO);
     }
 }

@@ -28,6 +28,8 @@ pub struct PollFeedConfig {
     pub queue_url: String,
     pub forward_all_events: bool,
     pub deadline_margin: Duration,
+    /// Wait between reads of a caught-up feed within one run (ADR 021).
+    pub poll_interval: Duration,
     /// The integration's connector document in DMM.
     pub connector_id: String,
 }
@@ -42,7 +44,8 @@ impl PollFeedConfig {
                 .unwrap_or_else(|| config::DEFAULT_LAST_EVENT_ID_OBJECT_NAME.to_owned()),
             queue_url: env.required(config::SQS_QUEUE_URL)?,
             forward_all_events: env.parsed_or(config::FORWARD_ALL_EVENTS, false)?,
-            deadline_margin: env.millis_or(config::DEADLINE_MARGIN_MS, 10_000)?,
+            deadline_margin: env.millis_or(config::DEADLINE_MARGIN_MS, 3_000)?,
+            poll_interval: env.millis_or(config::POLL_INTERVAL_MS, 2_000)?,
             connector_id: env
                 .optional(config::CONNECTOR_ID)
                 .unwrap_or_else(|| DEFAULT_CONNECTOR_ID.to_owned()),
@@ -119,6 +122,7 @@ impl PollFeed {
             deadline: deadline_instant(deadline),
             clock: Arc::new(SystemClock),
             margin: self.config.deadline_margin,
+            interval: self.config.poll_interval,
             entry_retries: 4,
             entry_retry_delay: Duration::from_millis(200),
         };

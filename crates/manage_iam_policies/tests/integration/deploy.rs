@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::common::*;
 use aws_credential_types::Credentials;
@@ -39,6 +40,11 @@ const POLL_FEED_MEMORY: u64 = 320;
 const MANAGE_MEMORY: u64 = 384;
 const BATCH_SIZE: u64 = 4;
 const MAXIMUM_CONCURRENCY: u64 = 3;
+/// poll_feed's wait between reads of a caught-up feed, not the default.
+const POLL_INTERVAL_MS: u64 = 1500;
+/// The timeout the test gives a poll_feed run: the deployed binary keeps polling until its
+/// deadline margin (3 s by default), so a short run reads the feed and returns soon after.
+const POLL_FEED_RUN: Duration = Duration::from_secs(6);
 
 /// The commands README's deployment section lists, as this test runs them.
 const README_COMMANDS: [&str; 3] = [
@@ -270,7 +276,7 @@ async fn events_api(stack: &Stack, action: &str, body: Value) -> Value {
 /// One poll, then every queued event to manage_iam_policies.
 async fn run_once(poll_feed: &LambdaFunction, source: &SqsEventSource, manage: &LambdaFunction) {
     let mark = poll_feed.log_mark();
-    let summary = match poll_feed.invoke(json!({}), TIMEOUT).await {
+    let summary = match poll_feed.invoke(json!({}), POLL_FEED_RUN).await {
         Ok(summary) => summary,
         Err(e) => {
             let logs: Vec<String> = poll_feed
@@ -389,6 +395,7 @@ impl Deploy {
              poll_feed_memory_size = {POLL_FEED_MEMORY}\n\
              manage_iam_policies_memory_size = {MANAGE_MEMORY}\n\
              event_batch_size = {BATCH_SIZE}\nevent_maximum_concurrency = {MAXIMUM_CONCURRENCY}\n\
+             poll_interval_ms = {POLL_INTERVAL_MS}\n\
              dmm_base_url = \"{}\"\ndmm_api_key  = \"{}\"\n",
             stack.sim.base_url(),
             stack.sim.api_key()
@@ -730,6 +737,11 @@ impl Deployed {
                 self.config("manage_iam_policies")["MemorySize"].as_u64()
             ),
             (Some(POLL_FEED_MEMORY), Some(MANAGE_MEMORY))
+        );
+        assert_eq!(
+            self.env("poll_feed")["poll_interval_ms"],
+            POLL_INTERVAL_MS.to_string().as_str(),
+            "poll_feed's interval"
         );
         self.check_schedules(stack, outputs).await;
         assert_ne!(

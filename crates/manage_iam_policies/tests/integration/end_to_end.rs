@@ -116,7 +116,7 @@ async fn poll_feed(stack: &Stack) -> LambdaFunction {
         bucket_name: BUCKET,
         sqs_queue_url: &stack.queue_url,
     }
-    .env(&stack.moto, &stack.admin);
+    .poll_feed_env(&stack.moto, &stack.admin);
     let binary = binary_path("poll_feed").expect("build it first: cargo build -p poll_feed");
     LambdaFunction::start(binary, "poll_feed", env)
         .await

@@ -134,7 +134,7 @@ impl<'a> Driver<'a> {
         env.extend(
             shared
                 .iter()
-                .chain(&[("deadline_margin_ms", "5000")])
+                .chain(&[("deadline_margin_ms", "5000"), local_stack::POLL_ONCE])
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         let binary = binary_path("poll_feed")

@@ -172,7 +172,7 @@ impl Stack {
             bucket_name: BUCKET,
             sqs_queue_url: &self.queue_url,
         }
-        .env(&self.moto, &self.function_credentials)
+        .poll_feed_env(&self.moto, &self.function_credentials)
     }
 
     /// The function with this stack's configuration, `overrides` replacing or adding variables.
