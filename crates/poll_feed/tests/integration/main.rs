@@ -3,6 +3,7 @@
 
 mod common;
 
+mod continuous;
 mod deadline;
 mod faults;
 mod forwarding;
