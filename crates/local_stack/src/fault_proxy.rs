@@ -53,6 +53,8 @@ pub enum Fault {
     /// Reads the request and never answers, as a hung service or a black-holed connection does;
     /// the connection stays open until the client gives up (or the proxy is dropped).
     Stall,
+    /// Forwards the request after this many milliseconds: a slow but answering service.
+    Latency { ms: u64 },
 }
 
 /// Which requests a rule applies to; every field that is set must match.
@@ -180,6 +182,7 @@ pub struct FaultStats {
     pub throttling: u64,
     pub connection_reset: u64,
     pub stall: u64,
+    pub latency: u64,
 }
 
 impl FaultStats {
@@ -190,6 +193,7 @@ impl FaultStats {
             + self.throttling
             + self.connection_reset
             + self.stall
+            + self.latency
     }
 
     /// Faults injected of one kind.
@@ -200,6 +204,7 @@ impl FaultStats {
             Fault::Throttling => self.throttling,
             Fault::ConnectionReset => self.connection_reset,
             Fault::Stall => self.stall,
+            Fault::Latency { .. } => self.latency,
         }
     }
 
@@ -210,6 +215,7 @@ impl FaultStats {
             Fault::Throttling => &mut self.throttling,
             Fault::ConnectionReset => &mut self.connection_reset,
             Fault::Stall => &mut self.stall,
+            Fault::Latency { .. } => &mut self.latency,
         } += 1;
     }
 }
@@ -406,20 +412,30 @@ impl Shared {
             // Ends when the client closes the connection (hyper drops this future) or the proxy
             // is dropped (its connection tasks are aborted).
             Some(Fault::Stall) => std::future::pending().await,
-            Some(fault) => Ok(call.error_response(fault)),
-            None => {
-                let response = self
-                    .forward(Request::from_parts(parts, Full::new(body)))
-                    .await;
-                self.count_forward(response.is_ok());
-                Ok(response.unwrap_or_else(|e| {
-                    plain(
-                        StatusCode::BAD_GATEWAY,
-                        format!("fault proxy: upstream: {e}"),
-                    )
-                }))
+            Some(Fault::Latency { ms }) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                self.pass_on(parts, body).await
             }
+            Some(fault) => Ok(call.error_response(fault)),
+            None => self.pass_on(parts, body).await,
         }
+    }
+
+    async fn pass_on(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Bytes,
+    ) -> Result<Response<Full<Bytes>>, Reset> {
+        let response = self
+            .forward(Request::from_parts(parts, Full::new(body)))
+            .await;
+        self.count_forward(response.is_ok());
+        Ok(response.unwrap_or_else(|e| {
+            plain(
+                StatusCode::BAD_GATEWAY,
+                format!("fault proxy: upstream: {e}"),
+            )
+        }))
     }
 
     /// Sends the request to moto on a connection of its own, unchanged.
@@ -569,8 +585,8 @@ impl Call {
             }
             (Fault::Throttling, Protocol::Query) => (400, "Throttling", "Rate exceeded"),
             (Fault::Throttling, Protocol::Json) => (400, "ThrottlingException", "Rate exceeded"),
-            (Fault::ConnectionReset | Fault::Stall, _) => {
-                unreachable!("a reset or a stall has no response")
+            (Fault::ConnectionReset | Fault::Stall | Fault::Latency { .. }, _) => {
+                unreachable!("a reset, a stall or a delay has no error response")
             }
         };
         let request_id = "fault-proxy-0000-0000-0000-000000000000";

@@ -223,8 +223,8 @@ enum Outcome {
     },
     /// An event type the integration does not act on.
     Ignored,
-    /// A data product, team or contract change: reconcile requests queued for the agreements it
-    /// affects.
+    /// A data product, team or contract change, or a drift sweep's continuation: reconcile
+    /// requests queued for the agreements it affects.
     Requested(usize),
     /// The agreement the message names was reconciled.
     Agreement(AgreementOutcome),
@@ -404,7 +404,7 @@ impl ManageIamPolicies {
             tracing::debug!(message_id, body, "message received");
             let Ok(handled) = tokio::time::timeout_at(
                 time.answer_by.into(),
-                self.handle_message(body, group, batch),
+                self.handle_message(body, group, batch, time),
             )
             .await
             else {
@@ -446,6 +446,7 @@ impl ManageIamPolicies {
         body: &str,
         group: Option<&str>,
         batch: &Batch<'_, T>,
+        time: TimeBox,
     ) -> Result<(Option<FeedEvent>, Outcome), (Option<FeedEvent>, Retry)> {
         let event = match RawValue::from_string(body.to_owned())
             .map_err(|e| e.to_string())
@@ -455,6 +456,9 @@ impl ManageIamPolicies {
             Err(reason) => return Ok((None, Outcome::Unreadable(reason))),
         };
         let event_type = event.event_type().unwrap_or_default();
+        if event_type == requests::SWEEP_CONTINUES {
+            return self.sweep_continues(event, group, batch.dmm, time).await;
+        }
         let kind = event_types::kind(event_type);
         let acted_on = kind.is_some() || event_type == RECONCILE_REQUESTED;
         // Only the integration and poll_feed may send to the queue, and they put every message in
@@ -495,6 +499,33 @@ impl ManageIamPolicies {
         let result = self.reconcile(agreement_id, api, batch).await;
         match result {
             Ok(outcome) => Ok((Some(event), outcome)),
+            Err(retry) => Err((Some(event), retry)),
+        }
+    }
+
+    /// A drift sweep that ran out of time continues after the agreement the message names. Only
+    /// the integration queues these, in their own FIFO group; one in another group is refused.
+    async fn sweep_continues(
+        &self,
+        event: FeedEvent,
+        group: Option<&str>,
+        dmm: &DmmClient,
+        time: TimeBox,
+    ) -> Result<(Option<FeedEvent>, Outcome), (Option<FeedEvent>, Retry)> {
+        if group != Some(requests::SWEEP_GROUP) {
+            let got = group.map(str::to_owned);
+            let expected = requests::SWEEP_GROUP.to_owned();
+            return Ok((Some(event), Outcome::WrongGroup { expected, got }));
+        }
+        let after = serde_json::from_str::<serde_json::Value>(event.raw_json())
+            .ok()
+            .and_then(|body| body["data"]["after"].as_str().map(str::to_owned));
+        let (Some(sweep), Some(after)) = (event.resource_id(), after) else {
+            let reason = "a drift sweep continuation without `data.id` and `data.after`".to_owned();
+            return Ok((Some(event), Outcome::Unreadable(reason)));
+        };
+        match self.continue_sweep(dmm, sweep, &after, time.start_by).await {
+            Ok(requested) => Ok((Some(event), Outcome::Requested(requested))),
             Err(retry) => Err((Some(event), retry)),
         }
     }

@@ -48,6 +48,35 @@ pub fn request(trigger: &str, agreement_id: &str, reason: &str) -> QueueMessage 
     }
 }
 
+/// The CloudEvent type of a drift sweep's continuation: the sweep ran out of time and the
+/// function, receiving this, requests the agreements after `data.after`.
+pub const SWEEP_CONTINUES: &str = "dmm-integration-aws.DriftSweepContinues";
+
+/// The FIFO group of sweep continuations: one continuation of a sweep at a time, beside the
+/// agreements' groups.
+pub const SWEEP_GROUP: &str = "drift-sweep";
+
+/// The continuation of sweep `sweep` (its first invocation's id) after agreement `after`.
+pub fn sweep_continuation(sweep: &str, after: &str) -> QueueMessage {
+    let mut digest = Sha256::new();
+    digest.update(sweep.as_bytes());
+    digest.update([0]);
+    digest.update(after.as_bytes());
+    let id = format!("sweep-{}", hex::encode(digest.finalize()));
+    let body = json!({
+        "specversion": "1.0",
+        "id": id,
+        "type": SWEEP_CONTINUES,
+        "source": "dmm-integration-aws/manage_iam_policies",
+        "data": {"id": sweep, "after": after},
+    });
+    QueueMessage {
+        body: body.to_string(),
+        group_id: SWEEP_GROUP.to_owned(),
+        deduplication_id: id,
+    }
+}
+
 /// A change in DMM that can move the grants of agreements other than its own subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change<'a> {

@@ -333,6 +333,9 @@ async fn each_fault_reaches_the_sdk_as_the_error_its_retry_logic_expects() {
         (Fault::Stall, _) => {
             unreachable!("see a_stall_is_ended_only_by_the_clients_timeout_and_then_retried")
         }
+        (Fault::Latency { .. }, _) => {
+            unreachable!("see a_latency_fault_answers_late_with_the_real_answer")
+        }
     };
     let faults = [
         Fault::InternalError,
@@ -373,6 +376,30 @@ async fn each_fault_reaches_the_sdk_as_the_error_its_retry_logic_expects() {
     }
     assert_eq!(stats.forwarded, SERVICES.len() as u64 * 4);
     assert_eq!(stats.requests, stats.forwarded + stats.injected());
+}
+
+#[tokio::test]
+async fn a_latency_fault_answers_late_with_the_real_answer() {
+    let stack = Stack::start().await;
+    let queue_url = stack.fixtures().await;
+    let aws = stack.clients(RetryConfig::disabled());
+    stack.proxy.set_faults(FaultPlan::seeded(1).with(
+        Fault::Latency { ms: 400 },
+        Matcher::service("sqs"),
+        Trigger::Next(1),
+    ));
+    let started = std::time::Instant::now();
+    assert_eq!(aws.call("sqs", &queue_url).await, Outcome::Ok);
+    let delayed = started.elapsed();
+    assert!(
+        delayed >= std::time::Duration::from_millis(400),
+        "{delayed:?}"
+    );
+    let stats = stack.proxy.stats();
+    assert_eq!(
+        (stats.of(Fault::Latency { ms: 400 }), stats.forwarded),
+        (1, 1)
+    );
 }
 
 #[tokio::test]

@@ -414,3 +414,77 @@ async fn an_unknown_sweep_mode_fails_the_invocation() {
     assert!(answer.is_err(), "{answer:?}");
     assert!(stack.receive().await.is_empty());
 }
+
+/// A sweep too large for one invocation stops before its deadline, says where, and queues its
+/// own continuation; the function, receiving it from the queue, requests the rest. Every
+/// agreement is reconciled exactly once. A dry run given `after` checks only what sorts after it.
+#[tokio::test]
+async fn a_sweep_that_runs_out_of_time_continues_where_it_stopped() {
+    let ids: Vec<String> = (0..30).map(|i| format!("agr-{i:02}")).collect();
+    let agreements = ids
+        .iter()
+        .map(|id| agreement(id, "bucket", by_product(SHIPMENTS)))
+        .collect();
+    let stack = Stack::start(scenario(agreements)).await;
+    stack.create_consumer_roles().await;
+    let proxy = local_stack::FaultProxy::start(stack.moto.endpoint())
+        .await
+        .unwrap();
+    // Each SendMessageBatch answers after 1.5 s, and a sweep starts nothing in the last 5 s:
+    // a 7 s invocation requests one or two batches of ten.
+    proxy.set_faults(local_stack::FaultPlan::seeded(1).with(
+        local_stack::Fault::Latency { ms: 1_500 },
+        local_stack::Matcher::action("sqs", "SendMessageBatch"),
+        local_stack::Trigger::Probability(1.0),
+    ));
+    let slow = stack
+        .function(&[("AWS_ENDPOINT_URL", proxy.endpoint())])
+        .await;
+    let report = slow
+        .lambda
+        .invoke(
+            json!({"reconcile": "all"}),
+            std::time::Duration::from_secs(7),
+        )
+        .await
+        .expect("the sweep returns its report before the deadline");
+    let requested = report["requested"].as_u64().unwrap() as usize;
+    assert_eq!(report["complete"], false, "{report}");
+    assert!([10, 20].contains(&requested), "{report}");
+    assert_eq!(
+        report["resumeAfter"],
+        ids[requested - 1].as_str(),
+        "{report}"
+    );
+
+    proxy.clear();
+    let function = stack.function(&[]).await;
+    let handled = Handled::merge(stack.drain(&function, 20).await);
+    assert!(handled.failures.is_empty(), "{}", handled.dump());
+    let continued = outcomes_named(&handled, "requested");
+    assert_eq!(continued.len(), 1, "one continuation: {}", handled.dump());
+    assert_eq!(
+        continued[0]["reconcile_requests"],
+        (ids.len() - requested) as u64
+    );
+    let mut reconciled: Vec<String> = handled
+        .outcomes()
+        .into_iter()
+        .filter(|l| l["outcome"] != "requested")
+        .map(|l| l["agreement_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    reconciled.sort();
+    assert_eq!(reconciled, ids, "each agreement once");
+
+    let rest = function
+        .lambda
+        .invoke(json!({"reconcile": "dry-run", "after": ids[24]}), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (&rest["checked"], &rest["after"], &rest["complete"]),
+        (&json!(5), &json!(ids[24]), &json!(true)),
+        "{rest}"
+    );
+    assert!(rest.get("resumeAfter").is_none(), "{rest}");
+}

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{ConnectError, ManageIamPolicies};
 use crate::aws::ledger::ledger_key;
 use crate::dmm::{AccessQuery, Agreement, DmmClient};
+use crate::feed::MAX_BATCH_ENTRIES;
 use crate::handlers::ErrorType;
 use crate::handlers::deadline_instant;
 use crate::reconcile::Retry;
@@ -32,9 +33,9 @@ use serde_json::Value;
 
 /// Agreements checked at once in a dry run.
 const DRY_RUN_CONCURRENCY: usize = 8;
-/// A dry run stops starting checks this long before the invocation's deadline, so it always
-/// returns its (then incomplete) report.
-const DRY_RUN_MARGIN: Duration = Duration::from_secs(5);
+/// A sweep stops starting work this long before the invocation's deadline, so it always
+/// returns its (then incomplete) report and says where to continue.
+const SWEEP_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -50,6 +51,10 @@ pub enum SweepMode {
 #[serde(deny_unknown_fields)]
 pub struct SweepRequest {
     pub reconcile: SweepMode,
+    /// Only agreements whose id sorts after this one: where an earlier, incomplete sweep
+    /// stopped (its report's `resumeAfter`).
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 /// What the sweep did, returned to the caller and logged.
@@ -57,7 +62,7 @@ pub struct SweepRequest {
 #[serde(rename_all = "camelCase")]
 pub struct SweepReport {
     pub mode: &'static str,
-    /// Agreements DMM lists.
+    /// Agreements DMM lists (after `after`, when given).
     pub agreements: usize,
     /// Listed documents without an id (never reconcilable).
     pub unreadable: usize,
@@ -73,8 +78,16 @@ pub struct SweepReport {
     pub drift: Vec<DriftRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
-    /// `false` when the dry run ran out of time before checking every agreement.
+    /// The agreements covered, in id order: every id after `after` up to `resumeAfter`
+    /// (inclusive), or to the end when the sweep is complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// `false` when the invocation ran out of time before covering every agreement.
     pub complete: bool,
+    /// The last agreement covered when incomplete: `all` queues its own continuation from
+    /// here; a dry run is continued by invoking it again with `"after"` set to this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_after: Option<String>,
 }
 
 /// Why a sweep failed as a whole; the schedule's retries (or the operator) run it again.
@@ -103,6 +116,9 @@ enum Checked {
     Skipped,
 }
 
+/// An agreement the sweep covers: listed in DMM (with its document) or known only to the ledger.
+type Target = (String, Option<Agreement>);
+
 impl ManageIamPolicies {
     /// One sweep. `request_id` (the invocation's) makes the requests of a retried invocation
     /// duplicates SQS drops.
@@ -113,92 +129,175 @@ impl ManageIamPolicies {
         request_id: &str,
         deadline: SystemTime,
     ) -> Result<SweepReport, SweepError> {
+        let stop_at = deadline_instant(deadline)
+            .checked_sub(SWEEP_MARGIN)
+            .unwrap_or_else(Instant::now);
+        let after = request.after.as_deref();
         let dmm = self.dmm.client().await?;
-        let mut report = SweepReport::default();
-        let mut targets: Vec<(String, Option<Agreement>)> = Vec::new();
-        for document in dmm
-            .list_access(&AccessQuery::default())
-            .await
-            .map_err(Retry::from)?
-        {
+        let report = match request.reconcile {
+            SweepMode::All => self.sweep_all(dmm, request_id, after, stop_at).await?,
+            SweepMode::DryRun => self.dry_run_all(dmm, function_arn, after, stop_at).await?,
+        };
+        log_report(&report);
+        Ok(report)
+    }
+
+    /// A continuation request of sweep `sweep_id` from the queue: the agreements after `after`.
+    /// Returns the requests queued.
+    pub(super) async fn continue_sweep(
+        &self,
+        dmm: &DmmClient,
+        sweep_id: &str,
+        after: &str,
+        stop_at: Instant,
+    ) -> Result<usize, Retry> {
+        let report = self.sweep_all(dmm, sweep_id, Some(after), stop_at).await?;
+        log_report(&report);
+        Ok(report.requested.unwrap_or_default())
+    }
+
+    /// Every agreement DMM lists and every one only the ledger knows, in id order, after `after`.
+    async fn targets(
+        &self,
+        dmm: &DmmClient,
+        after: Option<&str>,
+        report: &mut SweepReport,
+    ) -> Result<Vec<Target>, Retry> {
+        let later = |id: &str| after.is_none_or(|after| id > after);
+        let mut targets: Vec<Target> = Vec::new();
+        for document in dmm.list_access(&AccessQuery::default()).await? {
             match Agreement::from_value(document) {
-                Ok(agreement) => targets.push((agreement.id().to_owned(), Some(agreement))),
+                Ok(agreement) if later(agreement.id()) => {
+                    targets.push((agreement.id().to_owned(), Some(agreement)));
+                }
+                Ok(_) => {}
                 Err(_) => report.unreadable += 1,
             }
         }
         report.agreements = targets.len();
         let listed: HashSet<String> = targets.iter().map(|(id, _)| ledger_key(id)).collect();
-        for key in self.ledger.keys().await.map_err(Retry::from)? {
+        for key in self.ledger.keys().await? {
             if listed.contains(&key) {
                 continue;
             }
-            if let Some(entry) = self.ledger.entry_at(&key).await.map_err(Retry::from)? {
+            if let Some(entry) = self.ledger.entry_at(&key).await?
+                && later(&entry.agreement_id)
+            {
                 targets.push((entry.agreement_id, None));
                 report.ledger_only += 1;
             }
         }
-        match request.reconcile {
-            SweepMode::All => {
-                report.mode = "all";
-                let reason = format!("drift sweep {request_id}");
-                let messages: Vec<_> = targets
-                    .iter()
-                    .map(|(id, _)| requests::request(request_id, id, &reason))
-                    .collect();
-                report.requested = Some(requests::send_all(&self.queue, &messages).await?);
-                report.complete = true;
+        targets.sort_by(|a, b| a.0.cmp(&b.0));
+        report.after = after.map(str::to_owned);
+        Ok(targets)
+    }
+
+    /// `all`: a reconcile request per agreement, ten per `SendMessageBatch`, until `stop_at`;
+    /// then a continuation request on the queue picks up after the last agreement requested, so
+    /// a mesh too large for one invocation is swept by several instead of being started over.
+    async fn sweep_all(
+        &self,
+        dmm: &DmmClient,
+        sweep_id: &str,
+        after: Option<&str>,
+        stop_at: Instant,
+    ) -> Result<SweepReport, Retry> {
+        let mut report = SweepReport {
+            mode: "all",
+            ..SweepReport::default()
+        };
+        let targets = self.targets(dmm, after, &mut report).await?;
+        let reason = format!("drift sweep {sweep_id}");
+        let mut requested = 0usize;
+        for chunk in targets.chunks(MAX_BATCH_ENTRIES) {
+            if Instant::now() >= stop_at {
+                break;
             }
-            SweepMode::DryRun => {
-                report.mode = "dry-run";
-                let scope = self.scope(function_arn);
-                let directory = BatchDirectory::new(dmm);
-                let reader = self.tag_reader(&scope);
-                let tags = CachedTags::new(&reader);
-                let provisioning = ProvisioningSupport::default();
-                let rules = AgreementRules {
-                    directory: &directory,
-                    dmm,
-                    scope: &scope,
-                    tags: &tags,
-                    reporting: self.config.status_reporting,
-                    provisioning: &provisioning,
-                };
-                let stop_at = deadline_instant(deadline)
-                    .checked_sub(DRY_RUN_MARGIN)
-                    .unwrap_or_else(Instant::now);
-                let results: Vec<Checked> = futures::stream::iter(targets)
-                    .map(|(id, agreement)| {
-                        let rules = &rules;
-                        async move {
-                            if Instant::now() >= stop_at {
-                                return Checked::Skipped;
-                            }
-                            self.dry_run(&id, agreement, rules).await
-                        }
-                    })
-                    .buffer_unordered(DRY_RUN_CONCURRENCY)
-                    .collect()
-                    .await;
-                let skipped = results
-                    .iter()
-                    .filter(|c| matches!(c, Checked::Skipped))
-                    .count();
-                let mut drift: Vec<DriftRow> = results
-                    .into_iter()
-                    .filter_map(|c| match c {
-                        Checked::Drift(row) => Some(row),
-                        Checked::InSync | Checked::Skipped => None,
-                    })
-                    .collect();
-                drift.sort_by(|a, b| a.agreement_id.cmp(&b.agreement_id));
-                let checked = report.agreements + report.ledger_only - skipped;
-                report.table = Some(render_table(&drift, checked));
-                report.checked = Some(checked);
-                report.drift = drift;
-                report.complete = skipped == 0;
-            }
+            let messages: Vec<_> = chunk
+                .iter()
+                .map(|(id, _)| requests::request(sweep_id, id, &reason))
+                .collect();
+            requests::send_all(&self.queue, &messages).await?;
+            requested += chunk.len();
         }
-        log_report(&report);
+        report.requested = Some(requested);
+        report.complete = requested == targets.len();
+        if !report.complete {
+            // Without progress a continuation would be the same request again, which SQS drops
+            // as a duplicate: the invocation fails instead, and is retried.
+            let Some((last, _)) = requested.checked_sub(1).map(|i| &targets[i]) else {
+                return Err(Retry::Deadline);
+            };
+            let continuation = requests::sweep_continuation(sweep_id, last);
+            requests::send_all(&self.queue, &[continuation]).await?;
+            report.resume_after = Some(last.clone());
+        }
+        Ok(report)
+    }
+
+    /// `dry-run`: converges each agreement through read-only wrappers until `stop_at`.
+    async fn dry_run_all(
+        &self,
+        dmm: &DmmClient,
+        function_arn: &str,
+        after: Option<&str>,
+        stop_at: Instant,
+    ) -> Result<SweepReport, Retry> {
+        let mut report = SweepReport {
+            mode: "dry-run",
+            ..SweepReport::default()
+        };
+        let targets = self.targets(dmm, after, &mut report).await?;
+        let ids: Vec<String> = targets.iter().map(|(id, _)| id.clone()).collect();
+        let scope = self.scope(function_arn);
+        let directory = BatchDirectory::new(dmm);
+        let reader = self.tag_reader(&scope);
+        let tags = CachedTags::new(&reader);
+        let provisioning = ProvisioningSupport::default();
+        let rules = AgreementRules {
+            directory: &directory,
+            dmm,
+            scope: &scope,
+            tags: &tags,
+            reporting: self.config.status_reporting,
+            provisioning: &provisioning,
+        };
+        // Started in id order and never after `stop_at`: what was checked is a prefix of `ids`.
+        let results: Vec<Checked> = futures::stream::iter(targets)
+            .map(|(id, agreement)| {
+                let rules = &rules;
+                async move {
+                    if Instant::now() >= stop_at {
+                        return Checked::Skipped;
+                    }
+                    self.dry_run(&id, agreement, rules).await
+                }
+            })
+            .buffered(DRY_RUN_CONCURRENCY)
+            .collect()
+            .await;
+        let checked = results
+            .iter()
+            .take_while(|c| !matches!(c, Checked::Skipped))
+            .count();
+        let mut drift: Vec<DriftRow> = results
+            .into_iter()
+            .filter_map(|c| match c {
+                Checked::Drift(row) => Some(row),
+                Checked::InSync | Checked::Skipped => None,
+            })
+            .collect();
+        drift.sort_by(|a, b| a.agreement_id.cmp(&b.agreement_id));
+        report.table = Some(render_table(&drift, checked));
+        report.checked = Some(checked);
+        report.drift = drift;
+        report.complete = checked == ids.len();
+        if !report.complete {
+            report.resume_after = match checked {
+                0 => after.map(str::to_owned),
+                n => Some(ids[n - 1].clone()),
+            };
+        }
         Ok(report)
     }
 
