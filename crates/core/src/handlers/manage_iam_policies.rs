@@ -457,7 +457,7 @@ impl ManageIamPolicies {
         };
         let event_type = event.event_type().unwrap_or_default();
         if event_type == requests::SWEEP_CONTINUES {
-            return self.sweep_continues(event, group, batch.dmm, time).await;
+            return self.sweep_continues(event, group, batch, time).await;
         }
         let kind = event_types::kind(event_type);
         let acted_on = kind.is_some() || event_type == RECONCILE_REQUESTED;
@@ -505,11 +505,11 @@ impl ManageIamPolicies {
 
     /// A drift sweep that ran out of time continues after the agreement the message names. Only
     /// the integration queues these, in their own FIFO group; one in another group is refused.
-    async fn sweep_continues(
+    async fn sweep_continues<T: ResourceTags>(
         &self,
         event: FeedEvent,
         group: Option<&str>,
-        dmm: &DmmClient,
+        batch: &Batch<'_, T>,
         time: TimeBox,
     ) -> Result<(Option<FeedEvent>, Outcome), (Option<FeedEvent>, Retry)> {
         if group != Some(requests::SWEEP_GROUP) {
@@ -524,7 +524,8 @@ impl ManageIamPolicies {
             let reason = "a drift sweep continuation without `data.id` and `data.after`".to_owned();
             return Ok((Some(event), Outcome::Unreadable(reason)));
         };
-        match self.continue_sweep(dmm, sweep, &after, time.start_by).await {
+        let continued = self.continue_sweep(batch.dmm, batch.scope, sweep, &after, time.start_by);
+        match continued.await {
             Ok(requested) => Ok((Some(event), Outcome::Requested(requested))),
             Err(retry) => Err((Some(event), retry)),
         }

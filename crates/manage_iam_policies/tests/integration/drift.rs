@@ -344,17 +344,23 @@ async fn the_sweep_reports_drift_without_changes_then_repairs_it() {
     );
     assert!(stack.ledger("agr-gone").await.is_some());
 
-    // The scheduled sweep: one request per agreement, in each agreement's group.
+    // The scheduled sweep checks all six as the dry run does and queues a request for each of
+    // the four that drifted, in the agreement's group; the two in sync cost only their reads.
     let swept = sweep(&function, "all").await;
-    assert_eq!(swept["requested"], 6, "{swept}");
+    assert_eq!(
+        (&swept["checked"], &swept["requested"]),
+        (&json!(6), &json!(4)),
+        "{swept}"
+    );
     let queued = stack.receive().await;
-    let groups: Vec<&str> = queued
+    let mut groups: Vec<&str> = queued
         .iter()
         .map(|r| r["attributes"]["MessageGroupId"].as_str().unwrap())
         .collect();
-    assert!(
-        groups.contains(&"agr-gone") && groups.contains(&"agr-never"),
-        "{groups:?}"
+    groups.sort_unstable();
+    assert_eq!(
+        groups,
+        ["agr-deleted-policy", "agr-edited", "agr-gone", "agr-missed"]
     );
     stack
         .settle(
@@ -416,8 +422,9 @@ async fn an_unknown_sweep_mode_fails_the_invocation() {
 }
 
 /// A sweep too large for one invocation stops before its deadline, says where, and queues its
-/// own continuation; the function, receiving it from the queue, requests the rest. Every
-/// agreement is reconciled exactly once. A dry run given `after` checks only what sorts after it.
+/// own continuation; the function, receiving it from the queue, checks and requests the rest.
+/// Every drifted agreement is reconciled exactly once. A dry run given `after` checks only what
+/// sorts after it.
 #[tokio::test]
 async fn a_sweep_that_runs_out_of_time_continues_where_it_stopped() {
     let ids: Vec<String> = (0..30).map(|i| format!("agr-{i:02}")).collect();
@@ -427,14 +434,19 @@ async fn a_sweep_that_runs_out_of_time_continues_where_it_stopped() {
         .collect();
     let stack = Stack::start(scenario(agreements)).await;
     stack.create_consumer_roles().await;
+    // Active in DMM, granted nowhere: every agreement drifted (its events were lost).
+    for id in &ids {
+        stack.sim.activate(id).unwrap();
+    }
     let proxy = local_stack::FaultProxy::start(stack.moto.endpoint())
         .await
         .unwrap();
-    // Each SendMessageBatch answers after 1.5 s, and a sweep starts nothing in the last 5 s:
-    // a 7 s invocation requests one or two batches of ten.
+    // Each check reads the consumer's policy, which now answers after 0.4 s, eight checks at a
+    // time; a sweep starts nothing in the last 5 s, so a 6 s invocation checks one or a few
+    // rounds of eight.
     proxy.set_faults(local_stack::FaultPlan::seeded(1).with(
-        local_stack::Fault::Latency { ms: 1_500 },
-        local_stack::Matcher::action("sqs", "SendMessageBatch"),
+        local_stack::Fault::Latency { ms: 400 },
+        local_stack::Matcher::action("iam", "GetRolePolicy"),
         local_stack::Trigger::Probability(1.0),
     ));
     let slow = stack
@@ -444,13 +456,17 @@ async fn a_sweep_that_runs_out_of_time_continues_where_it_stopped() {
         .lambda
         .invoke(
             json!({"reconcile": "all"}),
-            std::time::Duration::from_secs(7),
+            std::time::Duration::from_secs(6),
         )
         .await
         .expect("the sweep returns its report before the deadline");
     let requested = report["requested"].as_u64().unwrap() as usize;
     assert_eq!(report["complete"], false, "{report}");
-    assert!([10, 20].contains(&requested), "{report}");
+    assert_eq!(
+        report["checked"], requested as u64,
+        "all it checked drifted: {report}"
+    );
+    assert!((1..30).contains(&requested), "{report}");
     assert_eq!(
         report["resumeAfter"],
         ids[requested - 1].as_str(),

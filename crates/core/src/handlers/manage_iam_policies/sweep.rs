@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use super::{ConnectError, ManageIamPolicies};
 use crate::aws::ledger::ledger_key;
 use crate::dmm::{AccessQuery, Agreement, DmmClient};
-use crate::feed::MAX_BATCH_ENTRIES;
 use crate::handlers::ErrorType;
 use crate::handlers::deadline_instant;
 use crate::reconcile::Retry;
@@ -26,6 +25,7 @@ use crate::reconcile::cross_account::RandomExternalIds;
 use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::drift::{Change, Changes, DriftRow, DryRunIam, DryRunLedger, render_table};
 use crate::reconcile::ownership::{CachedTags, ResourceTags};
+use crate::reconcile::plan::Scope;
 use crate::reconcile::report::ProvisioningSupport;
 use crate::reconcile::requests;
 use crate::reconcile::status::{Status, provisioning_report, status_tag, with_status};
@@ -33,6 +33,8 @@ use serde_json::Value;
 
 /// Agreements checked at once in a dry run.
 const DRY_RUN_CONCURRENCY: usize = 8;
+/// Agreements a sweep `all` checks before it queues the requests for those that drifted.
+const SWEEP_CHUNK: usize = 10 * DRY_RUN_CONCURRENCY;
 /// A sweep stops starting work this long before the invocation's deadline, so it always
 /// returns its (then incomplete) report and says where to continue.
 const SWEEP_MARGIN: Duration = Duration::from_secs(5);
@@ -68,12 +70,16 @@ pub struct SweepReport {
     pub unreadable: usize,
     /// Agreements only the grant ledger knows (deleted in DMM).
     pub ledger_only: usize,
-    /// `all`: reconcile requests queued.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub requested: Option<usize>,
-    /// `dry-run`: agreements checked, and those that drifted.
+    /// Agreements this sweep covers: the listed and the ledger-only ones.
+    #[serde(skip)]
+    pub targets: usize,
+    /// Agreements checked before the invocation had to stop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checked: Option<usize>,
+    /// `all`: reconcile requests queued, one per agreement that drifted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<usize>,
+    /// `dry-run`: the agreements that drifted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<DriftRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,6 +94,17 @@ pub struct SweepReport {
     /// here; a dry run is continued by invoking it again with `"after"` set to this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume_after: Option<String>,
+}
+
+impl SweepReport {
+    /// Marks the sweep complete, or says where to continue: after the last agreement of
+    /// `checked` (ids in order), or where it started when it checked none.
+    fn finish(&mut self, checked: Vec<String>) {
+        self.complete = checked.len() == self.targets;
+        if !self.complete {
+            self.resume_after = checked.last().cloned().or_else(|| self.after.clone());
+        }
+    }
 }
 
 /// Why a sweep failed as a whole; the schedule's retries (or the operator) run it again.
@@ -134,9 +151,25 @@ impl ManageIamPolicies {
             .unwrap_or_else(Instant::now);
         let after = request.after.as_deref();
         let dmm = self.dmm.client().await?;
+        let scope = self.scope(function_arn);
         let report = match request.reconcile {
-            SweepMode::All => self.sweep_all(dmm, request_id, after, stop_at).await?,
-            SweepMode::DryRun => self.dry_run_all(dmm, function_arn, after, stop_at).await?,
+            SweepMode::All => {
+                self.sweep_all(dmm, &scope, request_id, after, stop_at)
+                    .await?
+            }
+            SweepMode::DryRun => {
+                let mut report = SweepReport {
+                    mode: "dry-run",
+                    ..SweepReport::default()
+                };
+                let targets = self.targets(dmm, after, &mut report).await?;
+                let (drift, checked) = self.check(dmm, &scope, targets, stop_at).await;
+                report.table = Some(render_table(&drift, checked.len()));
+                report.checked = Some(checked.len());
+                report.drift = drift;
+                report.finish(checked);
+                report
+            }
         };
         log_report(&report);
         Ok(report)
@@ -147,11 +180,14 @@ impl ManageIamPolicies {
     pub(super) async fn continue_sweep(
         &self,
         dmm: &DmmClient,
+        scope: &Scope,
         sweep_id: &str,
         after: &str,
         stop_at: Instant,
     ) -> Result<usize, Retry> {
-        let report = self.sweep_all(dmm, sweep_id, Some(after), stop_at).await?;
+        let report = self
+            .sweep_all(dmm, scope, sweep_id, Some(after), stop_at)
+            .await?;
         log_report(&report);
         Ok(report.requested.unwrap_or_default())
     }
@@ -189,15 +225,19 @@ impl ManageIamPolicies {
         }
         targets.sort_by(|a, b| a.0.cmp(&b.0));
         report.after = after.map(str::to_owned);
+        report.targets = targets.len();
         Ok(targets)
     }
 
-    /// `all`: a reconcile request per agreement, ten per `SendMessageBatch`, until `stop_at`;
-    /// then a continuation request on the queue picks up after the last agreement requested, so
-    /// a mesh too large for one invocation is swept by several instead of being started over.
+    /// `all`: checks every agreement as the dry run does and queues a reconcile request for each
+    /// one that drifted, in its FIFO group, so the repair takes the same path as an event while
+    /// a converged agreement costs only the reads of its check (ADR 021). At `stop_at` a
+    /// continuation request on the queue picks up after the last agreement checked, so a mesh
+    /// too large for one invocation is swept by several instead of being started over.
     async fn sweep_all(
         &self,
         dmm: &DmmClient,
+        scope: &Scope,
         sweep_id: &str,
         after: Option<&str>,
         stop_at: Instant,
@@ -206,99 +246,92 @@ impl ManageIamPolicies {
             mode: "all",
             ..SweepReport::default()
         };
-        let targets = self.targets(dmm, after, &mut report).await?;
+        let mut targets = self.targets(dmm, after, &mut report).await?.into_iter();
         let reason = format!("drift sweep {sweep_id}");
-        let mut requested = 0usize;
-        for chunk in targets.chunks(MAX_BATCH_ENTRIES) {
-            if Instant::now() >= stop_at {
+        let (mut checked, mut requested) = (Vec::new(), 0usize);
+        // A chunk's requests are queued before the next chunk is checked, so the time left at
+        // `stop_at` only has to cover one chunk's requests, however much drifted.
+        loop {
+            let chunk: Vec<Target> = targets.by_ref().take(SWEEP_CHUNK).collect();
+            if chunk.is_empty() || Instant::now() >= stop_at {
                 break;
             }
-            let messages: Vec<_> = chunk
+            let full = chunk.len();
+            let (drift, done) = self.check(dmm, scope, chunk, stop_at).await;
+            let messages: Vec<_> = drift
                 .iter()
-                .map(|(id, _)| requests::request(sweep_id, id, &reason))
+                .map(|row| requests::request(sweep_id, &row.agreement_id, &reason))
                 .collect();
-            requests::send_all(&self.queue, &messages).await?;
-            requested += chunk.len();
+            requested += requests::send_all(&self.queue, &messages).await?;
+            let stopped = done.len() < full;
+            checked.extend(done);
+            if stopped {
+                break;
+            }
         }
         report.requested = Some(requested);
-        report.complete = requested == targets.len();
-        if !report.complete {
+        report.checked = Some(checked.len());
+        report.finish(checked);
+        if let Some(last) = &report.resume_after {
             // Without progress a continuation would be the same request again, which SQS drops
             // as a duplicate: the invocation fails instead, and is retried.
-            let Some((last, _)) = requested.checked_sub(1).map(|i| &targets[i]) else {
+            if after == Some(last.as_str()) {
                 return Err(Retry::Deadline);
-            };
+            }
             let continuation = requests::sweep_continuation(sweep_id, last);
             requests::send_all(&self.queue, &[continuation]).await?;
-            report.resume_after = Some(last.clone());
         }
         Ok(report)
     }
 
-    /// `dry-run`: converges each agreement through read-only wrappers until `stop_at`.
-    async fn dry_run_all(
+    /// Converges each target through read-only wrappers, `DRY_RUN_CONCURRENCY` at a time,
+    /// starting none at or after `stop_at`. Returns the drift found (by agreement id) and the
+    /// ids checked: a prefix of the targets, as they are started in order.
+    async fn check(
         &self,
         dmm: &DmmClient,
-        function_arn: &str,
-        after: Option<&str>,
+        scope: &Scope,
+        targets: Vec<Target>,
         stop_at: Instant,
-    ) -> Result<SweepReport, Retry> {
-        let mut report = SweepReport {
-            mode: "dry-run",
-            ..SweepReport::default()
-        };
-        let targets = self.targets(dmm, after, &mut report).await?;
-        let ids: Vec<String> = targets.iter().map(|(id, _)| id.clone()).collect();
-        let scope = self.scope(function_arn);
+    ) -> (Vec<DriftRow>, Vec<String>) {
         let directory = BatchDirectory::new(dmm);
-        let reader = self.tag_reader(&scope);
+        let reader = self.tag_reader(scope);
         let tags = CachedTags::new(&reader);
         let provisioning = ProvisioningSupport::default();
         let rules = AgreementRules {
             directory: &directory,
             dmm,
-            scope: &scope,
+            scope,
             tags: &tags,
             reporting: self.config.status_reporting,
             provisioning: &provisioning,
         };
-        // Started in id order and never after `stop_at`: what was checked is a prefix of `ids`.
-        let results: Vec<Checked> = futures::stream::iter(targets)
+        let results: Vec<(String, Checked)> = futures::stream::iter(targets)
             .map(|(id, agreement)| {
                 let rules = &rules;
                 async move {
                     if Instant::now() >= stop_at {
-                        return Checked::Skipped;
+                        return (id, Checked::Skipped);
                     }
-                    self.dry_run(&id, agreement, rules).await
+                    let checked = self.dry_run(&id, agreement, rules).await;
+                    (id, checked)
                 }
             })
             .buffered(DRY_RUN_CONCURRENCY)
             .collect()
             .await;
-        let checked = results
-            .iter()
-            .take_while(|c| !matches!(c, Checked::Skipped))
-            .count();
-        let mut drift: Vec<DriftRow> = results
-            .into_iter()
-            .filter_map(|c| match c {
-                Checked::Drift(row) => Some(row),
-                Checked::InSync | Checked::Skipped => None,
-            })
-            .collect();
-        drift.sort_by(|a, b| a.agreement_id.cmp(&b.agreement_id));
-        report.table = Some(render_table(&drift, checked));
-        report.checked = Some(checked);
-        report.drift = drift;
-        report.complete = checked == ids.len();
-        if !report.complete {
-            report.resume_after = match checked {
-                0 => after.map(str::to_owned),
-                n => Some(ids[n - 1].clone()),
-            };
+        let mut drift = Vec::new();
+        let mut checked = Vec::new();
+        for (id, result) in results {
+            match result {
+                Checked::Skipped => break,
+                Checked::InSync => {}
+                Checked::Drift(row) => drift.push(row),
+            }
+            checked.push(id);
         }
-        Ok(report)
+        drift.sort_by(|a, b| a.agreement_id.cmp(&b.agreement_id));
+        (drift, checked)
     }
 
     /// Converges one agreement without changing anything and returns what would change.
