@@ -68,7 +68,7 @@ async fn one_mode(
         agreements,
         providers: 1,
         per_role: 1,
-        active: false,
+        active_every: 0,
     };
     // moto checks no trust principal's existence, so the roles can trust the prober by its ARN
     // before the user is made.

@@ -268,7 +268,7 @@ fn latency(md: &mut String, setup: &Setup, runs: &[LatencyRun]) {
     let _ = writeln!(md, "## Event to access\n");
     let _ = writeln!(
         md,
-        "From the simulator's event time to the first read through the consumer role's own session that succeeds (activation) or is denied (deactivation), under moto's IAM enforcement. {} agreements per mode, changed {:.1} s apart (over {:.0} s, more than two schedule periods); poll_feed invoked once a minute with its deployed timeout (58 s) and margin (3 s); each queued message handed to manage_iam_policies as soon as it is visible; reads every 0.1 s.\n",
+        "From the simulator's event time to the first read through the consumer role's own session that succeeds (activation) or is denied (deactivation), under moto's IAM enforcement. {} agreements per mode, changed {:.1} s apart (over {:.0} s, so every phase of the one-minute schedule is sampled); poll_feed invoked once a minute with its deployed timeout (58 s) and margin (3 s); each queued message handed to manage_iam_policies as soon as it is visible; reads every 0.1 s.\n",
         setup.latency_agreements,
         setup.latency_spacing_s,
         setup.latency_agreements as f64 * setup.latency_spacing_s
@@ -341,7 +341,7 @@ fn scale(md: &mut String, runs: &[ScaleRun]) {
     let _ = writeln!(md, "## Background jobs by mesh size\n");
     let _ = writeln!(
         md,
-        "All agreements active, ten per provider data product and ten per consumer role. A sweep is its scheduled invocation plus the reconciles it queues, handed to manage_iam_policies ten per invocation while the sweep runs, until the queue is empty; one invocation at a time (a deployment runs up to `event_maximum_concurrency` at once), each with the deployed 60 s timeout. The first sweep finds nothing granted (every event lost) and grants everything; the second finds the mesh converged, the daily case. The dry run is repeated with `after` until complete. The product change is one provider data product with ten agreements, from its event to the last reconcile. \"Each\" is per agreement the job reached.\n"
+        "Ten agreements per provider data product and ten per consumer role; one agreement in ten is active, the others are requests never approved (they are checked all the same). A sweep is its scheduled invocation plus the reconciles it queues, handed to manage_iam_policies ten per invocation while the sweep runs, until the queue is empty; one invocation at a time (a deployment runs up to `event_maximum_concurrency` at once), each with the deployed 60 s timeout. The first sweep finds nothing granted (every event lost) and grants every active agreement; the second finds the mesh converged, the daily case. The dry run is repeated with `after` until complete. The product change is one provider data product with ten agreements, from its event to the last reconcile. \"Each\" is per agreement the job reached.\n"
     );
     header(
         md,

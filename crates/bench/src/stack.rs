@@ -42,8 +42,9 @@ pub struct Mesh {
     pub agreements: usize,
     pub providers: usize,
     pub per_role: usize,
-    /// Whether the agreements start active.
-    pub active: bool,
+    /// Every `active_every`-th agreement starts active (`1`: all, `0`: none); the others are
+    /// requests not yet approved.
+    pub active_every: usize,
 }
 
 impl Mesh {
@@ -75,17 +76,14 @@ impl Mesh {
             json!({"id": format!("consumer-{c:05}"), "name": format!("Consumer {c}"),
                    "custom": {"aws-role-name": Self::role_name(c)}, "outputPorts": []})
         });
-        let (active, status) = if self.active {
-            (true, "active")
-        } else {
-            (false, "requested")
-        };
+        let active = |i: usize| self.active_every > 0 && i % self.active_every == 0;
         Scenario {
             data_products: providers.chain(consumers).collect(),
             agreements: (0..self.agreements)
                 .map(|i| {
                     json!({"id": Self::agreement_id(i),
-                           "info": {"purpose": "benchmark", "status": status, "active": active},
+                           "info": {"purpose": "benchmark", "active": active(i),
+                                    "status": if active(i) { "active" } else { "requested" }},
                            "provider": {"dataProductId": Self::provider_id(i % self.providers), "outputPortId": "eu"},
                            "consumer": {"dataProductId": format!("consumer-{:05}", i / self.per_role.max(1))},
                            "tags": ["bench"], "custom": {}})

@@ -113,7 +113,7 @@ pub async fn poll_feed(
         agreements: 0,
         providers: 1,
         per_role: 1,
-        active: false,
+        active_every: 0,
     };
     for run in 0..runs {
         let stack = Stack::start(mesh, None).await?;
@@ -186,7 +186,7 @@ pub async fn manage(runs: usize, agreements: usize, figures: &mut Figures) -> Be
         agreements,
         providers: 1,
         per_role: 1,
-        active: false,
+        active_every: 0,
     };
     for run in 0..runs {
         let stack = Stack::start(mesh, None).await?;

@@ -524,7 +524,7 @@ impl ManageIamPolicies {
             let reason = "a drift sweep continuation without `data.id` and `data.after`".to_owned();
             return Ok((Some(event), Outcome::Unreadable(reason)));
         };
-        let continued = self.continue_sweep(batch.dmm, batch.scope, sweep, &after, time.start_by);
+        let continued = self.continue_sweep(batch.dmm, batch.scope, sweep, &after, time.answer_by);
         match continued.await {
             Ok(requested) => Ok((Some(event), Outcome::Requested(requested))),
             Err(retry) => Err((Some(event), retry)),

@@ -33,8 +33,8 @@ use serde_json::Value;
 
 /// Agreements checked at once in a dry run.
 const DRY_RUN_CONCURRENCY: usize = 8;
-/// Agreements a sweep `all` checks before it queues the requests for those that drifted.
-const SWEEP_CHUNK: usize = 10 * DRY_RUN_CONCURRENCY;
+/// Agreements a sweep checks before `all` queues the requests for those that drifted.
+const SWEEP_CHUNK: usize = 4 * DRY_RUN_CONCURRENCY;
 /// A sweep stops starting work this long before the invocation's deadline, so it always
 /// returns its (then incomplete) report and says where to continue.
 const SWEEP_MARGIN: Duration = Duration::from_secs(5);
@@ -163,7 +163,8 @@ impl ManageIamPolicies {
                     ..SweepReport::default()
                 };
                 let targets = self.targets(dmm, after, &mut report).await?;
-                let (drift, checked) = self.check(dmm, &scope, targets, stop_at).await;
+                let nothing = async |_: &[DriftRow]| Ok(());
+                let (drift, checked) = self.check(dmm, &scope, targets, stop_at, nothing).await?;
                 report.table = Some(render_table(&drift, checked.len()));
                 report.checked = Some(checked.len());
                 report.drift = drift;
@@ -175,16 +176,17 @@ impl ManageIamPolicies {
         Ok(report)
     }
 
-    /// A continuation request of sweep `sweep_id` from the queue: the agreements after `after`.
-    /// Returns the requests queued.
+    /// A continuation request of sweep `sweep_id` from the queue: the agreements after `after`,
+    /// answered by `answer_by`. Returns the requests queued.
     pub(super) async fn continue_sweep(
         &self,
         dmm: &DmmClient,
         scope: &Scope,
         sweep_id: &str,
         after: &str,
-        stop_at: Instant,
+        answer_by: Instant,
     ) -> Result<usize, Retry> {
+        let stop_at = answer_by.checked_sub(SWEEP_MARGIN).unwrap_or(answer_by);
         let report = self
             .sweep_all(dmm, scope, sweep_id, Some(after), stop_at)
             .await?;
@@ -246,29 +248,22 @@ impl ManageIamPolicies {
             mode: "all",
             ..SweepReport::default()
         };
-        let mut targets = self.targets(dmm, after, &mut report).await?.into_iter();
+        let targets = self.targets(dmm, after, &mut report).await?;
         let reason = format!("drift sweep {sweep_id}");
-        let (mut checked, mut requested) = (Vec::new(), 0usize);
+        let mut requested = 0usize;
         // A chunk's requests are queued before the next chunk is checked, so the time left at
         // `stop_at` only has to cover one chunk's requests, however much drifted.
-        loop {
-            let chunk: Vec<Target> = targets.by_ref().take(SWEEP_CHUNK).collect();
-            if chunk.is_empty() || Instant::now() >= stop_at {
-                break;
-            }
-            let full = chunk.len();
-            let (drift, done) = self.check(dmm, scope, chunk, stop_at).await;
+        let queue_drift = async |drift: &[DriftRow]| {
             let messages: Vec<_> = drift
                 .iter()
                 .map(|row| requests::request(sweep_id, &row.agreement_id, &reason))
                 .collect();
             requested += requests::send_all(&self.queue, &messages).await?;
-            let stopped = done.len() < full;
-            checked.extend(done);
-            if stopped {
-                break;
-            }
-        }
+            Ok(())
+        };
+        let (_, checked) = self
+            .check(dmm, scope, targets, stop_at, queue_drift)
+            .await?;
         report.requested = Some(requested);
         report.checked = Some(checked.len());
         report.finish(checked);
@@ -284,16 +279,19 @@ impl ManageIamPolicies {
         Ok(report)
     }
 
-    /// Converges each target through read-only wrappers, `DRY_RUN_CONCURRENCY` at a time,
-    /// starting none at or after `stop_at`. Returns the drift found (by agreement id) and the
-    /// ids checked: a prefix of the targets, as they are started in order.
+    /// Converges each target through read-only wrappers, `DRY_RUN_CONCURRENCY` at a time and
+    /// `SWEEP_CHUNK` per chunk, handing each chunk's drift to `each_chunk` before the next chunk
+    /// starts; none is started at or after `stop_at`. Returns the drift found (by agreement id)
+    /// and the ids checked: a prefix of the targets, as they are started in order.
     async fn check(
         &self,
         dmm: &DmmClient,
         scope: &Scope,
         targets: Vec<Target>,
         stop_at: Instant,
-    ) -> (Vec<DriftRow>, Vec<String>) {
+        mut each_chunk: impl AsyncFnMut(&[DriftRow]) -> Result<(), Retry>,
+    ) -> Result<(Vec<DriftRow>, Vec<String>), Retry> {
+        // One directory and tag cache for the whole sweep: a product or a role is read once.
         let directory = BatchDirectory::new(dmm);
         let reader = self.tag_reader(scope);
         let tags = CachedTags::new(&reader);
@@ -306,32 +304,45 @@ impl ManageIamPolicies {
             reporting: self.config.status_reporting,
             provisioning: &provisioning,
         };
-        let results: Vec<(String, Checked)> = futures::stream::iter(targets)
-            .map(|(id, agreement)| {
-                let rules = &rules;
-                async move {
-                    if Instant::now() >= stop_at {
-                        return (id, Checked::Skipped);
+        let (mut drift, mut checked) = (Vec::new(), Vec::new());
+        let mut targets = targets.into_iter().peekable();
+        while targets.peek().is_some() && Instant::now() < stop_at {
+            let chunk: Vec<Target> = targets.by_ref().take(SWEEP_CHUNK).collect();
+            let results: Vec<(String, Checked)> = futures::stream::iter(chunk)
+                .map(|(id, agreement)| {
+                    let rules = &rules;
+                    async move {
+                        if Instant::now() >= stop_at {
+                            return (id, Checked::Skipped);
+                        }
+                        let checked = self.dry_run(&id, agreement, rules).await;
+                        (id, checked)
                     }
-                    let checked = self.dry_run(&id, agreement, rules).await;
-                    (id, checked)
+                })
+                .buffered(DRY_RUN_CONCURRENCY)
+                .collect()
+                .await;
+            let mut found = Vec::new();
+            let mut stopped = false;
+            for (id, result) in results {
+                match result {
+                    Checked::Skipped => {
+                        stopped = true;
+                        break;
+                    }
+                    Checked::InSync => {}
+                    Checked::Drift(row) => found.push(row),
                 }
-            })
-            .buffered(DRY_RUN_CONCURRENCY)
-            .collect()
-            .await;
-        let mut drift = Vec::new();
-        let mut checked = Vec::new();
-        for (id, result) in results {
-            match result {
-                Checked::Skipped => break,
-                Checked::InSync => {}
-                Checked::Drift(row) => drift.push(row),
+                checked.push(id);
             }
-            checked.push(id);
+            each_chunk(&found).await?;
+            drift.extend(found);
+            if stopped {
+                break;
+            }
         }
         drift.sort_by(|a, b| a.agreement_id.cmp(&b.agreement_id));
-        (drift, checked)
+        Ok((drift, checked))
     }
 
     /// Converges one agreement without changing anything and returns what would change.
