@@ -26,26 +26,15 @@ const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 const SEND_ATTEMPTS: u32 = 4;
 
 /// The request for `agreement_id`, made because of `trigger` (an event id, or the sweep's
-/// invocation id). The same trigger and agreement always give the same message id, so SQS drops
-/// the copy a retried trigger sends within its deduplication window.
+/// invocation id), in the agreement's FIFO group.
 pub fn request(trigger: &str, agreement_id: &str, reason: &str) -> QueueMessage {
-    let mut digest = Sha256::new();
-    digest.update(trigger.as_bytes());
-    digest.update([0]);
-    digest.update(agreement_id.as_bytes());
-    let id = format!("reconcile-{}", hex::encode(digest.finalize()));
-    let body = json!({
-        "specversion": "1.0",
-        "id": id,
-        "type": RECONCILE_REQUESTED,
-        "source": "dmm-integration-aws/manage_iam_policies",
-        "data": {"id": agreement_id, "reason": reason},
-    });
-    QueueMessage {
-        body: body.to_string(),
-        group_id: agreement_group_id(agreement_id),
-        deduplication_id: id,
-    }
+    own_message(
+        "reconcile",
+        [trigger, agreement_id],
+        RECONCILE_REQUESTED,
+        json!({"id": agreement_id, "reason": reason}),
+        agreement_group_id(agreement_id),
+    )
 }
 
 /// The CloudEvent type of a drift sweep's continuation: the sweep ran out of time and the
@@ -58,21 +47,40 @@ pub const SWEEP_GROUP: &str = "drift-sweep";
 
 /// The continuation of sweep `sweep` (its first invocation's id) after agreement `after`.
 pub fn sweep_continuation(sweep: &str, after: &str) -> QueueMessage {
+    own_message(
+        "sweep",
+        [sweep, after],
+        SWEEP_CONTINUES,
+        json!({"id": sweep, "after": after}),
+        SWEEP_GROUP.to_owned(),
+    )
+}
+
+/// A CloudEvent the integration sends itself. Its id is derived from `key`: the same key always
+/// gives the same id, so SQS drops the copy a retried trigger sends within its deduplication
+/// window.
+fn own_message(
+    prefix: &str,
+    key: [&str; 2],
+    event_type: &str,
+    data: Value,
+    group_id: String,
+) -> QueueMessage {
     let mut digest = Sha256::new();
-    digest.update(sweep.as_bytes());
+    digest.update(key[0].as_bytes());
     digest.update([0]);
-    digest.update(after.as_bytes());
-    let id = format!("sweep-{}", hex::encode(digest.finalize()));
+    digest.update(key[1].as_bytes());
+    let id = format!("{prefix}-{}", hex::encode(digest.finalize()));
     let body = json!({
         "specversion": "1.0",
         "id": id,
-        "type": SWEEP_CONTINUES,
+        "type": event_type,
         "source": "dmm-integration-aws/manage_iam_policies",
-        "data": {"id": sweep, "after": after},
+        "data": data,
     });
     QueueMessage {
         body: body.to_string(),
-        group_id: SWEEP_GROUP.to_owned(),
+        group_id,
         deduplication_id: id,
     }
 }
