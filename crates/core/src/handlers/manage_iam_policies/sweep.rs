@@ -70,9 +70,6 @@ pub struct SweepReport {
     pub unreadable: usize,
     /// Agreements only the grant ledger knows (deleted in DMM).
     pub ledger_only: usize,
-    /// Agreements this sweep covers: the listed and the ledger-only ones.
-    #[serde(skip)]
-    pub targets: usize,
     /// Agreements checked before the invocation had to stop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checked: Option<usize>,
@@ -100,7 +97,7 @@ impl SweepReport {
     /// Marks the sweep complete, or says where to continue: after the last agreement of
     /// `checked` (ids in order), or where it started when it checked none.
     fn finish(&mut self, checked: Vec<String>) {
-        self.complete = checked.len() == self.targets;
+        self.complete = checked.len() == self.agreements + self.ledger_only;
         if !self.complete {
             self.resume_after = checked.last().cloned().or_else(|| self.after.clone());
         }
@@ -227,7 +224,6 @@ impl ManageIamPolicies {
         }
         targets.sort_by(|a, b| a.0.cmp(&b.0));
         report.after = after.map(str::to_owned);
-        report.targets = targets.len();
         Ok(targets)
     }
 
@@ -267,12 +263,17 @@ impl ManageIamPolicies {
         report.requested = Some(requested);
         report.checked = Some(checked.len());
         report.finish(checked);
-        if let Some(last) = &report.resume_after {
-            // Without progress a continuation would be the same request again, which SQS drops
-            // as a duplicate: the invocation fails instead, and is retried.
-            if after == Some(last.as_str()) {
+        if !report.complete {
+            // Without progress there is nothing to continue after (or a continuation would be
+            // the same request again, which SQS drops as a duplicate): the invocation fails
+            // instead, and is retried.
+            let Some(last) = report
+                .resume_after
+                .as_deref()
+                .filter(|last| after != Some(*last))
+            else {
                 return Err(Retry::Deadline);
-            }
+            };
             let continuation = requests::sweep_continuation(sweep_id, last);
             requests::send_all(&self.queue, &[continuation]).await?;
         }
