@@ -17,7 +17,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::stack::{BenchResult, MANAGE_TIMEOUT, Mesh, OBJECT, PROVIDER_BUCKET, Stack, user};
+use crate::stack::{BenchResult, MANAGE_TIMEOUT, Mesh, OBJECT, PROVIDER_BUCKET, Stack};
 
 /// poll_feed's schedule, timeout and margin as Terraform deploys them by default.
 const SCHEDULE: Duration = Duration::from_secs(60);
@@ -77,7 +77,8 @@ async fn one_mode(
     let may_assume = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Action": "sts:AssumeRole",
         "Resource": format!("arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/bench-consumer-*")}]});
-    let (_, prober) = user(&stack.aws, PROBER, &may_assume).await?;
+    let iam = aws_sdk_iam::Client::new(&stack.aws);
+    let (_, prober) = local_stack::iam_user(&iam, PROBER, Some(&may_assume.to_string())).await?;
     stack.moto.enforce_iam().await?;
     let readers = Readers::assume(&stack, &prober, agreements).await?;
     if readers.read(0).await != Read::Denied {

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_credential_types::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use dmm_simulator::{Scenario, Simulator};
 use futures::StreamExt;
@@ -16,7 +15,7 @@ use local_stack::{
     DEFAULT_ACCOUNT_ID, Deployment, FaultProxy, LambdaFunction, Moto, binary_path, s3_client,
     with_overrides,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -365,15 +364,4 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Credentials of an IAM user allowed exactly `policy`, for acting as someone other than the
-/// integration once IAM is enforced.
-pub async fn user(
-    aws: &SdkConfig,
-    name: &str,
-    policy: &Value,
-) -> BenchResult<(String, Credentials)> {
-    let iam = aws_sdk_iam::Client::new(aws);
-    Ok(local_stack::iam_user(&iam, name, Some(&policy.to_string())).await?)
 }

@@ -513,7 +513,6 @@ pub struct FakeFeed {
     /// up, then DMM wrote more).
     arriving: Mutex<std::collections::VecDeque<Vec<FeedEvent>>>,
     pub page_size: usize,
-    pub pages: AtomicUsize,
 }
 
 fn feed_events(events: &[(&str, &str, &str)], first_position: usize) -> Vec<FeedEvent> {
@@ -536,7 +535,6 @@ impl FakeFeed {
             events: Mutex::new(feed_events(events, 0)),
             arriving: Mutex::default(),
             page_size,
-            pages: AtomicUsize::new(0),
         }
     }
 
@@ -560,7 +558,6 @@ impl FakeFeed {
 
 impl EventSource for FakeFeed {
     async fn page(&self, after: Option<&str>) -> Result<Vec<FeedEvent>, DmmError> {
-        self.pages.fetch_add(1, Ordering::SeqCst);
         let mut events = self.events.lock().unwrap();
         let start = match after {
             None => 0,
