@@ -182,6 +182,7 @@ pub struct FaultStats {
     pub throttling: u64,
     pub connection_reset: u64,
     pub stall: u64,
+    /// Delayed, then forwarded: counted in `forwarded` as well.
     pub latency: u64,
 }
 
