@@ -46,6 +46,7 @@ resource "aws_lambda_function" "manage_iam_policies" {
       ownership_map             = jsonencode(var.ownership_map)
       protected_bucket_names    = join(",", var.protected_bucket_names)
       status_reporting          = var.status_reporting
+      glue_access_mode          = var.glue_access_mode
       artifacts_bucket_name     = var.artifacts_bucket_name == null ? "" : var.artifacts_bucket_name
       dmm_request_timeout_ms    = tostring(var.dmm_request_timeout_ms)
       aws_operation_timeout_ms  = tostring(var.aws_operation_timeout_ms)

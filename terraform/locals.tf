@@ -37,6 +37,9 @@ locals {
   configure_bucket = var.create_bucket || var.manage_existing_bucket_configuration
   # manage_iam_policies' grant ledger: grants/<agreement-id>.json (ADR 002).
   ledger_prefix = "grants/"
+  # The holders of shared Lake Formation permissions: lake-formation/<catalog>/<region>/… (ADR 022,
+  # aws/ledger.rs HOLDERS_PREFIX).
+  holders_prefix = "lake-formation/"
   # manage_iam_policies' health record, which poll_feed reports in the connector document
   # (aws/health.rs HEALTH_KEY, ADR 018).
   health_key = "health/manage_iam_policies.json"

@@ -38,6 +38,11 @@ output "alarm_topic_arn" {
   value       = one(aws_sns_topic.alarms[*].arn)
 }
 
+output "lake_formation_grantor_arn" {
+  description = "The principal that grants glue_table ports in Lake Formation in this account (glue_access_mode = lake_formation or a port's aws-glue-access-mode): make it a data lake administrator, or grant it SELECT and DESCRIBE with the grant option on the provider tables and DESCRIBE with the grant option on their databases (ADR 022). In a managed account, that is the managed-account module's role_arn output."
+  value       = aws_iam_role.manage_iam_policies.arn
+}
+
 output "managed_account_ids" {
   description = "Accounts (keys of managed_accounts) whose management role manage_iam_policies may assume."
   value       = local.managed_account_ids

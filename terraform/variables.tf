@@ -541,6 +541,17 @@ variable "status_reporting" {
   }
 }
 
+variable "glue_access_mode" {
+  type        = string
+  default     = "iam"
+  description = "How glue_table ports are granted unless a port sets `aws-glue-access-mode`: iam (the table's S3 data in the consumer role's policy) or lake_formation (SELECT and DESCRIBE in Lake Formation, for lakes whose tables no longer honour IAM alone; the integration's role must be a data lake administrator or hold those permissions grantable, see the README). Env `glue_access_mode`, ADR 022."
+
+  validation {
+    condition     = contains(["iam", "lake_formation"], var.glue_access_mode)
+    error_message = "glue_access_mode must be iam or lake_formation."
+  }
+}
+
 variable "connector_id" {
   type        = string
   default     = ""

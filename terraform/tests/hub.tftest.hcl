@@ -127,6 +127,11 @@ run "access_roles_are_created_and_changed_only_with_the_managed_by_tag" {
         toset(["arn:aws:iam::111111111111:role/data-consumers/dmm-access-*", "arn:aws:iam::111111111111:role/data-consumers/dmm-acc-*"]),
         null,
       ]
+      GrantTablesThroughLakeFormation = [
+        toset(["lakeformation:GrantPermissions", "lakeformation:RevokePermissions", "lakeformation:ListPermissions"]),
+        toset(["*"]),
+        null,
+      ]
       CreateAccessRoles = [
         toset(["iam:CreateRole", "iam:TagRole"]),
         toset(["arn:aws:iam::111111111111:role/data-consumers/dmm-access-*", "arn:aws:iam::111111111111:role/data-consumers/dmm-acc-*"]),
@@ -318,6 +323,16 @@ run "an_unknown_status_reporting_is_rejected" {
   }
 
   expect_failures = [var.status_reporting]
+}
+
+run "an_unknown_glue_access_mode_is_rejected" {
+  command = plan
+
+  variables {
+    glue_access_mode = "lake-formation-ish"
+  }
+
+  expect_failures = [var.glue_access_mode]
 }
 
 run "the_dashboard_draws_the_alarm_thresholds" {

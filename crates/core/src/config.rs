@@ -55,6 +55,8 @@ pub const ARTIFACTS_BUCKET_NAME: &str = "artifacts_bucket_name";
 /// `both` (default), `tags` or `provisioning`: where each agreement's state is reported in DMM
 /// (ADR 018).
 pub const STATUS_REPORTING: &str = "status_reporting";
+/// `iam` (default) or `lake_formation`: how `glue_table` ports are granted (ADR 022).
+pub const GLUE_ACCESS_MODE: &str = "glue_access_mode";
 /// The id of the integration's connector document in DMM (`PUT /api/connectors/{id}`).
 pub const CONNECTOR_ID: &str = "connector_id";
 
@@ -95,6 +97,7 @@ pub const MANAGE_IAM_POLICIES_VARIABLES: &[&str] = &[
     OWNERSHIP_MAP,
     PROTECTED_BUCKET_NAMES,
     STATUS_REPORTING,
+    GLUE_ACCESS_MODE,
     ARTIFACTS_BUCKET_NAME,
     DMM_REQUEST_TIMEOUT_MS,
     AWS_OPERATION_TIMEOUT_MS,

@@ -5,7 +5,7 @@
 //! order across fakes), so a test can assert the exact end state, the order of writes, and that a
 //! replay writes nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use crate::reconcile::cross_account::ExternalIds;
 use crate::reconcile::directory::Directory;
 use crate::reconcile::iam::{AccessRoleInfo, AccessRoles};
 use crate::reconcile::iam::{IamError, RoleInfo, RolePolicies};
+use crate::reconcile::lake_formation::{LakeFormationError, LfResource, TablePermissions};
 use crate::reconcile::ledger::{GrantLedger, LedgerEntry, LedgerError};
 use crate::reconcile::ownership::{ResourceTags, TagError, TagSource, Tags};
 use crate::reconcile::report::{StatusApi, Written};
@@ -116,11 +117,14 @@ pub struct FakeIam {
     managed: Option<&'static str>,
     /// The next policy put fails, as a throttled IAM would.
     fail_next_put: Arc<std::sync::atomic::AtomicBool>,
+    /// The account's Lake Formation permissions.
+    pub lake_formation: FakeLakeFormation,
 }
 
 impl FakeIam {
     pub fn journal(mut self, journal: &Journal) -> Self {
         self.journal = journal.clone();
+        self.lake_formation = self.lake_formation.journal(journal);
         self
     }
 
@@ -318,6 +322,38 @@ impl AccessRoles for FakeIam {
     }
 }
 
+impl TablePermissions for FakeIam {
+    async fn permissions(
+        &self,
+        principal: &str,
+        resource: LfResource<'_>,
+    ) -> Result<BTreeSet<String>, LakeFormationError> {
+        self.lake_formation.permissions(principal, resource).await
+    }
+
+    async fn grant(
+        &self,
+        principal: &str,
+        resource: LfResource<'_>,
+        permissions: &[&str],
+    ) -> Result<(), LakeFormationError> {
+        self.lake_formation
+            .grant(principal, resource, permissions)
+            .await
+    }
+
+    async fn revoke(
+        &self,
+        principal: &str,
+        resource: LfResource<'_>,
+        permissions: &[&str],
+    ) -> Result<(), LakeFormationError> {
+        self.lake_formation
+            .revoke(principal, resource, permissions)
+            .await
+    }
+}
+
 /// [`ACCOUNT`], and the account it is [`FakeIam::managing`]; another account is a refusal, as an
 /// unmanaged account would be.
 impl AccountIam for FakeIam {
@@ -340,10 +376,12 @@ impl AccountIam for FakeIam {
     }
 }
 
-/// The grant ledger in memory.
-#[derive(Default)]
+/// The grant ledger in memory. Cloning shares the state, as every Lambda instance sees the
+/// same bucket.
+#[derive(Clone, Default)]
 pub struct FakeLedger {
-    entries: Mutex<BTreeMap<String, LedgerEntry>>,
+    entries: Arc<Mutex<BTreeMap<String, LedgerEntry>>>,
+    holders: Arc<Mutex<BTreeSet<String>>>,
     journal: Journal,
 }
 
@@ -356,6 +394,15 @@ impl FakeLedger {
     pub fn entry(&self, agreement_id: &str) -> Option<LedgerEntry> {
         self.entries.lock().unwrap().get(agreement_id).cloned()
     }
+
+    /// A holder marked behind the converger's back (another instance).
+    pub fn insert_holder(&self, key: &str) {
+        self.holders.lock().unwrap().insert(key.to_owned());
+    }
+
+    pub fn holder_keys(&self) -> Vec<String> {
+        self.holders.lock().unwrap().iter().cloned().collect()
+    }
 }
 
 impl GrantLedger for FakeLedger {
@@ -367,7 +414,10 @@ impl GrantLedger for FakeLedger {
         let mut grants: Vec<String> = entry
             .grants
             .iter()
-            .map(|g| format!("{}/{}", g.role_name, g.policy_name))
+            .map(|g| match &g.table {
+                Some(t) => format!("{}/lake-formation {}.{}", g.role_name, t.database, t.table),
+                None => format!("{}/{}", g.role_name, g.policy_name),
+            })
             .collect();
         grants.sort();
         self.journal.push(format!(
@@ -385,6 +435,155 @@ impl GrantLedger for FakeLedger {
     async fn delete(&self, agreement_id: &str) -> Result<(), LedgerError> {
         self.journal.push(format!("ledger delete {agreement_id}"));
         self.entries.lock().unwrap().remove(agreement_id);
+        Ok(())
+    }
+
+    async fn hold(&self, key: &str) -> Result<(), LedgerError> {
+        if self.holders.lock().unwrap().insert(key.to_owned()) {
+            self.journal
+                .push(format!("ledger hold {}", short_holder(key)));
+        }
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), LedgerError> {
+        if self.holders.lock().unwrap().remove(key) {
+            self.journal
+                .push(format!("ledger release {}", short_holder(key)));
+        }
+        Ok(())
+    }
+
+    async fn holders(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {
+        Ok(self
+            .holders
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|k| k.strip_prefix(prefix).map(str::to_owned))
+            .collect())
+    }
+}
+
+/// `<database>/<table>/<holder>` of a holder key, for the journal.
+fn short_holder(key: &str) -> String {
+    let parts: Vec<&str> = key.rsplitn(4, '/').collect();
+    parts[..3.min(parts.len())]
+        .iter()
+        .rev()
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Lake Formation's permissions in memory. Cloning shares the state.
+#[derive(Clone, Default)]
+pub struct FakeLakeFormation {
+    /// (principal, `database d` or `table d.t`) → permissions.
+    grants: Arc<Mutex<BTreeMap<(String, String), BTreeSet<String>>>>,
+    /// Runs once, just before the next revocation lands (a concurrent instance).
+    before_next_revoke: Arc<Mutex<Option<BeforeRevoke>>>,
+    journal: Journal,
+}
+
+type BeforeRevoke = Box<dyn FnOnce() + Send>;
+
+impl FakeLakeFormation {
+    pub fn journal(mut self, journal: &Journal) -> Self {
+        self.journal = journal.clone();
+        self
+    }
+
+    pub fn before_next_revoke(&self, act: impl FnOnce() + Send + 'static) {
+        *self.before_next_revoke.lock().unwrap() = Some(Box::new(act));
+    }
+
+    /// `table d.t: DESCRIBE, SELECT` per resource `principal` holds anything on.
+    pub fn held(&self, principal: &str) -> Vec<String> {
+        self.grants
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((p, _), perms)| p == principal && !perms.is_empty())
+            .map(|((_, resource), perms)| {
+                let perms: Vec<&str> = perms.iter().map(String::as_str).collect();
+                format!("{resource}: {}", perms.join(", "))
+            })
+            .collect()
+    }
+
+    fn label(resource: LfResource<'_>) -> String {
+        match resource {
+            LfResource::Database(t) => format!("database {}", t.database),
+            LfResource::Table(t) => format!("table {}.{}", t.database, t.table),
+        }
+    }
+
+    fn role_of(principal: &str) -> &str {
+        principal.rsplit('/').next().unwrap_or(principal)
+    }
+}
+
+impl TablePermissions for FakeLakeFormation {
+    async fn permissions(
+        &self,
+        principal: &str,
+        resource: LfResource<'_>,
+    ) -> Result<BTreeSet<String>, LakeFormationError> {
+        Ok(self
+            .grants
+            .lock()
+            .unwrap()
+            .get(&(principal.to_owned(), Self::label(resource)))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn grant(
+        &self,
+        principal: &str,
+        resource: LfResource<'_>,
+        permissions: &[&str],
+    ) -> Result<(), LakeFormationError> {
+        let label = Self::label(resource);
+        self.journal.push(format!(
+            "lf grant {} {label} [{}]",
+            Self::role_of(principal),
+            permissions.join(", ")
+        ));
+        self.grants
+            .lock()
+            .unwrap()
+            .entry((principal.to_owned(), label))
+            .or_default()
+            .extend(permissions.iter().map(|p| (*p).to_owned()));
+        Ok(())
+    }
+
+    async fn revoke(
+        &self,
+        principal: &str,
+        resource: LfResource<'_>,
+        permissions: &[&str],
+    ) -> Result<(), LakeFormationError> {
+        let act = self.before_next_revoke.lock().unwrap().take();
+        if let Some(act) = act {
+            act();
+        }
+        let label = Self::label(resource);
+        self.journal.push(format!(
+            "lf revoke {} {label} [{}]",
+            Self::role_of(principal),
+            permissions.join(", ")
+        ));
+        if let Some(held) = self
+            .grants
+            .lock()
+            .unwrap()
+            .get_mut(&(principal.to_owned(), label))
+        {
+            held.retain(|p| !permissions.contains(&p.as_str()));
+        }
         Ok(())
     }
 }

@@ -38,6 +38,10 @@ pub const MANAGE_IAM_POLICIES_ACTIONS: &[&str] = &[
     "iam:DeleteRole",
     // Access roles made before permissions boundaries get the boundary (ADR 017).
     "iam:PutRolePermissionsBoundary",
+    // LAKE_FORMATION_ACTIONS.
+    "lakeformation:GrantPermissions",
+    "lakeformation:RevokePermissions",
+    "lakeformation:ListPermissions",
     // OWNERSHIP_TAG_ACTIONS.
     "s3:GetBucketTagging",
     "glue:GetTags",
@@ -59,6 +63,15 @@ pub const OWNERSHIP_TAG_ACTIONS: &[&str] = &[
     "athena:ListTagsForResource",
 ];
 
+/// Lake Formation grants of `glue_table` ports (ADR 022), in the account holding the table. Part
+/// of [`MANAGE_IAM_POLICIES_ACTIONS`] and of a managed account's management role. IAM cannot scope
+/// them to resources; Lake Formation's grantable permissions do.
+pub const LAKE_FORMATION_ACTIONS: &[&str] = &[
+    "lakeformation:GrantPermissions",
+    "lakeformation:RevokePermissions",
+    "lakeformation:ListPermissions",
+];
+
 /// Actions the Lambda service performs with `manage_iam_policies`' role to feed it from SQS
 /// (the event source mapping); the function's code never calls them.
 pub const MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS: &[&str] = &[
@@ -73,7 +86,7 @@ mod tests {
 
     #[test]
     fn the_function_may_read_every_tag_the_ownership_check_reads() {
-        for action in OWNERSHIP_TAG_ACTIONS {
+        for action in OWNERSHIP_TAG_ACTIONS.iter().chain(LAKE_FORMATION_ACTIONS) {
             assert!(MANAGE_IAM_POLICIES_ACTIONS.contains(action), "{action}");
         }
     }

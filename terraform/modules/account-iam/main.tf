@@ -235,6 +235,22 @@ data "aws_iam_policy_document" "account_iam" {
     ]
   }
 
+  # Lake Formation grants of glue_table ports (ADR 022). These actions have no resource-level
+  # permissions in IAM: Lake Formation itself decides on which tables the integration may grant
+  # (it must be a data lake administrator or hold SELECT and DESCRIBE with the grant option), so
+  # IAM can only allow them or not (permissions::LAKE_FORMATION_ACTIONS).
+  statement {
+    #checkov:skip=CKV_AWS_356:Lake Formation's grant APIs have no resource-level permissions; Lake Formation's own grantable permissions scope them.
+    sid    = "GrantTablesThroughLakeFormation"
+    effect = "Allow"
+    actions = [
+      "lakeformation:GrantPermissions",
+      "lakeformation:RevokePermissions",
+      "lakeformation:ListPermissions",
+    ]
+    resources = ["*"]
+  }
+
   statement {
     sid       = "NeverTouchProtectedRoles"
     effect    = "Deny"

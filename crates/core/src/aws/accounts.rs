@@ -291,7 +291,7 @@ impl<S: AssumeRole> AccountClients<S> {
     /// invoked function's ARN otherwise.
     pub fn new(sdk: &SdkConfig, managed: ManagedAccounts, sts: S) -> Self {
         Self {
-            own: IamRoles::new(aws_sdk_iam::Client::new(sdk)),
+            own: IamRoles::new(sdk),
             sdk: sdk.clone(),
             own_account: None,
             managed,
@@ -321,7 +321,7 @@ impl<S: AssumeRole> AccountClients<S> {
     ) -> Result<IamRoles, AccountError> {
         match self.sdk(account, own_account, agreement_id).await? {
             None => Ok(self.own.clone()),
-            Some(sdk) => Ok(IamRoles::new(aws_sdk_iam::Client::new(&sdk))),
+            Some(sdk) => Ok(IamRoles::new(&sdk)),
         }
     }
 

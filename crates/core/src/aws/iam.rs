@@ -68,19 +68,29 @@ where
     error_code(err) == Some("NoSuchEntity")
 }
 
-/// [`RolePolicies`] with the IAM client of one account.
+/// The permission services of one account, as one session reaches them: [`RolePolicies`] and
+/// access roles in IAM, and the Lake Formation permissions of its Data Catalog
+/// (`aws::lake_formation`).
 #[derive(Debug, Clone)]
 pub struct IamRoles {
     client: aws_sdk_iam::Client,
+    lake_formation: aws_sdk_lakeformation::Config,
 }
 
 impl IamRoles {
-    pub fn new(client: aws_sdk_iam::Client) -> Self {
-        Self { client }
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_iam::Client::new(sdk),
+            lake_formation: aws_sdk_lakeformation::Config::new(sdk),
+        }
     }
 
     pub(crate) fn client(&self) -> &aws_sdk_iam::Client {
         &self.client
+    }
+
+    pub(crate) fn lake_formation_config(&self) -> &aws_sdk_lakeformation::Config {
+        &self.lake_formation
     }
 }
 

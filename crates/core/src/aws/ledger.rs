@@ -10,6 +10,9 @@ use crate::reconcile::ledger::{GrantLedger, LedgerEntry, LedgerError};
 /// Prefix of the ledger objects in the state bucket (Terraform scopes the function's S3 access
 /// to it).
 pub const LEDGER_PREFIX: &str = "grants/";
+/// Prefix of the holders of shared Lake Formation permissions (ADR 022): one empty object per
+/// agreement and table.
+pub const HOLDERS_PREFIX: &str = "lake-formation/";
 
 /// The object key for an agreement. Ids of plain characters are kept readable; anything else
 /// (slashes, `..`, unicode, very long ids) is hashed so it can never address another object.
@@ -108,7 +111,64 @@ impl S3Ledger {
     }
 }
 
+impl S3Ledger {
+    fn holder_error(action: &'static str, key: &str, reason: String) -> LedgerError {
+        LedgerError {
+            action,
+            key: key.to_owned(),
+            reason,
+            corrupt: false,
+        }
+    }
+}
+
 impl GrantLedger for S3Ledger {
+    async fn hold(&self, key: &str) -> Result<(), LedgerError> {
+        let key = format!("{HOLDERS_PREFIX}{key}");
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Self::holder_error("mark", &key, describe(&e)))
+    }
+
+    async fn release(&self, key: &str) -> Result<(), LedgerError> {
+        let key = format!("{HOLDERS_PREFIX}{key}");
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Self::holder_error("unmark", &key, describe(&e)))
+    }
+
+    async fn holders(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {
+        let prefix = format!("{HOLDERS_PREFIX}{prefix}");
+        let mut holders = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| Self::holder_error("list", &prefix, describe(&e)))?;
+            holders.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key()?.strip_prefix(&prefix).map(str::to_owned)),
+            );
+        }
+        Ok(holders)
+    }
+
     async fn get(&self, agreement_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
         self.entry_at(&ledger_key(agreement_id)).await
     }

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod checkpoint;
 pub mod health;
 pub mod iam;
+pub mod lake_formation;
 pub mod ledger;
 pub mod queue;
 pub mod secrets;

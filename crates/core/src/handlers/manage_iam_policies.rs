@@ -21,7 +21,7 @@ use crate::connector::{HealthStore, ManageHealth};
 use crate::dmm::{AgreementApi, DmmClient, FeedEvent};
 use crate::feed;
 use crate::feed::event_types::{self, Kind};
-use crate::policy::AccountId;
+use crate::policy::{AccountId, GlueAccess};
 use crate::policy::{
     Context, DEFAULT_ROLE_NAME_PATTERN, DEFAULT_ROLE_PATH_PREFIX, Partition, RoleArn, RoleGuard,
 };
@@ -56,6 +56,8 @@ pub struct ManageIamPoliciesConfig {
     pub ownership: std::sync::Arc<OwnershipPolicy>,
     /// Where each agreement's state is reported: provisioning record, tags, or both.
     pub status_reporting: StatusReporting,
+    /// How `glue_table` ports are granted unless the port says otherwise (ADR 022).
+    pub glue_access: GlueAccess,
 }
 
 impl ManageIamPoliciesConfig {
@@ -120,6 +122,7 @@ impl ManageIamPoliciesConfig {
             managed_accounts,
             ownership,
             status_reporting: env.parsed_or(config::STATUS_REPORTING, StatusReporting::Both)?,
+            glue_access: env.parsed_or(config::GLUE_ACCESS_MODE, GlueAccess::Iam)?,
         })
     }
 }
@@ -287,7 +290,7 @@ impl ManageIamPolicies {
             .and_then(|r| Partition::from_region(r.as_ref()).ok())
             .unwrap_or(Partition::Aws);
         Self {
-            context: Context::new(partition),
+            context: Context::new(partition).with_glue_access(config.glue_access),
             dmm: LazyDmm::new(config.dmm.clone(), aws_sdk_secretsmanager::Client::new(sdk)),
             accounts: AccountClients::new(
                 sdk,

@@ -4,6 +4,10 @@
 //! definition (which IAM checks on the catalog, the database and the table), and reading the
 //! table's data in S3. The reference integration granted only `athena:StartQueryExecution` and
 //! `glue:GetTable`, with which no query can finish.
+//!
+//! On a lake governed by Lake Formation (ADR 022) the data is not granted in IAM: Lake
+//! Formation holds the table permissions and vends S3 credentials to Athena, so IAM keeps only
+//! the query, the table definition and `lakeformation:GetDataAccess`.
 
 use super::arn::{Arn, Partition};
 use super::document::Statement;
@@ -43,12 +47,58 @@ pub(crate) enum GlueResource {
     Table(GlueTableRef),
 }
 
-/// A table ready to be granted: table, workgroup and data location, checked against each other.
+/// A table ready to be granted: table, workgroup and how its data is read, checked against each
+/// other.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GlueTable {
     table: GlueTableRef,
     workgroup: AthenaWorkgroup,
-    location: S3Location,
+    data: TableData,
+}
+
+/// Where a consumer's permission to read the table's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TableData {
+    /// The consumer's IAM policy, on the table's S3 location.
+    Iam(S3Location),
+    /// Lake Formation, which vends credentials for the location it has registered; a location
+    /// named on the port is not granted, and not needed.
+    LakeFormation,
+}
+
+/// Custom field of a `glue_table` output port choosing how its table is granted (`iam` or
+/// `lake-formation`); without it the deployment's `glue_access_mode` decides.
+pub const GLUE_ACCESS_FIELD: &str = "aws-glue-access-mode";
+
+/// Who enforces read access to a Glue table's data (ADR 022).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum GlueAccess {
+    /// IAM alone: the consumer role is granted the table's data in S3.
+    #[default]
+    Iam,
+    /// Lake Formation: `SELECT` and `DESCRIBE` are granted in Lake Formation, which vends the
+    /// data's credentials; the table's `IAMAllowedPrincipals` grant has been removed, so an IAM
+    /// grant alone would give the consumer nothing.
+    LakeFormation,
+}
+
+impl GlueAccess {
+    /// `iam` or `lake-formation` (`lake_formation` is accepted too: Terraform spells it so).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "iam" => Some(Self::Iam),
+            "lake-formation" | "lake_formation" => Some(Self::LakeFormation),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for GlueAccess {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        Self::parse(value).ok_or_else(|| "expected `iam` or `lake_formation`".to_owned())
+    }
 }
 
 impl GlueResource {
@@ -170,7 +220,8 @@ impl GlueTable {
     pub(crate) fn new(
         table: GlueTableRef,
         workgroup: AthenaWorkgroup,
-        location: S3Location,
+        access: GlueAccess,
+        location: Option<S3Location>,
     ) -> Result<Self, String> {
         if workgroup.region != table.region {
             return Err(format!(
@@ -178,10 +229,17 @@ impl GlueTable {
                 workgroup.region, table.region
             ));
         }
+        let data = match (access, location) {
+            (GlueAccess::Iam, Some(location)) => TableData::Iam(location),
+            (GlueAccess::Iam, None) => {
+                return Err("a table granted with IAM needs its S3 location".into());
+            }
+            (GlueAccess::LakeFormation, _) => TableData::LakeFormation,
+        };
         Ok(GlueTable {
             table,
             workgroup,
-            location,
+            data,
         })
     }
 
@@ -193,12 +251,25 @@ impl GlueTable {
         &self.workgroup
     }
 
-    pub fn location(&self) -> &S3Location {
-        &self.location
+    /// The S3 location the grant reads: only a table granted with IAM has one.
+    pub fn location(&self) -> Option<&S3Location> {
+        match &self.data {
+            TableData::Iam(location) => Some(location),
+            TableData::LakeFormation => None,
+        }
+    }
+
+    pub fn access(&self) -> GlueAccess {
+        match self.data {
+            TableData::Iam(_) => GlueAccess::Iam,
+            TableData::LakeFormation => GlueAccess::LakeFormation,
+        }
     }
 
     /// Running and reading queries in the workgroup, reading the table definition and its
-    /// partitions, and reading the data as for an `s3_folder` (or `s3_bucket`) port.
+    /// partitions, and reading the data: as for an `s3_folder` (or `s3_bucket`) port, or, under
+    /// Lake Formation, by asking Lake Formation for the data's credentials (an action without
+    /// resource-level permissions: Lake Formation decides which data, per its own grants).
     pub(crate) fn statements(&self) -> Vec<Statement> {
         let mut statements = vec![
             Statement::allow(
@@ -224,7 +295,14 @@ impl GlueTable {
                 self.table.arns(),
             ),
         ];
-        statements.extend(self.location.statements());
+        match &self.data {
+            TableData::Iam(location) => statements.extend(location.statements()),
+            TableData::LakeFormation => statements.push(Statement::allow(
+                "LakeFormationDataAccess",
+                &["lakeformation:GetDataAccess"],
+                ["*".to_owned()],
+            )),
+        }
         statements
     }
 }
@@ -284,7 +362,8 @@ mod tests {
         let glue = GlueTable::new(
             table("arn:aws:glue:eu-central-1:111122223333:table/sales/orders"),
             workgroup("arn:aws:athena:eu-central-1:111122223333:workgroup/primary"),
-            location("arn:aws:s3:::sales-data/orders"),
+            GlueAccess::Iam,
+            Some(location("arn:aws:s3:::sales-data/orders")),
         )
         .unwrap();
         assert_eq!(
@@ -294,11 +373,49 @@ mod tests {
     }
 
     #[test]
+    fn under_lake_formation_iam_keeps_the_query_and_the_definition_but_no_data() {
+        let glue = GlueTable::new(
+            table("arn:aws:glue:eu-central-1:111122223333:table/sales/orders"),
+            workgroup("arn:aws:athena:eu-central-1:111122223333:workgroup/primary"),
+            GlueAccess::LakeFormation,
+            None,
+        )
+        .unwrap();
+        let json = PolicyDocument::new(glue.statements()).to_json();
+        let iam_mode = SALES_ORDERS_POLICY;
+        let query_and_definition = &iam_mode[..iam_mode.find(r#",{"Sid":"S3"#).unwrap()];
+        assert_eq!(
+            json,
+            format!(
+                "{query_and_definition},{}]}}",
+                r#"{"Sid":"LakeFormationDataAccess","Effect":"Allow","Action":"lakeformation:GetDataAccess","Resource":"*"}"#
+            )
+        );
+        assert!(!json.contains("s3:"), "{json}");
+    }
+
+    #[test]
+    fn access_modes_parse_in_either_spelling_and_nothing_else() {
+        assert_eq!(GlueAccess::parse(" IAM "), Some(GlueAccess::Iam));
+        assert_eq!(
+            GlueAccess::parse("lake-formation"),
+            Some(GlueAccess::LakeFormation)
+        );
+        assert_eq!(
+            "lake_formation".parse::<GlueAccess>(),
+            Ok(GlueAccess::LakeFormation)
+        );
+        assert_eq!(GlueAccess::parse("lakeformation"), None);
+        assert_eq!(GlueAccess::parse(""), None);
+    }
+
+    #[test]
     fn a_table_in_a_whole_bucket_reads_the_bucket() {
         let glue = GlueTable::new(
             table("arn:aws-cn:glue:cn-north-1:111122223333:table/db/t"),
             workgroup("arn:aws-cn:athena:cn-north-1:111122223333:workgroup/wg"),
-            location("arn:aws-cn:s3:::tables"),
+            GlueAccess::Iam,
+            Some(location("arn:aws-cn:s3:::tables")),
         )
         .unwrap();
         let json = PolicyDocument::new(glue.statements()).to_json();
@@ -314,7 +431,8 @@ mod tests {
         let error = GlueTable::new(
             table("arn:aws:glue:eu-central-1:111122223333:table/db/t"),
             workgroup("arn:aws:athena:eu-west-1:111122223333:workgroup/wg"),
-            location("arn:aws:s3:::tables"),
+            GlueAccess::Iam,
+            Some(location("arn:aws:s3:::tables")),
         )
         .unwrap_err();
         assert!(error.contains("eu-west-1"), "{error}");

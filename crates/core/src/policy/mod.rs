@@ -36,7 +36,7 @@ pub use document::{
     check_inline_policy_budget, decode_iam_document, policy_size,
 };
 pub use error::PolicyError;
-pub use glue_table::{AthenaWorkgroup, GlueTable, GlueTableRef};
+pub use glue_table::{AthenaWorkgroup, GLUE_ACCESS_FIELD, GlueAccess, GlueTable, GlueTableRef};
 pub use kinesis_stream::KinesisStream;
 pub use kms::KmsKey;
 pub use msk_topic::{MskCluster, MskTopic};
@@ -90,15 +90,31 @@ pub const CATALOGUE_ACTIONS: &[&str] = &[
 
 /// What the catalogue needs to know about the integration itself: the partition it runs in,
 /// which every ARN in a grant must share (IAM accepts a policy naming another partition's
-/// resources, but it grants nothing).
+/// resources, but it grants nothing), and how the deployment's Glue tables are governed unless a
+/// port says otherwise (`glue_access_mode`, ADR 022).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
     partition: Partition,
+    glue_access: GlueAccess,
 }
 
 impl Context {
     pub fn new(partition: Partition) -> Self {
-        Context { partition }
+        Context {
+            partition,
+            glue_access: GlueAccess::Iam,
+        }
+    }
+
+    pub fn with_glue_access(self, glue_access: GlueAccess) -> Self {
+        Context {
+            glue_access,
+            ..self
+        }
+    }
+
+    pub fn glue_access(&self) -> GlueAccess {
+        self.glue_access
     }
 
     /// For an integration deployed in `region` (the Lambda's `AWS_REGION`); ARNs built from an

@@ -14,7 +14,9 @@ use super::Context;
 use super::arn::{Arn, Partition};
 use super::document::PolicyDocument;
 use super::error::PolicyError;
-use super::glue_table::{AthenaWorkgroup, GlueResource, GlueTable, GlueTableRef};
+use super::glue_table::{
+    AthenaWorkgroup, GLUE_ACCESS_FIELD, GlueAccess, GlueResource, GlueTable, GlueTableRef,
+};
 use super::kinesis_stream::KinesisStream;
 use super::kms::KmsKey;
 use super::msk_topic::{MskCluster, MskResource, MskTopic};
@@ -98,8 +100,13 @@ impl PortAccess {
     fn kms_services(&self) -> Option<&'static [&'static str]> {
         match self.resource {
             PortResource::S3Bucket(_) | PortResource::S3Folder(_) => Some(&["s3"]),
-            // Athena reads the data through S3; Glue decrypts an encrypted Data Catalog.
-            PortResource::GlueTable(_) => Some(&["glue", "s3"]),
+            // Athena reads the data through S3; Glue decrypts an encrypted Data Catalog. Under
+            // Lake Formation, S3 is read with credentials Lake Formation vends, which decrypt
+            // with the registered location's role, not the consumer's.
+            PortResource::GlueTable(ref table) => match table.access() {
+                GlueAccess::Iam => Some(&["glue", "s3"]),
+                GlueAccess::LakeFormation => Some(&["glue"]),
+            },
             PortResource::KinesisStream(_) => Some(&["kinesis"]),
             // MSK decrypts at rest itself; the resolver refuses a key on such a port.
             PortResource::MskTopic(_) => None,
@@ -150,13 +157,52 @@ pub fn resolve_port(port: &Value, ctx: &Context) -> Result<PortAccess, PolicyErr
         })?,
         None => infer_port_type(&label, object, &fields, server_location, ctx.partition())?,
     };
+    let glue_access = glue_access(&label, custom, port_type, ctx)?;
     Resolver {
         label,
         port_type,
         partition: ctx.partition(),
         server_location,
+        glue_access,
     }
     .resolve(&fields)
+}
+
+/// The port's `aws-glue-access-mode`, else the deployment's. The field on a port of another type
+/// is refused rather than ignored: whoever set it expects Lake Formation to be involved.
+fn glue_access(
+    label: &str,
+    custom: &Map<String, Value>,
+    port_type: PortType,
+    ctx: &Context,
+) -> Result<GlueAccess, PolicyError> {
+    let value = match custom.get(GLUE_ACCESS_FIELD) {
+        None | Some(Value::Null) => return Ok(ctx.glue_access()),
+        Some(Value::String(value)) if value.trim().is_empty() => return Ok(ctx.glue_access()),
+        Some(Value::String(value)) => value,
+        Some(_) => {
+            return Err(PolicyError::FieldNotAString {
+                port: label.to_owned(),
+                field: GLUE_ACCESS_FIELD.into(),
+            });
+        }
+    };
+    let invalid = |reason: String| PolicyError::InvalidPort {
+        port: label.to_owned(),
+        reason,
+    };
+    if port_type != PortType::GlueTable {
+        return Err(invalid(format!(
+            "custom field `{GLUE_ACCESS_FIELD}` applies only to glue_table ports, and this port \
+             is {port_type}"
+        )));
+    }
+    GlueAccess::parse(value).ok_or_else(|| {
+        invalid(format!(
+            "custom field `{GLUE_ACCESS_FIELD}` is `{}`; expected `iam` or `lake-formation`",
+            shown(value)
+        ))
+    })
 }
 
 /// A custom field holding an ARN.
@@ -335,6 +381,7 @@ struct Resolver<'a> {
     port_type: PortType,
     partition: Partition,
     server_location: Option<&'a str>,
+    glue_access: GlueAccess,
 }
 
 impl<'a> Resolver<'a> {
@@ -556,11 +603,14 @@ impl<'a> Resolver<'a> {
                 let workgroup = found
                     .workgroup
                     .ok_or_else(|| self.missing(NEEDS_WORKGROUP))?;
-                let (_, location) = self
-                    .location(found.s3)?
-                    .ok_or_else(|| self.missing(NEEDS_TABLE_LOCATION))?;
+                // Lake Formation vends the data's credentials itself: the location is needed
+                // only for a grant in IAM.
+                let location = self.location(found.s3)?.map(|(_, location)| location);
+                if location.is_none() && self.glue_access == GlueAccess::Iam {
+                    return Err(self.missing(NEEDS_TABLE_LOCATION));
+                }
                 PortResource::GlueTable(
-                    GlueTable::new(table.value, workgroup.value, location)
+                    GlueTable::new(table.value, workgroup.value, self.glue_access, location)
                         .map_err(|reason| self.inconsistent(reason))?,
                 )
             }
@@ -668,6 +718,68 @@ mod tests {
         assert_eq!(
             access.policy().to_json(),
             crate::policy::glue_table::SALES_ORDERS_POLICY
+        );
+    }
+
+    #[test]
+    fn a_glue_table_goes_through_lake_formation_by_port_field_or_deployment_default() {
+        let custom = |mode: Value| {
+            port(json!({
+                "output-port-type": "glue_table",
+                "aws-athena-workgroup-arn": format!("arn:aws:athena:eu-central-1:{ACCOUNT}:workgroup/wg"),
+                "aws-glue-table-arn": format!("arn:aws:glue:eu-central-1:{ACCOUNT}:table/sales/orders"),
+                "aws-s3-folder-arn": "arn:aws:s3:::sales-data/orders",
+                "aws-kms-key-arn": format!("arn:aws:kms:eu-central-1:{ACCOUNT}:key/k"),
+                "aws-glue-access-mode": mode
+            }))
+        };
+        let lake_formation = resolve(custom(json!("lake-formation"))).unwrap();
+        let json = lake_formation.policy().to_json();
+        assert!(json.contains("lakeformation:GetDataAccess"), "{json}");
+        assert!(!json.contains("sales-data"), "no S3 statement: {json}");
+        assert!(
+            json.contains(r#""kms:ViaService":"glue.eu-central-1.amazonaws.com""#),
+            "the catalog's key only: {json}"
+        );
+        let deployment = ctx().with_glue_access(GlueAccess::LakeFormation);
+        let by_default = resolve_port(&custom(Value::Null), &deployment).unwrap();
+        assert_eq!(by_default, lake_formation);
+        let overridden = resolve_port(&custom(json!("iam")), &deployment).unwrap();
+        assert!(overridden.policy().to_json().contains("sales-data"));
+
+        let without_location = |mode: &str| {
+            resolve(port(json!({
+                "output-port-type": "glue_table",
+                "aws-athena-workgroup-arn": format!("arn:aws:athena:eu-central-1:{ACCOUNT}:workgroup/wg"),
+                "aws-glue-table-arn": format!("arn:aws:glue:eu-central-1:{ACCOUNT}:table/sales/orders"),
+                "aws-glue-access-mode": mode
+            })))
+        };
+        assert!(without_location("lake-formation").is_ok());
+        assert!(
+            without_location("iam")
+                .unwrap_err()
+                .to_string()
+                .contains("needs the table's S3 location")
+        );
+
+        let unknown = resolve(custom(json!("lakeformation"))).unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            "output port `p1`: custom field `aws-glue-access-mode` is `lakeformation`; expected \
+             `iam` or `lake-formation`"
+        );
+        let elsewhere = resolve(port(json!({
+            "output-port-type": "s3_bucket",
+            "aws-s3-bucket-arn": "arn:aws:s3:::lake",
+            "aws-glue-access-mode": "lake-formation"
+        })))
+        .unwrap_err();
+        assert!(
+            elsewhere
+                .to_string()
+                .contains("applies only to glue_table ports"),
+            "{elsewhere}"
         );
     }
 

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::cross_account::{self, ExternalIds};
 use super::iam::{AccessRoles, RolePolicies};
+use super::lake_formation::{self, TablePermissions, holder_key};
 use super::ledger::{GrantKind, GrantLedger, GrantRecord, LedgerEntry, LedgerError};
 use super::ownership::Finding;
 use super::plan::GrantPlan;
@@ -46,7 +47,7 @@ pub struct Granted {
 
 /// The IAM of each account, for one agreement.
 pub trait AccountIam: Sync {
-    type Iam: RolePolicies + AccessRoles + Sync;
+    type Iam: RolePolicies + AccessRoles + TablePermissions + Sync;
     /// The IAM of `account` (`None`: the integration's own account).
     fn iam(
         &self,
@@ -128,13 +129,19 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             kept: BTreeSet::new(),
             refused: None,
         };
-        let ordered = records
-            .iter()
-            .filter(|r| r.kind == GrantKind::InlinePolicy)
-            .chain(records.iter().filter(|r| r.kind == GrantKind::AccessRole));
+        let of_kind = |kind| {
+            records
+                .iter()
+                .filter(move |r: &&GrantRecord| r.kind == kind)
+        };
+        let ordered = of_kind(GrantKind::InlinePolicy)
+            .chain(of_kind(GrantKind::LakeFormation))
+            .chain(of_kind(GrantKind::AccessRole));
         for record in ordered {
             let role_name = match record.kind {
-                GrantKind::InlinePolicy if record.policy_name == own_policy => {
+                GrantKind::InlinePolicy | GrantKind::LakeFormation
+                    if record.policy_name == own_policy =>
+                {
                     RoleName::parse(&record.role_name).ok()
                 }
                 GrantKind::AccessRole if record.role_name == own_access_role => {
@@ -183,6 +190,14 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                         self.wrote();
                     }
                 }
+                GrantKind::LakeFormation => {
+                    if let Some(why) = self
+                        .release_table(&iam, agreement_id, &role_name, record)
+                        .await?
+                    {
+                        removal.keep(record, why);
+                    }
+                }
                 GrantKind::AccessRole => {
                     let refused =
                         cross_account::delete_access_role(&iam, agreement_id, record, &self.writes)
@@ -194,6 +209,60 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             }
         }
         Ok(removal)
+    }
+
+    /// Lets go of the agreement's hold on a Lake Formation table and revokes what no other
+    /// agreement holds ([`lake_formation`]). The permissions were granted to the ARN in the
+    /// record, and Lake Formation keeps them under that ARN even after the role is deleted (a
+    /// role created again under the name would inherit them), so they are revoked from that ARN
+    /// whether or not the role still exists; the guard judges the role by IAM's path when it
+    /// exists, else by the path in the ARN. Returns why the record must be kept, if it must.
+    async fn release_table(
+        &self,
+        iam: &A::Iam,
+        agreement_id: &str,
+        role_name: &RoleName,
+        record: &GrantRecord,
+    ) -> Result<Option<Permanent>, ReconcileError> {
+        let principal = record.role_arn.as_str();
+        let arn_path = principal
+            .split_once(":role/")
+            .and_then(|(_, rest)| rest.strip_suffix(role_name.as_str()))
+            .filter(|path| path.is_empty() || (path.ends_with('/') && !path.starts_with('/')));
+        let (Some(table), Some(arn_path)) = (&record.table, arn_path) else {
+            tracing::warn!(
+                agreement_id,
+                role = record.role_name,
+                role_arn = principal,
+                "grant ledger names a Lake Formation grant without a table or with an ARN that is                  not the role's; ignored"
+            );
+            return Ok(None);
+        };
+        let path = match iam.role(role_name.as_str()).await? {
+            Some(role) => role.path,
+            None => format!("/{arn_path}"),
+        };
+        if let Err(source) = self.guard.check(role_name, &path) {
+            return Ok(Some(Permanent::RevokeRefused {
+                role: record.role_name.clone(),
+                policy: format!("Lake Formation permissions on {table}"),
+                source,
+            }));
+        }
+        self.ledger
+            .release(&holder_key(principal, table, agreement_id))
+            .await?;
+        lake_formation::settle(
+            iam,
+            self.ledger,
+            principal,
+            table,
+            agreement_id,
+            false,
+            &self.writes,
+        )
+        .await?;
+        Ok(None)
     }
 
     fn recorded(entry: &Option<LedgerEntry>) -> BTreeSet<GrantRecord> {
@@ -275,13 +344,22 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         if !in_place {
             check_budget(&iam, &role.name, &plan.policy_name, &plan.document).await?;
         }
-        let wanted = BTreeSet::from([GrantRecord {
+        let inline = GrantRecord {
             role_name: role.name.clone(),
             role_arn: role.arn.clone(),
             policy_name: plan.policy_name.clone(),
             account: account.map(str::to_owned),
             kind: GrantKind::InlinePolicy,
-        }]);
+            table: None,
+        };
+        let mut wanted = BTreeSet::from([inline.clone()]);
+        if let Some(table) = &plan.lake_formation {
+            wanted.insert(GrantRecord {
+                kind: GrantKind::LakeFormation,
+                table: Some(table.clone()),
+                ..inline
+            });
+        }
         let entry = self.ledger.get(agreement_id).await?;
         // Kept, so an agreement that moves back across accounts keeps its external id.
         let external_id = entry.as_ref().and_then(|e| e.external_id.clone());
@@ -296,6 +374,23 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                     iam.put_policy(&role.name, &plan.policy_name, &plan.document.to_json())
                         .await?;
                     self.wrote();
+                }
+                if let Some(table) = &plan.lake_formation {
+                    // Marked before granting, so a revocation of another holder that runs
+                    // meanwhile sees this agreement.
+                    self.ledger
+                        .hold(&holder_key(&role.arn, table, agreement_id))
+                        .await?;
+                    lake_formation::settle(
+                        &iam,
+                        self.ledger,
+                        &role.arn,
+                        table,
+                        agreement_id,
+                        true,
+                        &self.writes,
+                    )
+                    .await?;
                 }
                 Ok(())
             },
@@ -402,6 +497,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                         policy_name: name,
                         account: account.map(str::to_owned),
                         kind: GrantKind::InlinePolicy,
+                        table: None,
                     });
                 }
             }
@@ -430,6 +526,7 @@ mod tests {
     use super::*;
     use crate::fakes::{ACCOUNT, CountingExternalIds, FakeIam, FakeLedger, Journal, OTHER_ACCOUNT};
     use crate::policy::{Context, Partition, PolicyDocument, Statement};
+    use crate::reconcile::lake_formation::TableRef;
     use crate::reconcile::ownership::{Owners, OwnershipMode, RoleOwnership};
 
     const AGREEMENT: &str = "a1";
@@ -456,6 +553,24 @@ mod tests {
                 consumer: "consumer team `analytics`".to_owned(),
             },
             findings: Vec::new(),
+            lake_formation: None,
+        }
+    }
+
+    fn orders() -> TableRef {
+        TableRef {
+            catalog_id: ACCOUNT.into(),
+            region: "eu-central-1".into(),
+            database: "sales".into(),
+            table: "orders".into(),
+        }
+    }
+
+    /// A grant of the table `sales.orders` through Lake Formation to `role`.
+    fn table_plan(role: &str) -> GrantPlan {
+        GrantPlan {
+            lake_formation: Some(orders()),
+            ..plan(role, None)
         }
     }
 
@@ -528,6 +643,118 @@ mod tests {
             .unwrap();
         assert_eq!(replay.iam_writes, 0);
         assert_eq!(world.journal.take(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_lake_formation_table_is_held_then_granted_and_revoked_after_the_policy() {
+        let world = World::new();
+        let granted = world
+            .converger()
+            .grant(AGREEMENT, &table_plan("consumer"))
+            .await
+            .unwrap();
+        assert_eq!(granted.iam_writes, 3);
+        assert_eq!(
+            world.journal.take(),
+            [
+                "ledger put a1 [consumer/DMM_DataUsageAgreement_a1, \
+                 consumer/lake-formation sales.orders]",
+                "iam put consumer/DMM_DataUsageAgreement_a1",
+                "ledger hold sales/orders/a1",
+                "lf grant consumer table sales.orders [DESCRIBE, SELECT]",
+                "lf grant consumer database sales [DESCRIBE]",
+            ]
+        );
+        let replay = world
+            .converger()
+            .grant(AGREEMENT, &table_plan("consumer"))
+            .await
+            .unwrap();
+        assert_eq!(replay.iam_writes, 0);
+        assert_eq!(world.journal.take(), Vec::<String>::new());
+
+        let writes = world.converger().revoke(AGREEMENT, None).await.unwrap();
+        assert_eq!(writes, 3);
+        assert_eq!(
+            world.journal.take(),
+            [
+                "iam delete consumer/DMM_DataUsageAgreement_a1",
+                "ledger release sales/orders/a1",
+                "lf revoke consumer table sales.orders [DESCRIBE, SELECT]",
+                "lf revoke consumer database sales [DESCRIBE]",
+                "ledger delete a1",
+            ]
+        );
+        assert!(world.ledger.holder_keys().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_table_moved_to_iam_or_to_another_role_is_revoked_where_it_was() {
+        let world = World::new();
+        world
+            .converger()
+            .grant(AGREEMENT, &table_plan("consumer"))
+            .await
+            .unwrap();
+        world.journal.take();
+        world
+            .converger()
+            .grant(AGREEMENT, &table_plan("other-consumer"))
+            .await
+            .unwrap();
+        let principal = |role: &str| format!("arn:aws:iam::{ACCOUNT}:role/{role}");
+        assert_eq!(
+            world.iam.lake_formation.held(&principal("consumer")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            world
+                .iam
+                .lake_formation
+                .held(&principal("other-consumer"))
+                .len(),
+            2
+        );
+        world
+            .converger()
+            .grant(AGREEMENT, &plan("other-consumer", None))
+            .await
+            .unwrap();
+        assert_eq!(
+            world.iam.lake_formation.held(&principal("other-consumer")),
+            Vec::<String>::new()
+        );
+        assert_eq!(world.recorded(), ["other-consumer"]);
+    }
+
+    #[tokio::test]
+    async fn a_lake_formation_grant_on_a_role_the_guard_now_refuses_is_kept() {
+        let world = World::new();
+        world
+            .converger()
+            .grant(AGREEMENT, &table_plan("consumer"))
+            .await
+            .unwrap();
+        let narrowed = RoleGuard::new("/", "other-*", Vec::<String>::new()).unwrap();
+        let converger = Converger::new(&world.iam, &world.ledger, &narrowed, &world.ids);
+        let refused = converger.revoke(AGREEMENT, None).await;
+        assert!(
+            matches!(
+                refused,
+                Err(ReconcileError::Permanent(Permanent::RevokeRefused { ref role, .. }))
+                    if role == "consumer"
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            world
+                .iam
+                .lake_formation
+                .held(&format!("arn:aws:iam::{ACCOUNT}:role/consumer"))
+                .len(),
+            2
+        );
+        assert_eq!(world.ledger.holder_keys().len(), 1, "still held");
     }
 
     #[tokio::test]

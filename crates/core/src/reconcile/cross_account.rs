@@ -282,6 +282,7 @@ impl AccessGrant {
                 policy_name: plan.policy_name.clone(),
                 account: plan.provider_account.clone(),
                 kind: GrantKind::AccessRole,
+                table: None,
             },
             GrantRecord {
                 role_name: self.consumer.name.clone(),
@@ -289,6 +290,7 @@ impl AccessGrant {
                 policy_name: plan.policy_name.clone(),
                 account: plan.consumer_account.clone(),
                 kind: GrantKind::InlinePolicy,
+                table: None,
             },
         ])
     }

@@ -6,6 +6,7 @@
 //! does: a policy deleted or edited by hand shows as the policy it would put back, a grant whose
 //! agreement is gone as the policy it would delete.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,7 @@ use super::ReconcileError;
 use super::converge::AccountIam;
 use super::iam::{AccessRoleInfo, AccessRoles};
 use super::iam::{IamError, RoleInfo, RolePolicies};
+use super::lake_formation::{LakeFormationError, LfResource, TablePermissions};
 use super::ledger::{GrantLedger, LedgerEntry, LedgerError};
 
 /// One write a convergence would make.
@@ -51,6 +53,20 @@ pub enum Change {
     DeleteAccessRole {
         account: Option<String>,
         role: String,
+    },
+    /// Lake Formation permissions the consumer role (`principal`) lacks on `resource`.
+    GrantTable {
+        account: Option<String>,
+        principal: String,
+        resource: String,
+        permissions: Vec<String>,
+    },
+    /// Lake Formation permissions no agreement holds any more.
+    RevokeTable {
+        account: Option<String>,
+        principal: String,
+        resource: String,
+        permissions: Vec<String>,
     },
     /// The ledger would be rewritten: it misses a grant that is (or is about to be) in IAM, or
     /// still lists one that is gone.
@@ -99,6 +115,28 @@ impl fmt::Display for Change {
             Self::DeleteAccessRole { account, role } => {
                 write!(f, "delete access role {role}{}", on(account))
             }
+            Self::GrantTable {
+                account,
+                principal,
+                resource,
+                permissions,
+            } => write!(
+                f,
+                "Lake Formation: grant {} on {resource} to {principal}{}",
+                permissions.join(", "),
+                on(account)
+            ),
+            Self::RevokeTable {
+                account,
+                principal,
+                resource,
+                permissions,
+            } => write!(
+                f,
+                "Lake Formation: revoke {} on {resource} from {principal}{}",
+                permissions.join(", "),
+                on(account)
+            ),
             Self::RecordGrants => f.write_str("update the grant ledger"),
             Self::ForgetAgreement => f.write_str("delete the grant ledger entry"),
             Self::Status { from, to } => write!(
@@ -248,6 +286,46 @@ impl<I: AccessRoles + Sync> AccessRoles for Recording<I> {
     }
 }
 
+impl<I: TablePermissions + Sync> TablePermissions for Recording<I> {
+    async fn permissions(
+        &self,
+        principal: &str,
+        resource: LfResource<'_>,
+    ) -> Result<BTreeSet<String>, LakeFormationError> {
+        self.inner.permissions(principal, resource).await
+    }
+
+    async fn grant(
+        &self,
+        principal: &str,
+        resource: LfResource<'_>,
+        permissions: &[&str],
+    ) -> Result<(), LakeFormationError> {
+        self.changes.push(Change::GrantTable {
+            account: self.account.clone(),
+            principal: principal.to_owned(),
+            resource: resource.to_string(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        });
+        Ok(())
+    }
+
+    async fn revoke(
+        &self,
+        principal: &str,
+        resource: LfResource<'_>,
+        permissions: &[&str],
+    ) -> Result<(), LakeFormationError> {
+        self.changes.push(Change::RevokeTable {
+            account: self.account.clone(),
+            principal: principal.to_owned(),
+            resource: resource.to_string(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        });
+        Ok(())
+    }
+}
+
 /// The ledger, read for real; writes recorded.
 pub struct DryRunLedger<'a, L> {
     inner: &'a L,
@@ -260,7 +338,28 @@ impl<'a, L> DryRunLedger<'a, L> {
     }
 }
 
+/// A holder mark that a run would add or remove is a ledger change. (What Lake Formation would
+/// be told does not depend on it: [`lake_formation::settle`](super::lake_formation::settle)
+/// decides without the agreement's own mark.)
 impl<L: GrantLedger + Sync> GrantLedger for DryRunLedger<'_, L> {
+    async fn hold(&self, key: &str) -> Result<(), LedgerError> {
+        if self.inner.holders(key).await?.is_empty() {
+            self.changes.push(Change::RecordGrants);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), LedgerError> {
+        if !self.inner.holders(key).await?.is_empty() {
+            self.changes.push(Change::RecordGrants);
+        }
+        Ok(())
+    }
+
+    async fn holders(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {
+        self.inner.holders(prefix).await
+    }
+
     async fn get(&self, agreement_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
         self.inner.get(agreement_id).await
     }

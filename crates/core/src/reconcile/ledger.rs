@@ -6,6 +6,8 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use super::lake_formation::TableRef;
+
 /// What a [`GrantRecord`] stands for.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -19,6 +21,9 @@ pub enum GrantKind {
     /// The access role `role_name` the integration created in the provider account, holding the
     /// data policy `policy_name`; removed by deleting its inline policies and then the role.
     AccessRole,
+    /// Lake Formation permissions on `table` for the role `role_name` (ADR 022), shared with the
+    /// other agreements holding the same table; revoked when the last holder lets go.
+    LakeFormation,
 }
 
 impl GrantKind {
@@ -43,6 +48,9 @@ pub struct GrantRecord {
     pub account: Option<String>,
     #[serde(default, skip_serializing_if = "GrantKind::is_inline_policy")]
     pub kind: GrantKind,
+    /// The table of a [`GrantKind::LakeFormation`] record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableRef>,
 }
 
 /// Everything granted for one agreement.
@@ -75,4 +83,15 @@ pub trait GrantLedger {
     ) -> impl Future<Output = Result<Option<LedgerEntry>, LedgerError>> + Send;
     fn put(&self, entry: &LedgerEntry) -> impl Future<Output = Result<(), LedgerError>> + Send;
     fn delete(&self, agreement_id: &str) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    /// Marks an agreement as holding a shared Lake Formation permission; `key` comes from
+    /// [`holder_key`](super::lake_formation::holder_key).
+    fn hold(&self, key: &str) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    /// Removing a mark that is already gone succeeds.
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    /// The marks below `prefix` (from
+    /// [`holders_prefix`](super::lake_formation::holders_prefix)), relative to it.
+    fn holders(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, LedgerError>> + Send;
 }

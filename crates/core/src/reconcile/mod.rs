@@ -11,6 +11,7 @@ pub mod cross_account;
 pub mod directory;
 pub mod drift;
 pub mod iam;
+pub mod lake_formation;
 pub mod ledger;
 pub mod ownership;
 pub mod plan;
@@ -24,6 +25,7 @@ use crate::dmm::{DmmError, ModelError};
 use crate::policy::PolicyError;
 use crate::queue::QueueError;
 use iam::IamError;
+use lake_formation::LakeFormationError;
 use ledger::LedgerError;
 use ownership::TagError;
 
@@ -168,6 +170,21 @@ pub enum Permanent {
     #[error(transparent)]
     Iam(IamError),
     #[error(transparent)]
+    LakeFormation(LakeFormationError),
+    #[error(
+        "the Glue table of output port `{port}` of data product `{product}` is granted through \
+         Lake Formation, but the consumer role is in account {consumer_account} and the table in \
+         {table_account}; Lake Formation grants across accounts need a RAM share and a resource \
+         link in the consumer account, which this integration does not make: grant the table \
+         with IAM (`aws-glue-access-mode: iam`) or use a consumer role in the table's account"
+    )]
+    LakeFormationCrossAccount {
+        product: String,
+        port: String,
+        consumer_account: String,
+        table_account: String,
+    },
+    #[error(transparent)]
     Account(AccountError),
 }
 
@@ -189,6 +206,21 @@ impl Permanent {
                 reason,
             }) => format!(
                 "IAM refused {action} on role `{role}` ({}); {SEE_LOG}",
+                error_code_of(reason)
+            ),
+            Self::LakeFormation(LakeFormationError::Refused {
+                action,
+                resource,
+                reason,
+            })
+            | Self::LakeFormation(LakeFormationError::Unavailable {
+                action,
+                resource,
+                reason,
+            }) => format!(
+                "Lake Formation refused {action} on {resource} ({}): the integration needs \
+                 grantable SELECT and DESCRIBE on the table and DESCRIBE on its database, or to \
+                 be a data lake administrator; {SEE_LOG}",
                 error_code_of(reason)
             ),
             Self::Account(AccountError::Assume { account, .. }) => format!(
@@ -218,6 +250,7 @@ impl crate::handlers::ErrorType for Retry {
         match self {
             Self::Dmm(e) => crate::handlers::dmm_error_type(e),
             Self::Iam(_) => "IamUnavailable",
+            Self::LakeFormation(_) => "LakeFormationUnavailable",
             Self::Ledger(_) => "StateBucketUnavailable",
             Self::Account(_) => "AccountUnavailable",
             Self::Deadline => "Deadline",
@@ -236,6 +269,8 @@ pub enum Retry {
     Dmm(#[from] DmmError),
     #[error(transparent)]
     Iam(IamError),
+    #[error(transparent)]
+    LakeFormation(LakeFormationError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
@@ -273,6 +308,16 @@ impl From<IamError> for ReconcileError {
             Self::Retry(Retry::Iam(e))
         } else {
             Self::Permanent(Permanent::Iam(e))
+        }
+    }
+}
+
+impl From<LakeFormationError> for ReconcileError {
+    fn from(e: LakeFormationError) -> Self {
+        if e.is_transient() {
+            Self::Retry(Retry::LakeFormation(e))
+        } else {
+            Self::Permanent(Permanent::LakeFormation(e))
         }
     }
 }

@@ -316,16 +316,16 @@ pub struct Parties {
     pub consumer: Owners,
 }
 
-fn s3_bucket_of(location: &S3Location) -> &S3Bucket {
-    location.bucket()
-}
-
-/// The buckets a grant reads.
+/// The buckets a grant reads (none for a table granted through Lake Formation).
 fn buckets(access: &PortAccess) -> Vec<&S3Bucket> {
     match access.resource() {
         PortResource::S3Bucket(bucket) => vec![bucket],
         PortResource::S3Folder(folder) => vec![folder.bucket()],
-        PortResource::GlueTable(table) => vec![s3_bucket_of(table.location())],
+        PortResource::GlueTable(table) => table
+            .location()
+            .map(S3Location::bucket)
+            .into_iter()
+            .collect(),
         PortResource::KinesisStream(_) | PortResource::MskTopic(_) => vec![],
     }
 }

@@ -9,10 +9,12 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use super::lake_formation::TableRef;
 use crate::dmm::{Agreement, ConsumerRef, DataProduct, ProviderRef};
 use crate::policy::contract;
 use crate::policy::{
-    AccountId, Arn, ConsumerRole, Context, PolicyDocument, policy_name, resolve_port,
+    AccountId, Arn, ConsumerRole, Context, GlueAccess, PolicyDocument, PortResource, policy_name,
+    resolve_port,
 };
 use crate::text::shown;
 
@@ -36,6 +38,9 @@ pub struct GrantPlan {
     pub role_ownership: RoleOwnership,
     /// Missing ownership proofs of the port's resources, in `audit` mode.
     pub findings: Vec<Finding>,
+    /// The Glue table granted in Lake Formation besides `document` (ADR 022); always in the
+    /// consumer role's account.
+    pub lake_formation: Option<TableRef>,
 }
 
 impl GrantPlan {
@@ -273,6 +278,27 @@ pub async fn plan<D: Directory, T: ResourceTags>(
         .into());
     }
     let consumer = consumer(agreement, directory, scope).await?;
+    let lake_formation = match access.resource() {
+        PortResource::GlueTable(glue) if glue.access() == GlueAccess::LakeFormation => {
+            let table = TableRef::from(glue.table());
+            let consumer_account = consumer.role.account().or(scope.account.as_deref());
+            // The port's other resources decide `provider_account`; the grant is made in one
+            // account only when that agrees too.
+            let one_account =
+                scope.local(provider_account.as_deref()) == scope.local(consumer.role.account());
+            if consumer_account != Some(table.catalog_id.as_str()) || !one_account {
+                return Err(Permanent::LakeFormationCrossAccount {
+                    product: provider.data_product_id.clone(),
+                    port: provider.output_port_id.clone(),
+                    consumer_account: consumer_account.unwrap_or("(unknown)").to_owned(),
+                    table_account: table.catalog_id,
+                }
+                .into());
+            }
+            Some(table)
+        }
+        _ => None,
+    };
     let policy = &scope.ownership;
     ownership::check_protected(policy, &access)?;
     let document = access.policy();
@@ -309,6 +335,7 @@ pub async fn plan<D: Directory, T: ResourceTags>(
         policy_name: policy_name(agreement.id())?,
         document,
         findings,
+        lake_formation,
     })))
 }
 

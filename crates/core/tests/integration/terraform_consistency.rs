@@ -40,7 +40,8 @@ use dmm_aws_core::config::{
     POLL_FEED_VARIABLES,
 };
 use dmm_aws_core::permissions::{
-    MANAGE_IAM_POLICIES_ACTIONS, MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS, POLL_FEED_ACTIONS,
+    LAKE_FORMATION_ACTIONS, MANAGE_IAM_POLICIES_ACTIONS, MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS,
+    POLL_FEED_ACTIONS,
 };
 use dmm_aws_core::policy::{ACCESS_ROLE_NAME_PREFIX, MAPPED_ACCESS_ROLE_NAME_PREFIX};
 use hcl::expr::{TemplateExpr, TraversalOperator};
@@ -743,6 +744,10 @@ fn allowed_actions(statements: &[Statement]) -> BTreeSet<String> {
 /// whose role it is (its log group is the only one it may write), `None` for the management role.
 fn assert_scoped(module: &Module, function: Option<&str>, statements: &[Statement]) {
     for s in statements.iter().filter(|s| s.effect == "Allow") {
+        if s.actions.iter().any(|a| a.starts_with("lakeformation:")) {
+            assert_lake_formation_alone(s);
+            continue;
+        }
         assert!(
             !s.resources
                 .iter()
@@ -802,6 +807,35 @@ fn assert_scoped(module: &Module, function: Option<&str>, statements: &[Statemen
             );
         }
     }
+}
+
+/// Lake Formation's grant actions have no resource-level permissions, so `Resource "*"` is the
+/// only way to allow them: their statement holds exactly `LAKE_FORMATION_ACTIONS` and nothing
+/// else, so `*` can never reach another action.
+fn assert_lake_formation_alone(s: &Statement) {
+    assert_eq!(
+        s.actions
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        LAKE_FORMATION_ACTIONS
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>(),
+        "{}: the Lake Formation statement holds exactly permissions::LAKE_FORMATION_ACTIONS",
+        s.origin
+    );
+    assert_eq!(
+        s.resources,
+        ["*"],
+        "{}: Lake Formation actions take Resource \"*\" only",
+        s.origin
+    );
+    assert_eq!(
+        s.module, ACCOUNT_IAM_MODULE,
+        "{}: the Lake Formation statement belongs in {ACCOUNT_IAM_MODULE}, for the hub and every managed account",
+        s.origin
+    );
 }
 
 /// IAM actions only on `arn:<partition>:iam::<account>:role<managed_role_path_prefix>…`: the
@@ -1108,6 +1142,7 @@ fn check_management_role_allows_exactly_the_iam_actions_of_the_code(module: &Mod
     expected.extend(
         dmm_aws_core::permissions::OWNERSHIP_TAG_ACTIONS
             .iter()
+            .chain(LAKE_FORMATION_ACTIONS)
             .map(|a| (*a).to_owned()),
     );
     assert_same(

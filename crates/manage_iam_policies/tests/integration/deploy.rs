@@ -396,6 +396,7 @@ impl Deploy {
              manage_iam_policies_memory_size = {MANAGE_MEMORY}\n\
              event_batch_size = {BATCH_SIZE}\nevent_maximum_concurrency = {MAXIMUM_CONCURRENCY}\n\
              poll_interval_ms = {POLL_INTERVAL_MS}\n\
+             glue_access_mode = \"lake_formation\"\n\
              dmm_base_url = \"{}\"\ndmm_api_key  = \"{}\"\n",
             stack.sim.base_url(),
             stack.sim.api_key()
@@ -742,6 +743,15 @@ impl Deployed {
             self.env("poll_feed")["poll_interval_ms"],
             POLL_INTERVAL_MS.to_string().as_str(),
             "poll_feed's interval"
+        );
+        assert_eq!(
+            self.env("manage_iam_policies")["glue_access_mode"],
+            "lake_formation"
+        );
+        assert_eq!(
+            outputs.string("lake_formation_grantor_arn"),
+            outputs.string("manage_iam_policies_role_arn"),
+            "the role to make a Lake Formation grantor"
         );
         self.check_schedules(stack, outputs).await;
         assert_ne!(

@@ -62,8 +62,9 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
       "iam:DeleteRolePolicy", "iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
       "iam:DeleteRole", "iam:PutRolePermissionsBoundary", "s3:GetBucketTagging", "glue:GetTags", "kinesis:ListTagsForStream",
       "kafka:ListTagsForResource", "kms:ListResourceTags", "athena:ListTagsForResource",
+      "lakeformation:GrantPermissions", "lakeformation:RevokePermissions", "lakeformation:ListPermissions",
     ])
-    error_message = "The management role allows exactly the IAM actions of permissions::MANAGE_IAM_POLICIES_ACTIONS and OWNERSHIP_TAG_ACTIONS."
+    error_message = "The management role allows exactly the IAM actions of permissions::MANAGE_IAM_POLICIES_ACTIONS, OWNERSHIP_TAG_ACTIONS and LAKE_FORMATION_ACTIONS."
   }
   assert {
     condition = alltrue([
@@ -77,9 +78,16 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
     condition = alltrue([
       for s in jsondecode(module.account_iam.policy_json).Statement :
       alltrue([for r in flatten([s.Resource]) : r == "arn:aws:s3:::*" || strcontains(r, ":222222222222:")])
-      if s.Effect == "Allow" && !startswith(flatten([s.Action])[0], "iam:")
+      if s.Effect == "Allow" && !startswith(flatten([s.Action])[0], "iam:") && !startswith(flatten([s.Action])[0], "lakeformation:")
     ])
     error_message = "The ownership tag reads stay in this account (buckets have no account in their ARN)."
+  }
+  assert {
+    condition = [
+      for s in jsondecode(module.account_iam.policy_json).Statement :
+      [toset(flatten([s.Action])), s.Resource] if anytrue([for a in flatten([s.Action]) : startswith(a, "lakeformation:")])
+    ] == [[toset(["lakeformation:GrantPermissions", "lakeformation:RevokePermissions", "lakeformation:ListPermissions"]), "*"]]
+    error_message = "Lake Formation's grant actions, which IAM cannot scope, stand alone in one statement: Lake Formation's grantable permissions in this account's catalog decide what may be granted."
   }
   assert {
     condition = [
