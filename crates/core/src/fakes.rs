@@ -479,14 +479,15 @@ fn short_holder(key: &str) -> String {
 /// Lake Formation's permissions in memory. Cloning shares the state.
 #[derive(Clone, Default)]
 pub struct FakeLakeFormation {
-    /// (principal, `database d` or `table d.t`) → permissions.
-    grants: Arc<Mutex<BTreeMap<(String, String), BTreeSet<String>>>>,
+    grants: Arc<Mutex<LfGrants>>,
     /// Runs once, just before the next revocation lands (a concurrent instance).
     before_next_revoke: Arc<Mutex<Option<BeforeRevoke>>>,
     journal: Journal,
 }
 
 type BeforeRevoke = Box<dyn FnOnce() + Send>;
+/// (principal, `database d` or `table d.t`) → permissions.
+type LfGrants = BTreeMap<(String, String), BTreeSet<String>>;
 
 impl FakeLakeFormation {
     pub fn journal(mut self, journal: &Journal) -> Self {

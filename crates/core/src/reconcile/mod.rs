@@ -399,6 +399,21 @@ mod tests {
             "{}",
             odd.public_cause()
         );
+        let lake = Permanent::LakeFormation(LakeFormationError::Refused {
+            action: "GrantPermissions",
+            resource: "table sales.orders (catalog 111122223333, eu-west-1)".into(),
+            reason: "AccessDeniedException: arn:aws:sts::123456789012:assumed-role/dmm-manage/x \
+                     is not authorized"
+                .into(),
+        });
+        let cause = lake.public_cause();
+        assert!(
+            cause.starts_with(
+                "Lake Formation refused GrantPermissions on table sales.orders (catalog \
+                 111122223333, eu-west-1) (AccessDeniedException): the integration needs grantable"
+            ) && !cause.contains("assumed-role"),
+            "{cause}"
+        );
         let plain = Permanent::ProtectedBucket("state".into());
         assert_eq!(plain.public_cause(), plain.to_string());
     }

@@ -496,6 +496,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_lake_formation_table_is_granted_only_to_a_role_of_its_own_account() {
+        let table_in = |account: &str| {
+            directory(json!({
+                "output-port-type": "glue_table",
+                "aws-glue-access-mode": "lake-formation",
+                "aws-glue-table-arn": format!("arn:aws:glue:eu-west-1:{account}:table/sales/orders"),
+                "aws-athena-workgroup-arn": format!("arn:aws:athena:eu-west-1:{account}:workgroup/wg"),
+            }))
+        };
+        let active = agreement(true, orders_raw(), shipments());
+        let plan = granted(decide(&active, &table_in(ACCOUNT), &scope(&[])).await);
+        assert_eq!(
+            plan.lake_formation,
+            Some(TableRef {
+                catalog_id: ACCOUNT.into(),
+                region: "eu-west-1".into(),
+                database: "sales".into(),
+                table: "orders".into(),
+            })
+        );
+        assert!(!plan.document.to_json().contains("s3:"));
+
+        let refused = refusal(&active, &table_in(OTHER_ACCOUNT), &scope(&[OTHER_ACCOUNT])).await;
+        assert!(
+            refused.contains(&format!(
+                "the consumer role is in account {ACCOUNT} and the table in {OTHER_ACCOUNT}"
+            )) && refused.contains("RAM share and a resource link"),
+            "{refused}"
+        );
+
+        // Both in a managed account: granted there, through that account's management role.
+        let mut managed = table_in(OTHER_ACCOUNT);
+        managed.products.insert(
+            "shipments".into(),
+            json!({"id": "shipments", "info": {"owner": "logistics"}, "custom": {
+                "aws-role-arn": format!("arn:aws:iam::{OTHER_ACCOUNT}:role/consumer")}}),
+        );
+        let there = granted(decide(&active, &managed, &scope(&[OTHER_ACCOUNT])).await);
+        assert_eq!(
+            (
+                there.consumer_account.as_deref(),
+                there.provider_account.as_deref()
+            ),
+            (Some(OTHER_ACCOUNT), Some(OTHER_ACCOUNT))
+        );
+        assert!(!there.is_cross_account());
+        assert_eq!(
+            there.lake_formation.map(|t| t.catalog_id),
+            Some(OTHER_ACCOUNT.to_owned())
+        );
+    }
+
+    #[tokio::test]
     async fn what_cannot_be_granted_is_refused_with_the_reason() {
         let active = agreement(true, orders_raw(), shipments());
         let cases = [

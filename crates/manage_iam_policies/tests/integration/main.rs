@@ -14,5 +14,6 @@ mod dmm_api;
 mod drift;
 mod end_to_end;
 mod hostile_input;
+mod lake_formation;
 mod ownership;
 mod reconcile;
