@@ -4,8 +4,11 @@
 //! an editable scenario, and both Lambda binaries run behind the Lambda Runtime API emulator, fed
 //! by an emulated SQS event source mapping. The demo activates an agreement, shows the policy and
 //! the status written back to DMM, proves the consumer can read its data and nothing next to it,
-//! deactivates, and proves the access is gone. Every claim it prints is checked; the exit code
-//! says whether all held.
+//! deactivates, and proves the access is gone. A scenario with a Lake Formation table also shows
+//! that table granted and revoked in Lake Formation. Every claim it prints is checked; the exit
+//! code says whether all held.
+
+mod lake_formation;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -18,6 +21,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use clap::Parser;
 use dmm_aws_core::policy::decode_iam_document;
 use dmm_simulator::{Scenario, Simulator};
+use lake_formation::LakeTable;
 use local_stack::owned::Owned;
 use local_stack::{
     DEFAULT_ACCOUNT_ID, Deployment, LambdaFunction, Moto, POLL_ONCE, SqsEventSource, binary_path,
@@ -378,15 +382,16 @@ async fn run(args: Args) -> DemoResult<usize> {
         sdk: &aws,
     };
     let objects = create_data(&owned, &grant).await?;
-    // Any other agreement of the scenario names a bucket nobody tagged: it must be refused.
+    // Any other agreement of the scenario on an S3 port names a bucket nobody tagged: it must be
+    // refused.
     let refused = match scenario
         .agreements
         .iter()
         .filter_map(|a| a["id"].as_str())
-        .find(|id| *id != grant.agreement_id)
+        .filter(|id| *id != grant.agreement_id)
+        .find_map(|id| grant_from(&scenario, Some(id)).ok())
     {
-        Some(id) => {
-            let other = grant_from(&scenario, Some(id))?;
+        Some(other) => {
             owned.bucket(&other.bucket, &[]).await?;
             let key = (other.bucket.clone(), "notes.txt".to_owned());
             s3.put_object()
@@ -399,6 +404,10 @@ async fn run(args: Args) -> DemoResult<usize> {
         }
         None => None,
     };
+    let lake = LakeTable::find(&scenario);
+    if let Some(table) = &lake {
+        table.own(&owned).await?;
+    }
     let app = create_consumer(&iam, &grant.role_name, &grant.consumer_product).await?;
     let role_arn = format!("arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{}", grant.role_name);
     moto.enforce_iam().await?;
@@ -561,6 +570,20 @@ async fn run(args: Args) -> DemoResult<usize> {
         );
     }
 
+    if let Some(table) = &lake {
+        println!();
+        lake_formation_step(
+            &mut timeline,
+            &sim,
+            &integration,
+            &aws,
+            &grant,
+            table,
+            &role_arn,
+        )
+        .await?;
+    }
+
     println!();
     iam.delete_role_policy()
         .role_name(&grant.role_name)
@@ -672,6 +695,69 @@ async fn run(args: Args) -> DemoResult<usize> {
         "…and cause no further write to DMM (no feedback loop)",
     );
     Ok(timeline.failed)
+}
+
+/// Activates and deactivates the agreement on the Lake Formation table, showing what Lake
+/// Formation and IAM hold in between.
+async fn lake_formation_step(
+    timeline: &mut Timeline,
+    sim: &Simulator,
+    integration: &Integration,
+    aws: &SdkConfig,
+    grant: &Grant,
+    table: &LakeTable,
+    role_arn: &str,
+) -> DemoResult<()> {
+    let iam = &aws_sdk_iam::Client::new(aws);
+    let id = &table.agreement_id;
+    let name = table.name();
+    sim.activate(id)?;
+    timeline.say(
+        "DMM",
+        format!(
+            "agreement {id} activated: {} queries the Lake Formation table {name}",
+            grant.consumer_product
+        ),
+    );
+    integration.run(timeline).await?;
+    let held = lake_formation::held(aws, DEFAULT_ACCOUNT_ID, role_arn).await?;
+    timeline.say("LakeForm", format!("permissions of {}:", grant.role_name));
+    timeline.detail(held.join("\n"));
+    let database = name.split('.').next().unwrap_or_default();
+    timeline.check(
+        held == [
+            format!("database {database}: DESCRIBE"),
+            format!("table {name}: DESCRIBE, SELECT"),
+        ],
+        format!("Lake Formation grants SELECT and DESCRIBE on {name} and DESCRIBE on {database}"),
+    );
+    let policy_name = format!("DMM_DataUsageAgreement_{id}");
+    let policy = inline_policy(iam, &grant.role_name, &policy_name)
+        .await
+        .unwrap_or_default();
+    timeline.check(
+        policy.contains("lakeformation:GetDataAccess") && !policy.contains("\"s3:"),
+        format!(
+            "the IAM side ({policy_name}) holds Athena, the table definition and \
+             lakeformation:GetDataAccess, and no S3 access: Lake Formation vends the data's \
+             credentials (moto keeps these permissions but does not enforce them)"
+        ),
+    );
+    sim.deactivate(id)?;
+    timeline.say("DMM", format!("agreement {id} deactivated"));
+    integration.run(timeline).await?;
+    let after = lake_formation::held(aws, DEFAULT_ACCOUNT_ID, role_arn).await?;
+    timeline.check(
+        after.is_empty()
+            && inline_policy(iam, &grant.role_name, &policy_name)
+                .await
+                .is_none(),
+        format!(
+            "Lake Formation holds nothing for {} any more, and the policy is gone",
+            grant.role_name
+        ),
+    );
+    Ok(())
 }
 
 #[tokio::main]
