@@ -5,8 +5,6 @@
 //! what Lake Formation holds; in a real account those permissions are what lets the consumer's
 //! Athena query see the table and read its data.
 
-use aws_config::SdkConfig;
-use aws_sdk_lakeformation::types::DataLakePrincipal;
 use dmm_simulator::Scenario;
 use local_stack::owned::Owned;
 
@@ -61,40 +59,4 @@ impl LakeTable {
             .map(|(_, name)| name.replace('/', "."))
             .unwrap_or_default()
     }
-}
-
-/// What Lake Formation holds for `principal`, one line per resource (`table sales.orders:
-/// DESCRIBE, SELECT`). The listing by principal needs a resource, so the catalog is listed whole.
-pub async fn held(aws: &SdkConfig, account: &str, principal: &str) -> DemoResult<Vec<String>> {
-    let output = aws_sdk_lakeformation::Client::new(aws)
-        .list_permissions()
-        .catalog_id(account)
-        .send()
-        .await?;
-    let mut lines: Vec<String> = output
-        .principal_resource_permissions()
-        .iter()
-        .filter(|row| {
-            row.principal()
-                .and_then(DataLakePrincipal::data_lake_principal_identifier)
-                == Some(principal)
-        })
-        .filter(|row| !row.permissions().is_empty())
-        .map(|row| {
-            let resource = row.resource();
-            let name = match (
-                resource.and_then(|r| r.table()),
-                resource.and_then(|r| r.database()),
-            ) {
-                (Some(t), _) => format!("table {}.{}", t.database_name(), t.name().unwrap_or("*")),
-                (_, Some(d)) => format!("database {}", d.name()),
-                _ => "another resource".to_owned(),
-            };
-            let mut permissions: Vec<&str> = row.permissions().iter().map(|p| p.as_str()).collect();
-            permissions.sort_unstable();
-            format!("{name}: {}", permissions.join(", "))
-        })
-        .collect();
-    lines.sort();
-    Ok(lines)
 }

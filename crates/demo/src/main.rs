@@ -720,7 +720,7 @@ async fn lake_formation_step(
         ),
     );
     integration.run(timeline).await?;
-    let held = lake_formation::held(aws, DEFAULT_ACCOUNT_ID, role_arn).await?;
+    let held = local_stack::lake_formation::held(aws, DEFAULT_ACCOUNT_ID, role_arn).await?;
     timeline.say("LakeForm", format!("permissions of {}:", grant.role_name));
     timeline.detail(held.join("\n"));
     let database = name.split('.').next().unwrap_or_default();
@@ -746,7 +746,7 @@ async fn lake_formation_step(
     sim.deactivate(id)?;
     timeline.say("DMM", format!("agreement {id} deactivated"));
     integration.run(timeline).await?;
-    let after = lake_formation::held(aws, DEFAULT_ACCOUNT_ID, role_arn).await?;
+    let after = local_stack::lake_formation::held(aws, DEFAULT_ACCOUNT_ID, role_arn).await?;
     timeline.check(
         after.is_empty()
             && inline_policy(iam, &grant.role_name, &policy_name)

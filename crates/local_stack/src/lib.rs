@@ -38,6 +38,7 @@
 mod event_source;
 mod fault_proxy;
 mod function_env;
+pub mod lake_formation;
 mod lambda;
 mod logs;
 mod moto;

@@ -709,3 +709,124 @@ async fn assert_half_a_grant_grants_nothing(world: &World) {
         "half a grant grants nothing"
     );
 }
+
+/// The provider's port as a Lake Formation table in `account` (ADR 022).
+fn lake_formation_orders(account: &str) -> serde_json::Value {
+    json!({"id": "orders", "name": "Orders", "custom": {}, "outputPorts": [{
+        "id": "orders-bucket", "type": "glue",
+        "custom": {
+            "output-port-type": "glue_table",
+            "aws-glue-access-mode": "lake-formation",
+            "aws-glue-table-arn": format!("arn:aws:glue:us-east-1:{account}:table/sales/orders"),
+            "aws-athena-workgroup-arn": format!("arn:aws:athena:us-east-1:{account}:workgroup/analysts")
+        }
+    }]})
+}
+
+/// The Lake Formation permissions of the consumer role in `admin`'s catalog.
+async fn lake_formation_held(admin: &aws_config::SdkConfig, account: &str) -> Vec<String> {
+    local_stack::lake_formation::held(admin, account, &consumer_role_arn())
+        .await
+        .unwrap()
+}
+
+/// A Lake Formation table in the consumer's (managed) account is granted there, through that
+/// account's management role; a table in another account than the consumer role is refused with
+/// an error status naming both accounts, before anything is written.
+#[tokio::test]
+async fn lake_formation_is_granted_in_the_managed_account_and_refused_across_accounts() {
+    let world = World::start().await;
+    let owned_in = |admin| local_stack::owned::Owned {
+        moto: &world.moto,
+        sdk: admin,
+    };
+    for (admin, account) in [
+        (&world.consumer_admin, CONSUMER),
+        (&world.provider_admin, PROVIDER),
+    ] {
+        let owned = owned_in(admin);
+        let tag = [("dmm-data-product", "orders")];
+        owned
+            .glue(
+                &format!("arn:aws:glue:us-east-1:{account}:table/sales/orders"),
+                &tag,
+            )
+            .await
+            .unwrap();
+        owned
+            .workgroup(
+                &format!("arn:aws:athena:us-east-1:{account}:workgroup/analysts"),
+                &tag,
+            )
+            .await
+            .unwrap();
+    }
+    world
+        .sim
+        .upsert_data_product(lake_formation_orders(CONSUMER))
+        .unwrap();
+    world.sim.activate(AGREEMENT).unwrap();
+    let (outcome, writes) = world.deliver("AccessActivatedEvent").await;
+    assert_eq!(outcome, "granted", "{:?}", world.agreement());
+    assert_eq!(writes, 3, "the policy, the table and the database");
+    assert_eq!(
+        lake_formation_held(&world.consumer_admin, CONSUMER).await,
+        [
+            "database sales: DESCRIBE",
+            "table sales.orders: DESCRIBE, SELECT"
+        ]
+    );
+    assert!(
+        world
+            .role_policy(&world.consumer_admin, CONSUMER_ROLE, &policy_name())
+            .await
+            .is_some_and(|p| p.to_string().contains("lakeformation:GetDataAccess"))
+    );
+    assert!(access_role(&world).await.is_none(), "no access role");
+    assert!(
+        world
+            .assumed_roles()
+            .await
+            .iter()
+            .any(|a| a["account_id"] == CONSUMER
+                && a["role_arn"] == management_role_arn(CONSUMER).as_str()),
+        "through the consumer account's management role"
+    );
+
+    // The table moves to the provider account: the consumer role is elsewhere, so the grant
+    // would be a cross-account share. Refused, and, failing closed, the grant the agreement held
+    // in the consumer account is revoked.
+    world
+        .sim
+        .upsert_data_product(lake_formation_orders(PROVIDER))
+        .unwrap();
+    let (outcome, _) = world.deliver("AccessActivatedEvent").await;
+    assert_eq!(outcome, "error_status");
+    let error = world.agreement()["custom"]["aws-integration-error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains(&format!(
+            "the consumer role is in account {CONSUMER} and the table in {PROVIDER}"
+        )),
+        "{error}"
+    );
+    assert_eq!(
+        lake_formation_held(&world.provider_admin, PROVIDER).await,
+        Vec::<String>::new(),
+        "nothing granted in the provider account"
+    );
+    assert_eq!(
+        lake_formation_held(&world.consumer_admin, CONSUMER).await,
+        Vec::<String>::new(),
+        "the consumer account's grant is revoked"
+    );
+    assert!(world.ledger().await.is_none());
+
+    world.sim.deactivate(AGREEMENT).unwrap();
+    assert_eq!(
+        world.deliver("AccessDeactivatedEvent").await,
+        ("unchanged".to_owned(), 0)
+    );
+}

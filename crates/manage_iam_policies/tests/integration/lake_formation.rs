@@ -8,8 +8,6 @@
 //! the table's registered location only to a principal holding `SELECT`, which is why the
 //! consumer's IAM policy carries no S3 statement.
 
-use std::collections::BTreeMap;
-
 use crate::common::*;
 use aws_sdk_lakeformation::types::{DataLakePrincipal, Permission, Resource, TableResource};
 use local_stack::owned::Owned;
@@ -53,49 +51,17 @@ fn principal(arn: &str) -> DataLakePrincipal {
         .build()
 }
 
-/// What Lake Formation holds for `arn`: `table db.t` / `database db` → sorted permissions. (A
-/// listing by principal needs a resource, as in real Lake Formation, so the whole catalog is
-/// listed and filtered.)
-async fn held(stack: &Stack, arn: &str) -> BTreeMap<String, Vec<String>> {
-    let output = lake_formation(stack)
-        .list_permissions()
-        .catalog_id(ACCOUNT)
-        .send()
+/// What Lake Formation holds for `arn`, one `resource: PERMISSIONS` line per resource.
+async fn held(stack: &Stack, arn: &str) -> Vec<String> {
+    local_stack::lake_formation::held(&stack.sdk, ACCOUNT, arn)
         .await
-        .expect("list Lake Formation permissions");
-    let mut held = BTreeMap::new();
-    let rows = output
-        .principal_resource_permissions()
-        .iter()
-        .filter(|row| {
-            row.principal()
-                .and_then(|p| p.data_lake_principal_identifier())
-                == Some(arn)
-        });
-    for row in rows {
-        let resource = row.resource().expect("a resource");
-        let name = match (resource.table(), resource.database()) {
-            (Some(t), _) => format!("table {}.{}", t.database_name(), t.name().unwrap_or("*")),
-            (_, Some(d)) => format!("database {}", d.name()),
-            _ => format!("{resource:?}"),
-        };
-        let mut permissions: Vec<String> = row
-            .permissions()
-            .iter()
-            .map(|p| p.as_str().to_owned())
-            .collect();
-        permissions.sort();
-        if !permissions.is_empty() {
-            held.insert(name, permissions);
-        }
-    }
-    held
+        .unwrap()
 }
 
-fn expect(entries: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+fn expect(entries: &[(&str, &[&str])]) -> Vec<String> {
     entries
         .iter()
-        .map(|(r, p)| ((*r).to_owned(), p.iter().map(|s| (*s).to_owned()).collect()))
+        .map(|(r, p)| format!("{r}: {}", p.join(", ")))
         .collect()
 }
 
@@ -278,7 +244,7 @@ async fn lake_formation_tables_are_granted_shared_revoked_and_repaired() {
     stack
         .deliver(&function, &[stack.deactivated("agr-lf-renewed")])
         .await;
-    assert_eq!(held(&stack, &arn).await, BTreeMap::new());
+    assert_eq!(held(&stack, &arn).await, Vec::<String>::new());
     assert_eq!(holder_marks(&stack).await, 0);
     assert_eq!(
         stack
@@ -297,5 +263,5 @@ async fn lake_formation_tables_are_granted_shared_revoked_and_repaired() {
         error.contains(&format!("Glue table `{HR_TABLE}` is not proven")),
         "{error}"
     );
-    assert_eq!(held(&stack, &arn).await, BTreeMap::new());
+    assert_eq!(held(&stack, &arn).await, Vec::<String>::new());
 }
