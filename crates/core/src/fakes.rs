@@ -513,6 +513,14 @@ impl FakeLakeFormation {
             .collect()
     }
 
+    /// Removes a permission behind the converger's back (by hand, or another instance).
+    pub fn remove(&self, principal: &str, resource: LfResource<'_>) {
+        self.grants
+            .lock()
+            .unwrap()
+            .remove(&(principal.to_owned(), Self::label(resource)));
+    }
+
     fn label(resource: LfResource<'_>) -> String {
         match resource {
             LfResource::Database(t) => format!("database {}", t.database),
@@ -572,19 +580,24 @@ impl TablePermissions for FakeLakeFormation {
             act();
         }
         let label = Self::label(resource);
+        let mut grants = self.grants.lock().unwrap();
+        let held = grants
+            .entry((principal.to_owned(), label.clone()))
+            .or_default();
+        // As Lake Formation: revoking what is not held is refused.
+        if !permissions.iter().all(|p| held.contains(*p)) {
+            return Err(LakeFormationError::Refused {
+                action: "RevokePermissions",
+                resource: label,
+                reason: "InvalidInputException: No permissions revoked".to_owned(),
+            });
+        }
+        held.retain(|p| !permissions.contains(&p.as_str()));
         self.journal.push(format!(
             "lf revoke {} {label} [{}]",
             Self::role_of(principal),
             permissions.join(", ")
         ));
-        if let Some(held) = self
-            .grants
-            .lock()
-            .unwrap()
-            .get_mut(&(principal.to_owned(), label))
-        {
-            held.retain(|p| !permissions.contains(&p.as_str()));
-        }
         Ok(())
     }
 }

@@ -119,8 +119,13 @@ impl Moto {
             path: program.to_path_buf(),
             source,
         })?;
+        let patches = moto_patches().map_err(|source| MotoError::Spawn {
+            path: program.to_path_buf(),
+            source,
+        })?;
         let mut cmd = Command::new(program);
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("PYTHONPATH", python_path(&patches))
             // Both would silently change what the tests check: a fixed account for every request,
             // or enforcement from the first request on.
             .env_remove("MOTO_ACCOUNT_ID")
@@ -342,6 +347,36 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Fixes to moto's Lake Formation permission catalog (its hashing and its thread safety), which
+/// Python loads into the server at start-up as `sitecustomize` (see the file for what they fix).
+const SITECUSTOMIZE: &str = include_str!("../python/sitecustomize.py");
+
+/// The directory holding [`SITECUSTOMIZE`], written once per content.
+fn moto_patches() -> std::io::Result<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    SITECUSTOMIZE.hash(&mut hasher);
+    let dir = std::env::temp_dir().join(format!("dmm-aws-moto-patches-{:016x}", hasher.finish()));
+    let file = dir.join("sitecustomize.py");
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(SITECUSTOMIZE) {
+        std::fs::create_dir_all(&dir)?;
+        // Written aside and renamed, so a server starting meanwhile never reads half a file.
+        let partial = dir.join(format!("sitecustomize.{}.tmp", std::process::id()));
+        std::fs::write(&partial, SITECUSTOMIZE)?;
+        std::fs::rename(&partial, &file)?;
+    }
+    Ok(dir)
+}
+
+/// `patches` ahead of whatever PYTHONPATH the caller has.
+fn python_path(patches: &Path) -> std::ffi::OsString {
+    let mut paths = vec![patches.to_path_buf()];
+    if let Some(existing) = std::env::var_os("PYTHONPATH") {
+        paths.extend(std::env::split_paths(&existing));
+    }
+    std::env::join_paths(paths).unwrap_or_else(|_| patches.as_os_str().to_owned())
 }
 
 fn moto_program() -> Result<PathBuf, MotoError> {

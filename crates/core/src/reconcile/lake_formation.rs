@@ -232,10 +232,20 @@ async fn converge<T: TablePermissions>(
     if change.is_empty() {
         return Ok(false);
     }
-    if wanted {
-        lf.grant(principal, resource, &change).await?;
+    let written = if wanted {
+        lf.grant(principal, resource, &change).await
     } else {
-        lf.revoke(principal, resource, &change).await?;
+        lf.revoke(principal, resource, &change).await
+    };
+    if let Err(e) = written {
+        // Another agreement's convergence may have made the same change first: Lake Formation
+        // refuses to revoke what is no longer held (InvalidInputException). What counts is the
+        // state, so it is read again.
+        let now = lf.permissions(principal, resource).await?;
+        if change.iter().any(|p| now.contains(*p) != wanted) {
+            return Err(e);
+        }
+        return Ok(false);
     }
     writes.fetch_add(1, Ordering::SeqCst);
     Ok(true)
@@ -424,6 +434,28 @@ mod tests {
             ],
             "re-granted after the second look at the holders"
         );
+    }
+
+    #[tokio::test]
+    async fn a_revocation_another_instance_made_first_is_not_an_error() {
+        let (lf, ledger, writes) = (
+            FakeLakeFormation::default(),
+            FakeLedger::default(),
+            AtomicUsize::new(0),
+        );
+        hold(&ledger, &orders(), "a1").await;
+        settle(&lf, &ledger, ROLE, &orders(), "a1", true, &writes)
+            .await
+            .unwrap();
+        release(&ledger, &orders(), "a1").await;
+        // Another instance, ending another agreement on the table, revokes between this one's
+        // read and its revocation, which Lake Formation then refuses.
+        let other = lf.clone();
+        lf.before_next_revoke(move || other.remove(ROLE, LfResource::Table(&orders())));
+        settle(&lf, &ledger, ROLE, &orders(), "a1", false, &writes)
+            .await
+            .unwrap();
+        assert_eq!(lf.held(ROLE), Vec::<String>::new());
     }
 
     #[test]

@@ -300,3 +300,63 @@ async fn lambda_env_carries_endpoint_and_credentials() {
     assert_eq!(get("AWS_SECRET_ACCESS_KEY"), Some("secret"));
     assert_eq!(get("AWS_SESSION_TOKEN"), Some("token"));
 }
+
+/// The Lake Formation fixes local_stack loads into moto (`python/sitecustomize.py`): a grant
+/// that adds to what a principal already holds on a resource, then revoking all of it, as real
+/// Lake Formation allows. Unpatched, moto stores the grown entry under a stale hash and every
+/// later revoke of it fails with HTTP 500.
+#[tokio::test]
+async fn lake_formation_grants_that_add_to_a_resource_can_be_revoked() {
+    use aws_sdk_lakeformation::types::{DataLakePrincipal, DatabaseResource, Permission, Resource};
+    let moto = Moto::start().await.unwrap();
+    let admin = moto.bootstrap_admin(DEFAULT_ACCOUNT_ID).await.unwrap();
+    let sdk = moto.sdk_config(&admin);
+    let lf = aws_sdk_lakeformation::Client::new(&sdk);
+    let principal = format!("arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/reader");
+    let resource = || {
+        Resource::builder()
+            .database(
+                DatabaseResource::builder()
+                    .catalog_id(DEFAULT_ACCOUNT_ID)
+                    .name("sales")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    for permission in [Permission::Describe, Permission::Alter] {
+        lf.grant_permissions()
+            .catalog_id(DEFAULT_ACCOUNT_ID)
+            .principal(
+                DataLakePrincipal::builder()
+                    .data_lake_principal_identifier(&principal)
+                    .build(),
+            )
+            .resource(resource())
+            .permissions(permission)
+            .send()
+            .await
+            .unwrap();
+    }
+    let held = local_stack::lake_formation::held(&sdk, DEFAULT_ACCOUNT_ID, &principal)
+        .await
+        .unwrap();
+    assert_eq!(held, ["database sales: ALTER, DESCRIBE"]);
+    lf.revoke_permissions()
+        .catalog_id(DEFAULT_ACCOUNT_ID)
+        .principal(
+            DataLakePrincipal::builder()
+                .data_lake_principal_identifier(&principal)
+                .build(),
+        )
+        .resource(resource())
+        .permissions(Permission::Describe)
+        .permissions(Permission::Alter)
+        .send()
+        .await
+        .expect("revoking a grown entry works");
+    let held = local_stack::lake_formation::held(&sdk, DEFAULT_ACCOUNT_ID, &principal)
+        .await
+        .unwrap();
+    assert_eq!(held, Vec::<String>::new());
+}

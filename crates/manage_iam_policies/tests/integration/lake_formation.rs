@@ -265,3 +265,100 @@ async fn lake_formation_tables_are_granted_shared_revoked_and_repaired() {
     );
     assert_eq!(held(&stack, &arn).await, Vec::<String>::new());
 }
+
+/// Many agreements of one consumer on two tables of one database, activated and then ended at
+/// the same moment by two function instances (each converging its agreements concurrently too):
+/// the permissions always end matching the agreements still active, never lost while one holds
+/// them and never left behind once none does.
+#[tokio::test]
+async fn concurrent_agreements_on_shared_tables_end_with_exactly_what_is_held() {
+    let ids: Vec<String> = (0..12).map(|i| format!("agr-{i:02}")).collect();
+    let port = |i: usize| {
+        if i % 3 == 0 {
+            "lf-returns"
+        } else {
+            "lf-orders"
+        }
+    };
+    let stack = Stack::start(lake_scenario(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| agreement(id, port(i), by_product(SHIPMENTS)))
+            .collect(),
+    ))
+    .await;
+    Owned {
+        moto: &stack.moto,
+        sdk: &stack.sdk,
+    }
+    .glue(RETURNS_TABLE, &[(TEAM_TAG, SALES)])
+    .await
+    .unwrap();
+    stack.create_consumer_roles().await;
+    let (first, second) = tokio::join!(stack.function(&[]), stack.function(&[]));
+    let arn = shipments_arn();
+
+    // Both instances at once, each with every other agreement; what an instance reports as
+    // failed is delivered again, as SQS would.
+    let at_once = |events: Vec<Value>| {
+        let (first, second) = (&first, &second);
+        async move {
+            let mut pending: Vec<(Value, String)> = events
+                .into_iter()
+                .map(|event| {
+                    let id = format!("msg-{}", event["id"].as_str().unwrap());
+                    (event, id)
+                })
+                .collect();
+            let mut log = String::new();
+            for receive in 1..=5 {
+                let (mut even, mut odd) = (Vec::new(), Vec::new());
+                for (n, (event, id)) in pending.iter().enumerate() {
+                    let record = record(event, id, n as u64, receive);
+                    if n % 2 == 0 {
+                        even.push(record);
+                    } else {
+                        odd.push(record);
+                    }
+                }
+                let (a, b) = tokio::join!(first.handle(even), second.handle(odd));
+                let handled = Handled::merge(vec![a, b]);
+                pending.retain(|(_, id)| handled.failures.contains(id));
+                if pending.is_empty() {
+                    return;
+                }
+                log = handled.dump();
+            }
+            panic!("still failing after five deliveries: {pending:?}\n{log}");
+        }
+    };
+
+    at_once(ids.iter().map(|id| stack.activated(id)).collect()).await;
+    let all = expect(&[
+        ("database sales", DESCRIBE),
+        ("table sales.orders", BOTH),
+        ("table sales.returns", BOTH),
+    ]);
+    assert_eq!(held(&stack, &arn).await, all);
+    assert_eq!(holder_marks(&stack).await, ids.len());
+
+    // Every agreement on sales.returns ends, and all but one on sales.orders, while the one that
+    // stays is replayed in the same breath.
+    let keep = "agr-01";
+    let mut events: Vec<Value> = ids
+        .iter()
+        .filter(|id| *id != keep)
+        .map(|id| stack.deactivated(id))
+        .collect();
+    events.insert(5, stack.activated(keep));
+    at_once(events).await;
+    assert_eq!(
+        held(&stack, &arn).await,
+        expect(&[("database sales", DESCRIBE), ("table sales.orders", BOTH)])
+    );
+    assert_eq!(holder_marks(&stack).await, 1);
+
+    at_once(vec![stack.deactivated(keep)]).await;
+    assert_eq!(held(&stack, &arn).await, Vec::<String>::new());
+    assert_eq!(holder_marks(&stack).await, 0);
+}
