@@ -127,6 +127,11 @@ run "access_roles_are_created_and_changed_only_with_the_managed_by_tag" {
         toset(["arn:aws:iam::111111111111:role/data-consumers/dmm-access-*", "arn:aws:iam::111111111111:role/data-consumers/dmm-acc-*"]),
         null,
       ]
+      ReadCatalogEntriesToGrantThem = [
+        toset(["glue:GetDatabase", "glue:GetTable"]),
+        toset(["arn:aws:glue:*:111111111111:catalog", "arn:aws:glue:*:111111111111:database/*", "arn:aws:glue:*:111111111111:table/*"]),
+        null,
+      ]
       GrantTablesThroughLakeFormation = [
         toset(["lakeformation:GrantPermissions", "lakeformation:RevokePermissions", "lakeformation:ListPermissions"]),
         toset(["*"]),

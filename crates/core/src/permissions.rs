@@ -38,10 +38,12 @@ pub const MANAGE_IAM_POLICIES_ACTIONS: &[&str] = &[
     "iam:DeleteRole",
     // Access roles made before permissions boundaries get the boundary (ADR 017).
     "iam:PutRolePermissionsBoundary",
-    // LAKE_FORMATION_ACTIONS.
+    // LAKE_FORMATION_ACTIONS and LAKE_FORMATION_GRANTOR_ACTIONS.
     "lakeformation:GrantPermissions",
     "lakeformation:RevokePermissions",
     "lakeformation:ListPermissions",
+    "glue:GetDatabase",
+    "glue:GetTable",
     // OWNERSHIP_TAG_ACTIONS.
     "s3:GetBucketTagging",
     "glue:GetTags",
@@ -72,6 +74,12 @@ pub const LAKE_FORMATION_ACTIONS: &[&str] = &[
     "lakeformation:ListPermissions",
 ];
 
+/// What Lake Formation requires in IAM of whoever grants or revokes on a named database or table,
+/// data lake administrators included: reading the entry. Lake Formation checks them on the
+/// caller of [`LAKE_FORMATION_ACTIONS`]; the function's code never calls them itself. Scoped to
+/// the account's Glue catalog, databases and tables.
+pub const LAKE_FORMATION_GRANTOR_ACTIONS: &[&str] = &["glue:GetDatabase", "glue:GetTable"];
+
 /// Actions the Lambda service performs with `manage_iam_policies`' role to feed it from SQS
 /// (the event source mapping); the function's code never calls them.
 pub const MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS: &[&str] = &[
@@ -86,7 +94,11 @@ mod tests {
 
     #[test]
     fn the_function_may_read_every_tag_the_ownership_check_reads() {
-        for action in OWNERSHIP_TAG_ACTIONS.iter().chain(LAKE_FORMATION_ACTIONS) {
+        for action in OWNERSHIP_TAG_ACTIONS
+            .iter()
+            .chain(LAKE_FORMATION_ACTIONS)
+            .chain(LAKE_FORMATION_GRANTOR_ACTIONS)
+        {
             assert!(MANAGE_IAM_POLICIES_ACTIONS.contains(action), "{action}");
         }
     }

@@ -251,6 +251,19 @@ data "aws_iam_policy_document" "account_iam" {
     resources = ["*"]
   }
 
+  # Lake Formation requires of a grantor, data lake administrators included, that it may read the
+  # database or table it grants on (permissions::LAKE_FORMATION_GRANTOR_ACTIONS).
+  statement {
+    sid     = "ReadCatalogEntriesToGrantThem"
+    effect  = "Allow"
+    actions = ["glue:GetDatabase", "glue:GetTable"]
+    resources = [
+      "arn:${var.partition}:glue:*:${var.account_id}:catalog",
+      "arn:${var.partition}:glue:*:${var.account_id}:database/*",
+      "arn:${var.partition}:glue:*:${var.account_id}:table/*",
+    ]
+  }
+
   statement {
     sid       = "NeverTouchProtectedRoles"
     effect    = "Deny"

@@ -40,8 +40,8 @@ use dmm_aws_core::config::{
     POLL_FEED_VARIABLES,
 };
 use dmm_aws_core::permissions::{
-    LAKE_FORMATION_ACTIONS, MANAGE_IAM_POLICIES_ACTIONS, MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS,
-    POLL_FEED_ACTIONS,
+    LAKE_FORMATION_ACTIONS, LAKE_FORMATION_GRANTOR_ACTIONS, MANAGE_IAM_POLICIES_ACTIONS,
+    MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS, POLL_FEED_ACTIONS,
 };
 use dmm_aws_core::policy::{ACCESS_ROLE_NAME_PREFIX, MAPPED_ACCESS_ROLE_NAME_PREFIX};
 use hcl::expr::{TemplateExpr, TraversalOperator};
@@ -1143,6 +1143,7 @@ fn check_management_role_allows_exactly_the_iam_actions_of_the_code(module: &Mod
         dmm_aws_core::permissions::OWNERSHIP_TAG_ACTIONS
             .iter()
             .chain(LAKE_FORMATION_ACTIONS)
+            .chain(LAKE_FORMATION_GRANTOR_ACTIONS)
             .map(|a| (*a).to_owned()),
     );
     assert_same(

@@ -63,6 +63,7 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
       "iam:DeleteRole", "iam:PutRolePermissionsBoundary", "s3:GetBucketTagging", "glue:GetTags", "kinesis:ListTagsForStream",
       "kafka:ListTagsForResource", "kms:ListResourceTags", "athena:ListTagsForResource",
       "lakeformation:GrantPermissions", "lakeformation:RevokePermissions", "lakeformation:ListPermissions",
+      "glue:GetDatabase", "glue:GetTable",
     ])
     error_message = "The management role allows exactly the IAM actions of permissions::MANAGE_IAM_POLICIES_ACTIONS, OWNERSHIP_TAG_ACTIONS and LAKE_FORMATION_ACTIONS."
   }
