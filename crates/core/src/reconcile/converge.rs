@@ -45,7 +45,8 @@ pub struct Granted {
     pub findings: Vec<Finding>,
 }
 
-/// The IAM of each account, for one agreement.
+/// The permission services of each account (IAM, and Lake Formation for `glue_table` ports),
+/// for one agreement.
 pub trait AccountIam: Sync {
     type Iam: RolePolicies + AccessRoles + TablePermissions + Sync;
     /// The IAM of `account` (`None`: the integration's own account).
@@ -234,7 +235,8 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                 agreement_id,
                 role = record.role_name,
                 role_arn = principal,
-                "grant ledger names a Lake Formation grant without a table or with an ARN that is                  not the role's; ignored"
+                "grant ledger names a Lake Formation grant without a table or with an ARN that is \
+                 not the role's; ignored"
             );
             return Ok(None);
         };
@@ -526,7 +528,7 @@ mod tests {
     use super::*;
     use crate::fakes::{ACCOUNT, CountingExternalIds, FakeIam, FakeLedger, Journal, OTHER_ACCOUNT};
     use crate::policy::{Context, Partition, PolicyDocument, Statement};
-    use crate::reconcile::lake_formation::TableRef;
+    use crate::reconcile::lake_formation::{LfResource, TableRef};
     use crate::reconcile::ownership::{Owners, OwnershipMode, RoleOwnership};
 
     const AGREEMENT: &str = "a1";
@@ -755,6 +757,47 @@ mod tests {
             2
         );
         assert_eq!(world.ledger.holder_keys().len(), 1, "still held");
+    }
+
+    #[tokio::test]
+    async fn a_ledger_record_whose_arn_is_not_its_roles_revokes_nothing_in_lake_formation() {
+        let world = World::new();
+        world
+            .converger()
+            .grant(AGREEMENT, &table_plan("consumer"))
+            .await
+            .unwrap();
+        let mut entry = world.ledger.entry(AGREEMENT).unwrap();
+        for grant in &mut entry.grants {
+            if grant.kind == GrantKind::LakeFormation {
+                grant.role_arn = format!("arn:aws:iam::{ACCOUNT}:role/other-consumer");
+            }
+        }
+        world.ledger.put(&entry).await.unwrap();
+        world
+            .iam
+            .lake_formation
+            .grant(
+                &format!("arn:aws:iam::{ACCOUNT}:role/other-consumer"),
+                LfResource::Table(&orders()),
+                &["SELECT"],
+            )
+            .await
+            .unwrap();
+        world.journal.take();
+        world.converger().revoke(AGREEMENT, None).await.unwrap();
+        let journal = world.journal.take();
+        assert!(
+            journal.iter().all(|line| !line.starts_with("lf revoke")),
+            "{journal:?}"
+        );
+        assert_eq!(
+            world
+                .iam
+                .lake_formation
+                .held(&format!("arn:aws:iam::{ACCOUNT}:role/other-consumer")),
+            ["table sales.orders: SELECT"]
+        );
     }
 
     #[tokio::test]
