@@ -92,6 +92,27 @@ impl IamRoles {
     }
 }
 
+/// A grant or a revocation: the same request to two operations whose builders are different
+/// types.
+macro_rules! write_permissions {
+    ($roles:ident, $operation:ident, $action:literal, $arn:ident, $of:ident, $permissions:ident) => {{
+        let table = $of.table();
+        $roles
+            .lake_formation(&table.region)
+            .$operation()
+            .catalog_id(&table.catalog_id)
+            .principal(principal($arn))
+            .resource(resource($of)?)
+            .set_permissions(Some(
+                $permissions.iter().map(|p| Permission::from(*p)).collect(),
+            ))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify($action, $of, &e))
+    }};
+}
+
 impl TablePermissions for IamRoles {
     async fn permissions(
         &self,
@@ -138,19 +159,14 @@ impl TablePermissions for IamRoles {
         of: LfResource<'_>,
         permissions: &[&str],
     ) -> Result<(), LakeFormationError> {
-        let table = of.table();
-        self.lake_formation(&table.region)
-            .grant_permissions()
-            .catalog_id(&table.catalog_id)
-            .principal(principal(arn))
-            .resource(resource(of)?)
-            .set_permissions(Some(
-                permissions.iter().map(|p| Permission::from(*p)).collect(),
-            ))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify("GrantPermissions", of, &e))
+        write_permissions!(
+            self,
+            grant_permissions,
+            "GrantPermissions",
+            arn,
+            of,
+            permissions
+        )
     }
 
     async fn revoke(
@@ -159,18 +175,13 @@ impl TablePermissions for IamRoles {
         of: LfResource<'_>,
         permissions: &[&str],
     ) -> Result<(), LakeFormationError> {
-        let table = of.table();
-        self.lake_formation(&table.region)
-            .revoke_permissions()
-            .catalog_id(&table.catalog_id)
-            .principal(principal(arn))
-            .resource(resource(of)?)
-            .set_permissions(Some(
-                permissions.iter().map(|p| Permission::from(*p)).collect(),
-            ))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify("RevokePermissions", of, &e))
+        write_permissions!(
+            self,
+            revoke_permissions,
+            "RevokePermissions",
+            arn,
+            of,
+            permissions
+        )
     }
 }

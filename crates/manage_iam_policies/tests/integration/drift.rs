@@ -31,15 +31,6 @@ async fn activate(stack: &Stack, function: &Function, ids: &[&str]) {
     stack.deliver(function, &events).await;
 }
 
-/// Invokes the function directly, as the schedule or an operator does.
-async fn sweep(function: &Function, mode: &str) -> Value {
-    function
-        .lambda
-        .invoke(json!({"reconcile": mode}), TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("sweep {mode} failed: {e}"))
-}
-
 fn outcomes_named(handled: &Handled, outcome: &str) -> Vec<Value> {
     handled
         .outcomes()

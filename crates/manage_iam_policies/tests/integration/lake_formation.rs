@@ -82,14 +82,6 @@ async fn holder_marks(stack: &Stack) -> usize {
         .len()
 }
 
-async fn sweep(function: &Function, mode: &str) -> Value {
-    function
-        .lambda
-        .invoke(json!({"reconcile": mode}), TIMEOUT)
-        .await
-        .unwrap_or_else(|e| panic!("sweep {mode} failed: {e}"))
-}
-
 /// Activation, replay, a renewed agreement sharing the table, deletion, deactivation and a
 /// hand-removed grant, with an IAM-mode table on the same consumer role throughout.
 #[tokio::test]

@@ -889,6 +889,16 @@ pub struct Function {
     pub lambda: LambdaFunction,
 }
 
+/// Invokes `function` directly with `{"reconcile": mode}`, as the sweep's schedule or an
+/// operator does, and returns its report.
+pub async fn sweep(function: &Function, mode: &str) -> Value {
+    function
+        .lambda
+        .invoke(json!({"reconcile": mode}), TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("sweep {mode} failed: {e}"))
+}
+
 impl Function {
     /// Invokes with an SQS event of `records` and returns the reported failures and the log.
     pub async fn handle(&self, records: Vec<Value>) -> Handled {
