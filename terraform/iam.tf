@@ -138,7 +138,7 @@ data "aws_iam_policy_document" "manage_iam_policies" {
     sid       = "ReadWriteGrantLedger"
     effect    = "Allow"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${local.bucket_arn}/${local.ledger_prefix}*", "${local.bucket_arn}/${local.holders_prefix}*"]
+    resources = ["${local.bucket_arn}/${local.ledger_prefix}*", "${local.bucket_arn}/${local.holders_prefix}*", "${local.bucket_arn}/${local.role_records_prefix}*"]
   }
 
   statement {
@@ -157,7 +157,9 @@ data "aws_iam_policy_document" "manage_iam_policies" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = [local.ledger_prefix, "${local.ledger_prefix}*", local.holders_prefix, "${local.holders_prefix}*"]
+      # The role records are never listed, but S3 answers a read of a missing object with 403
+      # instead of 404 unless the reader may list its key.
+      values = [local.ledger_prefix, "${local.ledger_prefix}*", local.holders_prefix, "${local.holders_prefix}*", "${local.role_records_prefix}*"]
     }
   }
 

@@ -47,6 +47,8 @@ resource "aws_lambda_function" "manage_iam_policies" {
       protected_bucket_names    = join(",", var.protected_bucket_names)
       status_reporting          = var.status_reporting
       glue_access_mode          = var.glue_access_mode
+      grant_layout              = var.grant_layout
+      managed_policies_per_role = tostring(var.managed_policies_per_role)
       artifacts_bucket_name     = var.artifacts_bucket_name == null ? "" : var.artifacts_bucket_name
       dmm_request_timeout_ms    = tostring(var.dmm_request_timeout_ms)
       aws_operation_timeout_ms  = tostring(var.aws_operation_timeout_ms)

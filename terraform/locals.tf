@@ -40,6 +40,9 @@ locals {
   # The holders of shared Lake Formation permissions: lake-formation/<catalog>/<region>/… (ADR 022,
   # aws/ledger.rs HOLDERS_PREFIX).
   holders_prefix = "lake-formation/"
+  # The role records of the packed layout: roles/<account>/<role>.json (ADR 023, aws/ledger.rs
+  # ROLE_RECORDS_PREFIX).
+  role_records_prefix = "roles/"
   # manage_iam_policies' health record, which poll_feed reports in the connector document
   # (aws/health.rs HEALTH_KEY, ADR 018).
   health_key = "health/manage_iam_policies.json"

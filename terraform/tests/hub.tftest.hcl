@@ -127,6 +127,29 @@ run "access_roles_are_created_and_changed_only_with_the_managed_by_tag" {
         toset(["arn:aws:iam::111111111111:role/data-consumers/dmm-access-*", "arn:aws:iam::111111111111:role/data-consumers/dmm-acc-*"]),
         null,
       ]
+      AttachPackedPoliciesToAllowlistedRoles = [
+        toset(["iam:ListAttachedRolePolicies", "iam:AttachRolePolicy", "iam:DetachRolePolicy"]),
+        toset(["arn:aws:iam::111111111111:role/data-consumers/dp-*", "arn:aws:iam::111111111111:role/data-consumers/*/dp-*"]),
+        { ArnLike = { "iam:PolicyARN" = "arn:aws:iam::111111111111:policy/dmm-integration/dmm-grants-*" } },
+      ]
+      ReadPackedPolicies = [
+        toset(["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions"]),
+        toset(["arn:aws:iam::111111111111:policy/dmm-integration/dmm-grants-*"]),
+        null,
+      ]
+      CreatePackedPolicies = [
+        toset(["iam:CreatePolicy", "iam:TagPolicy"]),
+        toset(["arn:aws:iam::111111111111:policy/dmm-integration/dmm-grants-*"]),
+        {
+          StringEquals                = { "aws:RequestTag/managed-by" = "dmm-integration-aws" }
+          "ForAllValues:StringEquals" = { "aws:TagKeys" = "managed-by" }
+        },
+      ]
+      ChangeOwnPackedPolicies = [
+        toset(["iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:DeletePolicy"]),
+        toset(["arn:aws:iam::111111111111:policy/dmm-integration/dmm-grants-*"]),
+        { StringEquals = { "iam:ResourceTag/managed-by" = "dmm-integration-aws" } },
+      ]
       ReadCatalogEntriesToGrantThem = [
         toset(["glue:GetDatabase", "glue:GetTable"]),
         toset(["arn:aws:glue:*:111111111111:catalog", "arn:aws:glue:*:111111111111:database/*", "arn:aws:glue:*:111111111111:table/*"]),
@@ -328,6 +351,26 @@ run "an_unknown_status_reporting_is_rejected" {
   }
 
   expect_failures = [var.status_reporting]
+}
+
+run "an_unknown_grant_layout_is_rejected" {
+  command = plan
+
+  variables {
+    grant_layout = "squeezed"
+  }
+
+  expect_failures = [var.grant_layout]
+}
+
+run "more_packed_policies_than_iam_attaches_are_rejected" {
+  command = plan
+
+  variables {
+    managed_policies_per_role = 21
+  }
+
+  expect_failures = [var.managed_policies_per_role]
 }
 
 run "an_unknown_glue_access_mode_is_rejected" {

@@ -57,6 +57,10 @@ pub const ARTIFACTS_BUCKET_NAME: &str = "artifacts_bucket_name";
 pub const STATUS_REPORTING: &str = "status_reporting";
 /// `iam` (default) or `lake_formation`: how `glue_table` ports are granted (ADR 022).
 pub const GLUE_ACCESS_MODE: &str = "glue_access_mode";
+/// `inline` (default) or `packed`: how grants are laid out on consumer roles (ADR 023).
+pub const GRANT_LAYOUT: &str = "grant_layout";
+/// With `packed`: how many managed policies the integration may attach to one role.
+pub const MANAGED_POLICIES_PER_ROLE: &str = "managed_policies_per_role";
 /// The id of the integration's connector document in DMM (`PUT /api/connectors/{id}`).
 pub const CONNECTOR_ID: &str = "connector_id";
 
@@ -98,6 +102,8 @@ pub const MANAGE_IAM_POLICIES_VARIABLES: &[&str] = &[
     PROTECTED_BUCKET_NAMES,
     STATUS_REPORTING,
     GLUE_ACCESS_MODE,
+    GRANT_LAYOUT,
+    MANAGED_POLICIES_PER_ROLE,
     ARTIFACTS_BUCKET_NAME,
     DMM_REQUEST_TIMEOUT_MS,
     AWS_OPERATION_TIMEOUT_MS,

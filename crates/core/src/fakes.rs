@@ -26,6 +26,7 @@ use crate::reconcile::iam::{IamError, RoleInfo, RolePolicies};
 use crate::reconcile::lake_formation::{LakeFormationError, LfResource, TablePermissions};
 use crate::reconcile::ledger::{GrantLedger, LedgerEntry, LedgerError};
 use crate::reconcile::ownership::{ResourceTags, TagError, TagSource, Tags};
+use crate::reconcile::packed::{ManagedPolicies, ManagedPolicy, RoleGrants};
 use crate::reconcile::report::{StatusApi, Written};
 use crate::reconcile::{Permanent, ReconcileError};
 
@@ -98,12 +99,21 @@ impl ExternalIds for CountingExternalIds {
     }
 }
 
+/// (version id, document) or (tag key, value).
+type Pair = (String, String);
+
 #[derive(Default)]
 struct IamState {
     /// Role name → the role and its inline policies (name → document as written).
     roles: BTreeMap<String, (RoleInfo, BTreeMap<String, String>)>,
     /// Access roles are also in `roles`, which holds their inline policies, as in IAM.
     access_roles: BTreeMap<String, AccessRoleInfo>,
+    /// Managed policy ARN → its versions (id, document; the last is the default) and tags.
+    managed: BTreeMap<String, (Vec<Pair>, Vec<Pair>)>,
+    /// Role name → the ARNs of its attached managed policies.
+    attached: BTreeMap<String, Vec<String>>,
+    /// Version ids handed out so far.
+    versions: usize,
 }
 
 /// The IAM of the integration's own account. Cloning shares the state, as every
@@ -322,6 +332,133 @@ impl AccessRoles for FakeIam {
     }
 }
 
+impl FakeIam {
+    /// The ARNs attached to `role`.
+    pub fn attached(&self, role: &str) -> Vec<String> {
+        self.lock().attached.get(role).cloned().unwrap_or_default()
+    }
+
+    /// The default version's document of the managed policy `arn`.
+    pub fn managed_document(&self, arn: &str) -> Option<String> {
+        self.lock()
+            .managed
+            .get(arn)
+            .and_then(|(versions, _)| versions.last())
+            .map(|(_, doc)| doc.clone())
+    }
+
+    fn next_version(state: &mut IamState) -> String {
+        state.versions += 1;
+        format!("v{}", state.versions)
+    }
+}
+
+impl ManagedPolicies for FakeIam {
+    async fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, IamError> {
+        Ok(self.lock().managed.get(arn).map(|(versions, tags)| {
+            let (default, document) = versions.last().cloned().unwrap_or_default();
+            ManagedPolicy {
+                arn: arn.to_owned(),
+                default_version: default,
+                document,
+                other_versions: versions[..versions.len().saturating_sub(1)]
+                    .iter()
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+                tags: tags.clone(),
+            }
+        }))
+    }
+
+    async fn create_managed_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &str,
+        tags: &[(&str, &str)],
+    ) -> Result<String, IamError> {
+        let arn = format!("arn:aws:iam::{ACCOUNT}:policy{path}{name}");
+        let mut state = self.lock();
+        let version = Self::next_version(&mut state);
+        let tags = tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        state
+            .managed
+            .insert(arn.clone(), (vec![(version, document.to_owned())], tags));
+        drop(state);
+        self.wrote(format!("create policy {name}"));
+        Ok(arn)
+    }
+
+    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), IamError> {
+        let mut state = self.lock();
+        let version = Self::next_version(&mut state);
+        let (versions, _) = state
+            .managed
+            .get_mut(arn)
+            .ok_or_else(|| IamError::Refused {
+                action: "CreatePolicyVersion",
+                role: arn.to_owned(),
+                reason: "NoSuchEntity".to_owned(),
+            })?;
+        if versions.len() >= 5 {
+            return Err(IamError::Refused {
+                action: "CreatePolicyVersion",
+                role: arn.to_owned(),
+                reason: "LimitExceeded: five versions".to_owned(),
+            });
+        }
+        versions.push((version, document.to_owned()));
+        drop(state);
+        self.wrote(format!("version {}", short_policy(arn)));
+        Ok(())
+    }
+
+    async fn delete_policy_version(&self, arn: &str, version: &str) -> Result<(), IamError> {
+        if let Some((versions, _)) = self.lock().managed.get_mut(arn) {
+            versions.retain(|(id, _)| id != version);
+        }
+        self.wrote(format!("delete version {}", short_policy(arn)));
+        Ok(())
+    }
+
+    async fn delete_managed_policy(&self, arn: &str) -> Result<(), IamError> {
+        self.lock().managed.remove(arn);
+        self.wrote(format!("delete policy {}", short_policy(arn)));
+        Ok(())
+    }
+
+    async fn attached_policies(&self, role: &str) -> Result<Vec<String>, IamError> {
+        Ok(self.attached(role))
+    }
+
+    async fn attach_policy(&self, role: &str, arn: &str) -> Result<(), IamError> {
+        let mut state = self.lock();
+        let attached = state.attached.entry(role.to_owned()).or_default();
+        if !attached.iter().any(|a| a == arn) {
+            attached.push(arn.to_owned());
+        }
+        drop(state);
+        self.wrote(format!("attach {} to {role}", short_policy(arn)));
+        Ok(())
+    }
+
+    async fn detach_policy(&self, role: &str, arn: &str) -> Result<(), IamError> {
+        if let Some(attached) = self.lock().attached.get_mut(role) {
+            attached.retain(|a| a != arn);
+        }
+        self.wrote(format!("detach {} from {role}", short_policy(arn)));
+        Ok(())
+    }
+}
+
+/// The policy name of a managed policy ARN, for the journal.
+fn short_policy(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
 impl TablePermissions for FakeIam {
     async fn permissions(
         &self,
@@ -382,6 +519,10 @@ impl AccountIam for FakeIam {
 pub struct FakeLedger {
     entries: Arc<Mutex<BTreeMap<String, LedgerEntry>>>,
     holders: Arc<Mutex<BTreeSet<String>>>,
+    /// Role records and their versions (a counter, like an ETag that changes on every write).
+    roles: Arc<Mutex<BTreeMap<String, (RoleGrants, u64)>>>,
+    /// Runs once, just before the next role record write (a concurrent instance).
+    before_next_role_write: Arc<Mutex<Option<BeforeRevoke>>>,
     journal: Journal,
 }
 
@@ -402,6 +543,17 @@ impl FakeLedger {
 
     pub fn holder_keys(&self) -> Vec<String> {
         self.holders.lock().unwrap().iter().cloned().collect()
+    }
+
+    pub fn before_next_role_write(&self, act: impl FnOnce() + Send + 'static) {
+        *self.before_next_role_write.lock().unwrap() = Some(Box::new(act));
+    }
+
+    /// Writes a role record unconditionally (another instance's write).
+    pub fn replace_role_grants(&self, key: &str, grants: &RoleGrants) {
+        let mut roles = self.roles.lock().unwrap();
+        let version = roles.get(key).map_or(1, |(_, v)| v + 1);
+        roles.insert(key.to_owned(), (grants.clone(), version));
     }
 }
 
@@ -452,6 +604,39 @@ impl GrantLedger for FakeLedger {
                 .push(format!("ledger release {}", short_holder(key)));
         }
         Ok(())
+    }
+
+    async fn role_grants(
+        &self,
+        key: &str,
+    ) -> Result<Option<(RoleGrants, Option<String>)>, LedgerError> {
+        Ok(self
+            .roles
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|(grants, version)| (grants.clone(), Some(version.to_string()))))
+    }
+
+    async fn put_role_grants(
+        &self,
+        key: &str,
+        grants: &RoleGrants,
+        expected: Option<&str>,
+    ) -> Result<Option<String>, LedgerError> {
+        let act = self.before_next_role_write.lock().unwrap().take();
+        if let Some(act) = act {
+            act();
+        }
+        let mut roles = self.roles.lock().unwrap();
+        let current = roles.get(key).map(|(_, v)| v.to_string());
+        if current.as_deref() != expected {
+            return Ok(None);
+        }
+        let version = roles.get(key).map_or(1, |(_, v)| v + 1);
+        roles.insert(key.to_owned(), (grants.clone(), version));
+        self.journal.push(format!("ledger role {key}"));
+        Ok(Some(version.to_string()))
     }
 
     async fn holders(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {

@@ -38,6 +38,18 @@ pub const MANAGE_IAM_POLICIES_ACTIONS: &[&str] = &[
     "iam:DeleteRole",
     // Access roles made before permissions boundaries get the boundary (ADR 017).
     "iam:PutRolePermissionsBoundary",
+    // The packed layout's managed policies (ADR 023).
+    "iam:ListAttachedRolePolicies",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "iam:ListPolicyVersions",
+    "iam:CreatePolicy",
+    "iam:TagPolicy",
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicyVersion",
+    "iam:DeletePolicy",
     // LAKE_FORMATION_ACTIONS and LAKE_FORMATION_GRANTOR_ACTIONS.
     "lakeformation:GrantPermissions",
     "lakeformation:RevokePermissions",

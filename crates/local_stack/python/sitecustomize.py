@@ -1,7 +1,13 @@
-"""Fixes to moto's Lake Formation permission catalog, loaded into the moto server by local_stack.
+"""Fixes to moto, loaded into the moto server by local_stack.
 
 local_stack puts this file's directory on the server's PYTHONPATH, and Python imports
-`sitecustomize` at start-up. Real Lake Formation has neither of the two problems fixed here:
+`sitecustomize` at start-up. Real AWS has none of the problems fixed here.
+
+S3 conditional writes (`If-Match`, `If-None-Match: *`): moto checks the condition and then
+writes, with other requests running on other threads in between, so two writers that read the
+same version can both succeed and one update is lost. Conditional puts are made one at a time.
+
+Lake Formation:
 
 * moto 5.2 keeps a principal's permissions on a resource in a set of objects whose hash covers
   the permission list, and a grant that adds to an existing (principal, resource) pair changes
@@ -10,7 +16,8 @@ local_stack puts this file's directory on the server's PYTHONPATH, and Python im
 * The server answers requests on several threads, with no lock around the catalog, so two
   grants or revokes at once can interleave inside it.
 
-The fixed methods replace an object in the set instead of changing it there, under one lock.
+The fixed catalog methods replace an object in the set instead of changing it there, under one
+lock.
 """
 
 import threading
@@ -61,4 +68,22 @@ def _patch_lake_formation():
     backend.list_permissions = locked_list_permissions
 
 
+def _patch_s3_conditional_writes():
+    try:
+        from moto.s3 import responses
+    except ImportError:
+        return
+    lock = threading.Lock()
+    put_object = responses.S3Response.put_object
+
+    def put_object_atomically(self, *args, **kwargs):
+        if self.headers.get("If-Match") or self.headers.get("If-None-Match"):
+            with lock:
+                return put_object(self, *args, **kwargs)
+        return put_object(self, *args, **kwargs)
+
+    responses.S3Response.put_object = put_object_atomically
+
+
 _patch_lake_formation()
+_patch_s3_conditional_writes()

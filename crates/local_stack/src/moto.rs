@@ -119,10 +119,8 @@ impl Moto {
             path: program.to_path_buf(),
             source,
         })?;
-        let patches = moto_patches().map_err(|source| MotoError::Spawn {
-            path: program.to_path_buf(),
-            source,
-        })?;
+        let patches = moto_patches()
+            .map_err(|e| MotoError::Setup(format!("write moto's fixes (sitecustomize.py): {e}")))?;
         let mut cmd = Command::new(program);
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("PYTHONPATH", python_path(&patches))
@@ -362,8 +360,11 @@ fn moto_patches() -> std::io::Result<PathBuf> {
     let file = dir.join("sitecustomize.py");
     if std::fs::read_to_string(&file).ok().as_deref() != Some(SITECUSTOMIZE) {
         std::fs::create_dir_all(&dir)?;
-        // Written aside and renamed, so a server starting meanwhile never reads half a file.
-        let partial = dir.join(format!("sitecustomize.{}.tmp", std::process::id()));
+        // Written aside under a name of its own (servers start concurrently, in one process
+        // and in several) and renamed, so a server starting meanwhile never reads half a file.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = dir.join(format!("sitecustomize.{}.{n}.tmp", std::process::id()));
         std::fs::write(&partial, SITECUSTOMIZE)?;
         std::fs::rename(&partial, &file)?;
     }

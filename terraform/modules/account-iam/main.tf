@@ -22,6 +22,11 @@ locals {
   # are not subject to managed_role_name_pattern: the names are the integration's own. (An ARN
   # wildcard also matches `/`, so these also match roles on a path below `<prefix>dmm-access-…/`;
   # the tag conditions are what keeps writes on roles the integration created.)
+  # The packed layout's customer managed policies (ADR 023): `dmm-grants-<role>-<n>` on the path
+  # `/dmm-integration/` (crates/core/src/reconcile/packed.rs), created only with the managed-by tag
+  # and changed only while they carry it.
+  packed_policy_arns = ["arn:${var.partition}:iam::${var.account_id}:policy/dmm-integration/dmm-grants-*"]
+
   access_role_arns = [
     "${local.role_arn_prefix}${var.managed_role_path_prefix}dmm-access-*",
     "${local.role_arn_prefix}${var.managed_role_path_prefix}dmm-acc-*",
@@ -204,6 +209,60 @@ data "aws_iam_policy_document" "account_iam" {
     effect    = "Deny"
     actions   = ["iam:DeleteRolePermissionsBoundary"]
     resources = local.access_role_arns
+  }
+
+  # The packed layout (ADR 023): reading the role's attached policies, and attaching and
+  # detaching only the integration's own packed policies.
+  statement {
+    sid       = "AttachPackedPoliciesToAllowlistedRoles"
+    effect    = "Allow"
+    actions   = ["iam:ListAttachedRolePolicies", "iam:AttachRolePolicy", "iam:DetachRolePolicy"]
+    resources = local.managed_role_arns
+
+    condition {
+      test     = "ArnLike"
+      variable = "iam:PolicyARN"
+      values   = local.packed_policy_arns
+    }
+  }
+
+  statement {
+    sid       = "ReadPackedPolicies"
+    effect    = "Allow"
+    actions   = ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions"]
+    resources = local.packed_policy_arns
+  }
+
+  statement {
+    sid       = "CreatePackedPolicies"
+    effect    = "Allow"
+    actions   = ["iam:CreatePolicy", "iam:TagPolicy"]
+    resources = local.packed_policy_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.managed_by_tag_key}"
+      values   = [local.managed_by_tag_value]
+    }
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [local.managed_by_tag_key]
+    }
+  }
+
+  statement {
+    sid       = "ChangeOwnPackedPolicies"
+    effect    = "Allow"
+    actions   = ["iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:DeletePolicy"]
+    resources = local.packed_policy_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:ResourceTag/${local.managed_by_tag_key}"
+      values   = [local.managed_by_tag_value]
+    }
   }
 
   # Ownership proofs (ADR 017): the tags of the resources an output port names, read-only, in the

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::describe;
 use crate::reconcile::ledger::{GrantLedger, LedgerEntry, LedgerError};
+use crate::reconcile::packed::RoleGrants;
 
 /// Prefix of the ledger objects in the state bucket (Terraform scopes the function's S3 access
 /// to it).
@@ -13,6 +14,9 @@ pub const LEDGER_PREFIX: &str = "grants/";
 /// Prefix of the holders of shared Lake Formation permissions (ADR 022): one empty object per
 /// agreement and table.
 pub const HOLDERS_PREFIX: &str = "lake-formation/";
+/// Prefix of the role records of the packed layout (ADR 023): one JSON object per account and
+/// role, written with conditional writes.
+pub const ROLE_RECORDS_PREFIX: &str = "roles/";
 
 /// The object key for an agreement. Ids of plain characters are kept readable; anything else
 /// (slashes, `..`, unicode, very long ids) is hashed so it can never address another object.
@@ -123,6 +127,80 @@ impl S3Ledger {
 }
 
 impl GrantLedger for S3Ledger {
+    async fn role_grants(
+        &self,
+        key: &str,
+    ) -> Result<Option<(RoleGrants, Option<String>)>, LedgerError> {
+        let key = format!("{ROLE_RECORDS_PREFIX}{key}");
+        let error = |reason: String, corrupt: bool| LedgerError {
+            action: "read",
+            key: key.clone(),
+            reason,
+            corrupt,
+        };
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(error(describe(&e), false)),
+        };
+        let version = output.e_tag().map(str::to_owned);
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| error(e.to_string(), false))?
+            .into_bytes();
+        let grants = serde_json::from_slice(&bytes)
+            .map_err(|e| error(format!("not a role record: {e}"), true))?;
+        Ok(Some((grants, version)))
+    }
+
+    async fn put_role_grants(
+        &self,
+        key: &str,
+        grants: &RoleGrants,
+        expected: Option<&str>,
+    ) -> Result<Option<String>, LedgerError> {
+        let key = format!("{ROLE_RECORDS_PREFIX}{key}");
+        let error = |reason: String| LedgerError {
+            action: "write",
+            key: key.clone(),
+            reason,
+            corrupt: false,
+        };
+        let body = serde_json::to_vec(grants).map_err(|e| error(e.to_string()))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(body));
+        let request = match expected {
+            Some(version) => request.if_match(version),
+            None => request.if_none_match("*"),
+        };
+        match request.send().await {
+            Ok(output) => Ok(Some(output.e_tag().unwrap_or_default().to_owned())),
+            // 412: another writer changed it first; 409: another conditional write of the same
+            // object is in flight. Either way the caller reads again.
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(error(describe(&e))),
+        }
+    }
+
     async fn hold(&self, key: &str) -> Result<(), LedgerError> {
         let key = format!("{HOLDERS_PREFIX}{key}");
         self.client

@@ -9,6 +9,7 @@ pub mod health;
 pub mod iam;
 pub mod lake_formation;
 pub mod ledger;
+pub mod managed_policies;
 pub mod queue;
 pub mod secrets;
 pub mod tags;

@@ -33,6 +33,7 @@ use crate::reconcile::directory::BatchDirectory;
 use crate::reconcile::ownership::{
     CachedTags, OwnerMap, OwnershipMode, OwnershipPolicy, ResourceTags,
 };
+use crate::reconcile::packed::{DEFAULT_MANAGED_POLICIES_PER_ROLE, Layout};
 use crate::reconcile::plan::Scope;
 use crate::reconcile::report::ProvisioningSupport;
 use crate::reconcile::requests::{self, Change, RECONCILE_REQUESTED};
@@ -58,6 +59,8 @@ pub struct ManageIamPoliciesConfig {
     pub status_reporting: StatusReporting,
     /// How `glue_table` ports are granted unless the port says otherwise (ADR 022).
     pub glue_access: GlueAccess,
+    /// How grants are laid out on consumer roles (ADR 023).
+    pub layout: Layout,
 }
 
 impl ManageIamPoliciesConfig {
@@ -123,6 +126,18 @@ impl ManageIamPoliciesConfig {
             ownership,
             status_reporting: env.parsed_or(config::STATUS_REPORTING, StatusReporting::Both)?,
             glue_access: env.parsed_or(config::GLUE_ACCESS_MODE, GlueAccess::Iam)?,
+            layout: Layout::parse(
+                &env.optional(config::GRANT_LAYOUT)
+                    .unwrap_or_else(|| "inline".to_owned()),
+                env.parsed_or(
+                    config::MANAGED_POLICIES_PER_ROLE,
+                    DEFAULT_MANAGED_POLICIES_PER_ROLE,
+                )?,
+            )
+            .map_err(|reason| ConfigError::Invalid {
+                name: config::GRANT_LAYOUT,
+                reason,
+            })?,
         })
     }
 }
@@ -608,7 +623,8 @@ impl ManageIamPolicies {
         batch: &Batch<'_, T>,
     ) -> Result<Outcome, Retry> {
         let iam = self.agreement_iam(agreement_id, batch.scope);
-        let converger = Converger::new(&iam, &self.ledger, &self.config.guard, &RandomExternalIds);
+        let converger = Converger::new(&iam, &self.ledger, &self.config.guard, &RandomExternalIds)
+            .with_layout(self.config.layout);
         let rules = AgreementRules {
             directory: batch.directory,
             dmm: batch.dmm,

@@ -89,6 +89,23 @@ impl Statement {
         self.sid.as_deref()
     }
 
+    /// The statement with its parts replaced, for packing several grants into one document
+    /// (`policy::packing`): without a `Sid`, since a document's Sids must be unique.
+    pub(crate) fn rebuilt(
+        effect: Effect,
+        actions: Vec<String>,
+        resources: Vec<String>,
+        conditions: Conditions,
+    ) -> Self {
+        Statement {
+            sid: None,
+            effect,
+            actions,
+            resources,
+            conditions,
+        }
+    }
+
     pub fn effect(&self) -> Effect {
         self.effect
     }

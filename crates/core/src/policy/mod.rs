@@ -23,6 +23,7 @@ mod kinesis_stream;
 mod kms;
 mod msk_topic;
 mod name;
+pub mod packing;
 mod port;
 mod port_type;
 mod role;

@@ -22,10 +22,11 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::cross_account::{self, ExternalIds};
-use super::iam::{AccessRoles, RolePolicies};
+use super::iam::{AccessRoles, IamError, RoleInfo, RolePolicies};
 use super::lake_formation::{self, TablePermissions, holder_key};
 use super::ledger::{GrantKind, GrantLedger, GrantRecord, LedgerEntry, LedgerError};
 use super::ownership::Finding;
+use super::packed::{self, Layout, ManagedPolicies, PackedRole};
 use super::plan::GrantPlan;
 use super::role_checks::{allowed_role, check_budget, has_policy, owned_role};
 use super::status::AccessRoleStatus;
@@ -48,7 +49,7 @@ pub struct Granted {
 /// The permission services of each account (IAM, and Lake Formation for `glue_table` ports),
 /// for one agreement.
 pub trait AccountIam: Sync {
-    type Iam: RolePolicies + AccessRoles + TablePermissions + Sync;
+    type Iam: RolePolicies + AccessRoles + TablePermissions + ManagedPolicies + Sync;
     /// The IAM of `account` (`None`: the integration's own account).
     fn iam(
         &self,
@@ -58,11 +59,24 @@ pub trait AccountIam: Sync {
     fn own_account(&self) -> Option<&str>;
 }
 
+/// The role record and policy names of `role`'s packed grants.
+fn packed_role(role: &RoleInfo) -> Result<PackedRole, Box<Permanent>> {
+    PackedRole::new(&role.name, &role.arn).ok_or_else(|| {
+        Box::new(Permanent::Iam(IamError::Refused {
+            action: "GetRole",
+            role: role.name.clone(),
+            reason: format!("IAM answered with `{}`, which is not a role ARN", role.arn),
+        }))
+    })
+}
+
 /// IAM per account and the ledger.
 pub struct Converger<'a, A, L> {
     iam: &'a A,
     ledger: &'a L,
     guard: &'a RoleGuard,
+    /// How grants are laid out on consumer roles (`grant_layout`).
+    layout: Layout,
     /// Where a cross-account grant's external id comes from the first time.
     ids: &'a dyn ExternalIds,
     /// IAM writes made through this converger, whatever the outcome.
@@ -91,8 +105,15 @@ impl<'a, A, L> Converger<'a, A, L> {
             ledger,
             guard,
             ids,
+            layout: Layout::Inline,
             writes: AtomicUsize::new(0),
         }
+    }
+
+    /// With grants laid out as `layout` (the default is one inline policy per agreement).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// IAM writes made so far (puts, deletes, role changes), including those of a call that
@@ -136,11 +157,12 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                 .filter(move |r: &&GrantRecord| r.kind == kind)
         };
         let ordered = of_kind(GrantKind::InlinePolicy)
+            .chain(of_kind(GrantKind::Packed))
             .chain(of_kind(GrantKind::LakeFormation))
             .chain(of_kind(GrantKind::AccessRole));
         for record in ordered {
             let role_name = match record.kind {
-                GrantKind::InlinePolicy | GrantKind::LakeFormation
+                GrantKind::InlinePolicy | GrantKind::LakeFormation | GrantKind::Packed
                     if record.policy_name == own_policy =>
                 {
                     RoleName::parse(&record.role_name).ok()
@@ -190,6 +212,25 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                         iam.delete_policy(&role.name, &record.policy_name).await?;
                         self.wrote();
                     }
+                }
+                GrantKind::Packed => {
+                    let Some(role) = iam.role(role_name.as_str()).await? else {
+                        // The role is gone, and its attachments with it; its record and
+                        // policies are left for the role's other agreements to converge.
+                        continue;
+                    };
+                    if let Err(source) = self.guard.check(&role_name, &role.path) {
+                        removal.keep(
+                            record,
+                            Permanent::RevokeRefused {
+                                role: record.role_name.clone(),
+                                policy: record.policy_name.clone(),
+                                source,
+                            },
+                        );
+                        continue;
+                    }
+                    self.remove_packed(&iam, &role, agreement_id).await?;
                 }
                 GrantKind::LakeFormation => {
                     if let Some(why) = self
@@ -342,24 +383,31 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         let iam = self.iam.iam(account).await?;
         let role = allowed_role(&iam, self.guard, plan.role.name()).await?;
         let findings = owned_role(plan, &role)?;
-        let in_place = has_policy(&iam, &role.name, &plan.policy_name, &plan.document).await?;
-        if !in_place {
-            check_budget(&iam, &role.name, &plan.policy_name, &plan.document).await?;
-        }
-        let inline = GrantRecord {
+        let (kind, in_place) = match self.layout {
+            Layout::Inline => {
+                let in_place =
+                    has_policy(&iam, &role.name, &plan.policy_name, &plan.document).await?;
+                if !in_place {
+                    check_budget(&iam, &role.name, &plan.policy_name, &plan.document).await?;
+                }
+                (GrantKind::InlinePolicy, in_place)
+            }
+            Layout::Packed { .. } => (GrantKind::Packed, false),
+        };
+        let grant = GrantRecord {
             role_name: role.name.clone(),
             role_arn: role.arn.clone(),
             policy_name: plan.policy_name.clone(),
             account: account.map(str::to_owned),
-            kind: GrantKind::InlinePolicy,
+            kind,
             table: None,
         };
-        let mut wanted = BTreeSet::from([inline.clone()]);
+        let mut wanted = BTreeSet::from([grant.clone()]);
         if let Some(table) = &plan.lake_formation {
             wanted.insert(GrantRecord {
                 kind: GrantKind::LakeFormation,
                 table: Some(table.clone()),
-                ..inline
+                ..grant
             });
         }
         let entry = self.ledger.get(agreement_id).await?;
@@ -372,10 +420,17 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             &wanted,
             external_id.as_deref(),
             async || {
-                if !in_place {
-                    iam.put_policy(&role.name, &plan.policy_name, &plan.document.to_json())
-                        .await?;
-                    self.wrote();
+                match self.layout {
+                    Layout::Inline if !in_place => {
+                        iam.put_policy(&role.name, &plan.policy_name, &plan.document.to_json())
+                            .await?;
+                        self.wrote();
+                    }
+                    Layout::Inline => {}
+                    Layout::Packed { policies } => {
+                        self.put_packed(&iam, &role, agreement_id, plan, policies)
+                            .await?;
+                    }
                 }
                 if let Some(table) = &plan.lake_formation {
                     // Marked before granting, so a revocation of another holder that runs
@@ -405,6 +460,76 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             iam_writes: self.iam_writes() - before,
             findings,
         })
+    }
+
+    /// The packed layout's write (ADR 023): the agreement's grant into the role record, the
+    /// policies whose slot changed (and its own, which repairs a policy changed by hand)
+    /// converged, then the agreement's inline policy of the one-per-agreement layout deleted,
+    /// now that the packed policy holds the grant.
+    async fn put_packed(
+        &self,
+        iam: &A::Iam,
+        role: &RoleInfo,
+        agreement_id: &str,
+        plan: &GrantPlan,
+        policies: usize,
+    ) -> Result<(), ReconcileError> {
+        let packed_role = packed_role(role)?;
+        let (grants, version, mut slots) = packed::place(
+            self.ledger,
+            &packed_role,
+            agreement_id,
+            &plan.document,
+            policies,
+        )
+        .await?;
+        if let Some(own) = grants.slot_of(agreement_id)
+            && !slots.contains(&own)
+        {
+            slots.push(own);
+        }
+        for slot in slots {
+            packed::converge_slot(
+                iam,
+                self.ledger,
+                &packed_role,
+                slot,
+                grants.clone(),
+                version.clone(),
+                &self.writes,
+            )
+            .await?;
+        }
+        if iam.policy(&role.name, &plan.policy_name).await?.is_some() {
+            iam.delete_policy(&role.name, &plan.policy_name).await?;
+            self.wrote();
+        }
+        Ok(())
+    }
+
+    /// Takes the agreement out of the role's record and converges the policy that held it.
+    async fn remove_packed(
+        &self,
+        iam: &A::Iam,
+        role: &RoleInfo,
+        agreement_id: &str,
+    ) -> Result<(), ReconcileError> {
+        let packed_role = packed_role(role)?;
+        let (grants, version, slot) =
+            packed::unplace(self.ledger, &packed_role, agreement_id).await?;
+        if let Some(slot) = slot {
+            packed::converge_slot(
+                iam,
+                self.ledger,
+                &packed_role,
+                slot,
+                grants,
+                version,
+                &self.writes,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// An access role in the provider account and the consumer's permission to assume it
@@ -798,6 +923,53 @@ mod tests {
                 .held(&format!("arn:aws:iam::{ACCOUNT}:role/other-consumer")),
             ["table sales.orders: SELECT"]
         );
+    }
+
+    #[tokio::test]
+    async fn packed_an_inline_grant_moves_into_the_managed_policy_before_its_inline_policy_goes() {
+        let world = World::new();
+        world.granted("consumer", None).await;
+        let packed = world
+            .converger()
+            .with_layout(Layout::Packed { policies: 2 });
+        let moved = packed
+            .grant(AGREEMENT, &plan("consumer", None))
+            .await
+            .unwrap();
+        assert_eq!(
+            moved.iam_writes, 3,
+            "create, attach, delete the inline policy"
+        );
+        let journal = world.journal.take();
+        let at = |line: &str| {
+            journal
+                .iter()
+                .position(|l| l == line)
+                .unwrap_or_else(|| panic!("{line} in {journal:?}"))
+        };
+        let attach = at("iam attach dmm-grants-consumer-1 to consumer");
+        assert!(at("iam create policy dmm-grants-consumer-1") < attach);
+        assert!(attach < at("iam delete consumer/DMM_DataUsageAgreement_a1"));
+        assert!(world.iam.policies("consumer").is_empty());
+        assert_eq!(
+            world.ledger.entry(AGREEMENT).unwrap().grants[0].kind,
+            GrantKind::Packed
+        );
+
+        let replay = packed
+            .grant(AGREEMENT, &plan("consumer", None))
+            .await
+            .unwrap();
+        assert_eq!(replay.iam_writes, 0);
+        world.journal.take();
+        let writes = packed.revoke(AGREEMENT, None).await.unwrap();
+        assert_eq!(writes, 2, "detach, delete the empty policy");
+        assert_eq!(
+            world.journal.take().last().map(String::as_str),
+            Some("ledger delete a1"),
+            "the ledger forgets last"
+        );
+        assert!(world.iam.attached("consumer").is_empty());
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use super::iam::{AccessRoleInfo, AccessRoles};
 use super::iam::{IamError, RoleInfo, RolePolicies};
 use super::lake_formation::{LakeFormationError, LfResource, TablePermissions};
 use super::ledger::{GrantLedger, LedgerEntry, LedgerError};
+use super::packed::{ManagedPolicies, ManagedPolicy, RoleGrants};
 
 /// One write a convergence would make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,6 +54,26 @@ pub enum Change {
     DeleteAccessRole {
         account: Option<String>,
         role: String,
+    },
+    /// A packed managed policy would be created (`existed`: false) or given a new version.
+    PutManagedPolicy {
+        account: Option<String>,
+        policy: String,
+        existed: bool,
+    },
+    AttachPolicy {
+        account: Option<String>,
+        role: String,
+        policy: String,
+    },
+    DetachPolicy {
+        account: Option<String>,
+        role: String,
+        policy: String,
+    },
+    DeleteManagedPolicy {
+        account: Option<String>,
+        policy: String,
     },
     /// Lake Formation permissions the consumer role (`principal`) lacks on `resource`.
     GrantTable {
@@ -114,6 +135,27 @@ impl fmt::Display for Change {
             }
             Self::DeleteAccessRole { account, role } => {
                 write!(f, "delete access role {role}{}", on(account))
+            }
+            Self::PutManagedPolicy {
+                account,
+                policy,
+                existed,
+            } => {
+                let what = if *existed { "new version of" } else { "create" };
+                write!(f, "{what} managed policy {policy}{}", on(account))
+            }
+            Self::AttachPolicy {
+                account,
+                role,
+                policy,
+            } => write!(f, "attach {policy} to role {role}{}", on(account)),
+            Self::DetachPolicy {
+                account,
+                role,
+                policy,
+            } => write!(f, "detach {policy} from role {role}{}", on(account)),
+            Self::DeleteManagedPolicy { account, policy } => {
+                write!(f, "delete managed policy {policy}{}", on(account))
             }
             Self::GrantTable {
                 account,
@@ -286,6 +328,76 @@ impl<I: AccessRoles + Sync> AccessRoles for Recording<I> {
     }
 }
 
+/// The policy name of a managed policy ARN, as the report shows it.
+fn policy_of(arn: &str) -> String {
+    arn.rsplit('/').next().unwrap_or(arn).to_owned()
+}
+
+impl<I: ManagedPolicies + Sync> ManagedPolicies for Recording<I> {
+    async fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, IamError> {
+        self.inner.managed_policy(arn).await
+    }
+
+    async fn create_managed_policy(
+        &self,
+        name: &str,
+        path: &str,
+        _document: &str,
+        _tags: &[(&str, &str)],
+    ) -> Result<String, IamError> {
+        self.changes.push(Change::PutManagedPolicy {
+            account: self.account.clone(),
+            policy: name.to_owned(),
+            existed: false,
+        });
+        Ok(format!("{path}{name}"))
+    }
+
+    async fn create_policy_version(&self, arn: &str, _document: &str) -> Result<(), IamError> {
+        self.changes.push(Change::PutManagedPolicy {
+            account: self.account.clone(),
+            policy: policy_of(arn),
+            existed: true,
+        });
+        Ok(())
+    }
+
+    /// Part of writing a new version; reported as that.
+    async fn delete_policy_version(&self, _arn: &str, _version: &str) -> Result<(), IamError> {
+        Ok(())
+    }
+
+    async fn delete_managed_policy(&self, arn: &str) -> Result<(), IamError> {
+        self.changes.push(Change::DeleteManagedPolicy {
+            account: self.account.clone(),
+            policy: policy_of(arn),
+        });
+        Ok(())
+    }
+
+    async fn attached_policies(&self, role: &str) -> Result<Vec<String>, IamError> {
+        self.inner.attached_policies(role).await
+    }
+
+    async fn attach_policy(&self, role: &str, arn: &str) -> Result<(), IamError> {
+        self.changes.push(Change::AttachPolicy {
+            account: self.account.clone(),
+            role: role.to_owned(),
+            policy: policy_of(arn),
+        });
+        Ok(())
+    }
+
+    async fn detach_policy(&self, role: &str, arn: &str) -> Result<(), IamError> {
+        self.changes.push(Change::DetachPolicy {
+            account: self.account.clone(),
+            role: role.to_owned(),
+            policy: policy_of(arn),
+        });
+        Ok(())
+    }
+}
+
 impl<I: TablePermissions + Sync> TablePermissions for Recording<I> {
     async fn permissions(
         &self,
@@ -330,13 +442,23 @@ impl<I: TablePermissions + Sync> TablePermissions for Recording<I> {
 pub struct DryRunLedger<'a, L> {
     inner: &'a L,
     changes: Changes,
+    /// Role records this dry convergence would have written: read back as written, so what
+    /// follows the write decides as it would after a real one.
+    roles: Mutex<std::collections::HashMap<String, RoleGrants>>,
 }
 
 impl<'a, L> DryRunLedger<'a, L> {
     pub fn new(inner: &'a L, changes: Changes) -> Self {
-        Self { inner, changes }
+        Self {
+            inner,
+            changes,
+            roles: Mutex::default(),
+        }
     }
 }
+
+/// The version a role record "written" by a dry run reads back as.
+const DRY_RUN_VERSION: &str = "dry-run";
 
 /// A holder mark that a run would add or remove is a ledger change. (What Lake Formation would
 /// be told does not depend on it: [`lake_formation::settle`](super::lake_formation::settle)
@@ -358,6 +480,36 @@ impl<L: GrantLedger + Sync> GrantLedger for DryRunLedger<'_, L> {
 
     async fn holders(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {
         self.inner.holders(prefix).await
+    }
+
+    async fn role_grants(
+        &self,
+        key: &str,
+    ) -> Result<Option<(RoleGrants, Option<String>)>, LedgerError> {
+        let written = self
+            .roles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned();
+        match written {
+            Some(grants) => Ok(Some((grants, Some(DRY_RUN_VERSION.to_owned())))),
+            None => self.inner.role_grants(key).await,
+        }
+    }
+
+    async fn put_role_grants(
+        &self,
+        key: &str,
+        grants: &RoleGrants,
+        _expected: Option<&str>,
+    ) -> Result<Option<String>, LedgerError> {
+        self.changes.push(Change::RecordGrants);
+        self.roles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_owned(), grants.clone());
+        Ok(Some(DRY_RUN_VERSION.to_owned()))
     }
 
     async fn get(&self, agreement_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {

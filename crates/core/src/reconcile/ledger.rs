@@ -7,6 +7,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use super::lake_formation::TableRef;
+use super::packed::RoleGrants;
 
 /// What a [`GrantRecord`] stands for.
 #[derive(
@@ -24,6 +25,10 @@ pub enum GrantKind {
     /// Lake Formation permissions on `table` for the role `role_name` (ADR 022), shared with the
     /// other agreements holding the same table; revoked when the last holder lets go.
     LakeFormation,
+    /// The agreement's grant packed with others' into the managed policies of the role
+    /// `role_name` (ADR 023); removed by taking it out of the role's record and rewriting the
+    /// policy that held it.
+    Packed,
 }
 
 impl GrantKind {
@@ -88,6 +93,21 @@ pub trait GrantLedger {
     fn hold(&self, key: &str) -> impl Future<Output = Result<(), LedgerError>> + Send;
     /// Removing a mark that is already gone succeeds.
     fn release(&self, key: &str) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    /// The packed grants of one role (ADR 023) and the version they were read at; `None` when
+    /// the role has no record. `key` comes from
+    /// [`PackedRole::record_key`](super::packed::PackedRole::record_key).
+    fn role_grants(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(RoleGrants, Option<String>)>, LedgerError>> + Send;
+    /// Writes the record only if it is still at `expected` (`None`: only if there is none);
+    /// returns the new version, or `None` when another writer changed it first.
+    fn put_role_grants(
+        &self,
+        key: &str,
+        grants: &RoleGrants,
+        expected: Option<&str>,
+    ) -> impl Future<Output = Result<Option<String>, LedgerError>> + Send;
     /// The marks below `prefix` (from
     /// [`holders_prefix`](super::lake_formation::holders_prefix)), relative to it.
     fn holders(

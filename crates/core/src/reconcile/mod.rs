@@ -14,6 +14,7 @@ pub mod iam;
 pub mod lake_formation;
 pub mod ledger;
 pub mod ownership;
+pub mod packed;
 pub mod plan;
 pub mod report;
 pub mod requests;
@@ -171,6 +172,23 @@ pub enum Permanent {
     Iam(IamError),
     #[error(transparent)]
     LakeFormation(LakeFormationError),
+    #[error(
+        "the consumer role `{role}` has no room for this grant ({size} characters): its \
+         {policies} packed managed policies (managed_policies_per_role) are full at {limit} \
+         characters each; raise managed_policies_per_role (and the role's attached-policy quota, \
+         10 by default, 20 at most) or use another role"
+    )]
+    RoleFull {
+        role: String,
+        policies: usize,
+        limit: usize,
+        size: usize,
+    },
+    #[error(
+        "the managed policy `{policy}` the integration would use for role `{role}` exists but \
+         was not created by it (no tag managed-by=dmm-integration-aws); it is never changed"
+    )]
+    ForeignManagedPolicy { policy: String, role: String },
     #[error(
         "the Glue table of output port `{port}` of data product `{product}` is granted through \
          Lake Formation, but the consumer role is in account {consumer_account} and the table in \

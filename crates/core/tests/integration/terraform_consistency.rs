@@ -44,6 +44,7 @@ use dmm_aws_core::permissions::{
     MANAGE_IAM_POLICIES_EVENT_SOURCE_ACTIONS, POLL_FEED_ACTIONS,
 };
 use dmm_aws_core::policy::{ACCESS_ROLE_NAME_PREFIX, MAPPED_ACCESS_ROLE_NAME_PREFIX};
+use dmm_aws_core::reconcile::packed::{PACKED_POLICY_PATH, PACKED_POLICY_PREFIX};
 use hcl::expr::{TemplateExpr, TraversalOperator};
 use hcl::{Block, Body, Expression, ObjectKey};
 
@@ -71,6 +72,16 @@ const ACCESS_ROLE_BOUNDED_ACTIONS: &[&str] = &[
     "iam:CreateRole",
     "iam:PutRolePolicy",
     "iam:PutRolePermissionsBoundary",
+];
+/// On consumer roles only for the integration's own packed policies (`iam:PolicyARN`).
+const PACKED_ATTACH_ACTIONS: &[&str] = &["iam:AttachRolePolicy", "iam:DetachRolePolicy"];
+/// On the packed policies, creating only with `aws:RequestTag/managed-by`…
+const PACKED_CREATE_ACTIONS: &[&str] = &["iam:CreatePolicy", "iam:TagPolicy"];
+/// …and changing only with `iam:ResourceTag/managed-by`.
+const PACKED_WRITE_ACTIONS: &[&str] = &[
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicyVersion",
+    "iam:DeletePolicy",
 ];
 /// Allowed on access roles only with `aws:RequestTag/managed-by` (the role does not exist yet).
 const ACCESS_ROLE_CREATE_ACTIONS: &[&str] = &["iam:CreateRole", "iam:TagRole"];
@@ -838,6 +849,13 @@ fn assert_lake_formation_alone(s: &Statement) {
     );
 }
 
+/// `local.packed_policy_arns` as it must read: the packed policies of `reconcile::packed`.
+fn packed_policy_arn() -> String {
+    format!(
+        "arn:${{var.partition}}:iam::${{var.account_id}}:policy{PACKED_POLICY_PATH}{PACKED_POLICY_PREFIX}*"
+    )
+}
+
 /// IAM actions only on `arn:<partition>:iam::<account>:role<managed_role_path_prefix>…`: the
 /// consumer-role allowlist (`local.managed_role_arns`) or the integration's own access roles
 /// (`local.access_role_arns`, exactly `dmm-access-*` and `dmm-acc-*` under the path). Creating,
@@ -863,6 +881,56 @@ fn assert_iam_scoped(module: &Module, s: &Statement) {
                 "{}: {:?} only on local.access_role_arns (the integration's own access roles), never on consumer roles",
                 s.origin,
                 s.actions
+            );
+            if has(PACKED_ATTACH_ACTIONS) {
+                assert!(
+                    s.conditions.iter().any(|c| c.test == "ArnLike"
+                        && c.variable == "iam:PolicyARN"
+                        && c.values == [packed_policy_arn()]),
+                    "{}: {PACKED_ATTACH_ACTIONS:?} only with ArnLike iam:PolicyARN = local.packed_policy_arns (the integration's own packed policies); has {:?}",
+                    s.origin,
+                    s.conditions
+                );
+            }
+        }
+        [r] if r == "ref:local.packed_policy_arns" => {
+            assert!(
+                !has(ACCESS_ROLE_ONLY_ACTIONS) && !has(PACKED_ATTACH_ACTIONS),
+                "{}: only policy actions on the packed policies, not {:?}",
+                s.origin,
+                s.actions
+            );
+            if has(PACKED_CREATE_ACTIONS) {
+                assert!(
+                    s.has_condition(
+                        "StringEquals",
+                        &format!("aws:RequestTag/{MANAGED_BY_TAG_KEY}"),
+                        &[MANAGED_BY_TAG_VALUE]
+                    ),
+                    "{}: {PACKED_CREATE_ACTIONS:?} need StringEquals aws:RequestTag/{MANAGED_BY_TAG_KEY} = {MANAGED_BY_TAG_VALUE}; has {:?}",
+                    s.origin,
+                    s.conditions
+                );
+            }
+            if has(PACKED_WRITE_ACTIONS) {
+                assert!(
+                    s.has_condition(
+                        "StringEquals",
+                        &format!("iam:ResourceTag/{MANAGED_BY_TAG_KEY}"),
+                        &[MANAGED_BY_TAG_VALUE]
+                    ),
+                    "{}: {PACKED_WRITE_ACTIONS:?} need StringEquals iam:ResourceTag/{MANAGED_BY_TAG_KEY} = {MANAGED_BY_TAG_VALUE}; has {:?}",
+                    s.origin,
+                    s.conditions
+                );
+            }
+            let mut packed = Vec::new();
+            leaves(module.local("packed_policy_arns"), &mut packed);
+            assert_eq!(
+                packed,
+                [packed_policy_arn()],
+                "{}: local.packed_policy_arns must be exactly the packed policies of reconcile::packed",
+                module.name
             );
         }
         [r] if r == "ref:local.access_role_arns" => {
@@ -923,7 +991,7 @@ fn assert_iam_scoped(module: &Module, s: &Statement) {
             }
         }
         other => panic!(
-            "{}: IAM actions must be on local.managed_role_arns or local.access_role_arns, not {other:?}",
+            "{}: IAM actions must be on local.managed_role_arns, local.access_role_arns or local.packed_policy_arns, not {other:?}",
             s.origin
         ),
     }
@@ -1590,6 +1658,48 @@ fn creating_access_roles_without_the_tag_is_caught() {
 }
 
 #[test]
+#[should_panic(expected = "only with ArnLike iam:PolicyARN = local.packed_policy_arns")]
+fn attaching_any_policy_to_consumer_roles_is_caught() {
+    check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
+        &load_edited(|name, text| {
+            edit(
+                name,
+                "modules/account-iam/main.tf",
+                text,
+                r#"variable = "iam:PolicyARN""#,
+                r#"variable = "iam:PolicyArn""#,
+            )
+        }),
+    );
+}
+
+#[test]
+#[should_panic(expected = "need StringEquals iam:ResourceTag/managed-by = dmm-integration-aws")]
+fn changing_untagged_packed_policies_is_caught() {
+    check_manage_iam_policies_role_allows_exactly_what_the_binary_and_its_trigger_call(
+        &load_edited(|name, text| {
+            edit(
+                name,
+                "modules/account-iam/main.tf",
+                text,
+                r#"actions   = ["iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:DeletePolicy"]
+    resources = local.packed_policy_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:ResourceTag/${local.managed_by_tag_key}""#,
+                r#"actions   = ["iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:DeletePolicy"]
+    resources = local.packed_policy_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:ResourceTag/owner""#,
+            )
+        }),
+    );
+}
+
+#[test]
 #[should_panic(expected = "need the condition StringEquals iam:ResourceTag/managed-by")]
 fn deleting_untagged_access_roles_is_caught() {
     check_management_role_allows_exactly_the_iam_actions_of_the_code(&load_managed_account_edited(
@@ -1710,7 +1820,7 @@ fn a_trust_without_the_external_id_is_caught() {
 }
 
 #[test]
-#[should_panic(expected = "the Deny does not cover iam:CreateRole")]
+#[should_panic(expected = "the Deny does not cover iam:AttachRolePolicy")]
 fn a_management_role_that_may_change_itself_is_caught() {
     check_management_role_never_touches_itself_or_protected_roles(&load_managed_account_edited(
         |name, text| {

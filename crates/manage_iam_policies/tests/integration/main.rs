@@ -16,4 +16,5 @@ mod end_to_end;
 mod hostile_input;
 mod lake_formation;
 mod ownership;
+mod packed;
 mod reconcile;

@@ -64,16 +64,19 @@ run "allows_only_the_integrations_iam_actions_on_the_managed_path" {
       "kafka:ListTagsForResource", "kms:ListResourceTags", "athena:ListTagsForResource",
       "lakeformation:GrantPermissions", "lakeformation:RevokePermissions", "lakeformation:ListPermissions",
       "glue:GetDatabase", "glue:GetTable",
+      "iam:ListAttachedRolePolicies", "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:GetPolicy",
+      "iam:GetPolicyVersion", "iam:ListPolicyVersions", "iam:CreatePolicy", "iam:TagPolicy",
+      "iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:DeletePolicy",
     ])
     error_message = "The management role allows exactly the IAM actions of permissions::MANAGE_IAM_POLICIES_ACTIONS, OWNERSHIP_TAG_ACTIONS and LAKE_FORMATION_ACTIONS."
   }
   assert {
     condition = alltrue([
       for s in jsondecode(module.account_iam.policy_json).Statement :
-      alltrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:iam::222222222222:role/data-consumers/")])
+      alltrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:iam::222222222222:role/data-consumers/") || r == "arn:aws:iam::222222222222:policy/dmm-integration/dmm-grants-*"])
       if s.Effect == "Allow" && startswith(flatten([s.Action])[0], "iam:")
     ])
-    error_message = "Every IAM Allow must be on roles under the managed path of this account."
+    error_message = "Every IAM Allow must be on roles under the managed path of this account, or on the integration's own packed policies."
   }
   assert {
     condition = alltrue([

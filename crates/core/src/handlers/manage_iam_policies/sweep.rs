@@ -357,7 +357,8 @@ impl ManageIamPolicies {
         let real = self.agreement_iam(agreement_id, rules.scope);
         let iam = DryRunIam::new(&real, changes.clone());
         let ledger = DryRunLedger::new(&self.ledger, changes.clone());
-        let converger = Converger::new(&iam, &ledger, &self.config.guard, &RandomExternalIds);
+        let converger = Converger::new(&iam, &ledger, &self.config.guard, &RandomExternalIds)
+            .with_layout(self.config.layout);
         let in_dmm = match &agreement {
             None => "not in DMM",
             Some(a) if a.is_active() => "active",

@@ -824,10 +824,13 @@ pub fn function_policy() -> Value {
         .filter(|a| !a.starts_with("s3:"))
         .collect();
     assert!(actions.contains(&"s3:GetObject") && actions.contains(&"s3:ListBucket"));
+    // The ledger, the Lake Formation holders and the packed layout's role records.
+    let state_objects =
+        ["grants", "lake-formation", "roles"].map(|p| format!("arn:aws:s3:::{BUCKET}/{p}/*"));
     json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{BUCKET}")},
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-         "Resource": format!("arn:aws:s3:::{BUCKET}/grants/*")},
+         "Resource": state_objects},
         {"Effect": "Allow", "Action": other, "Resource": "*"},
         {"Effect": "Allow", "Action": "s3:GetBucketTagging", "Resource": "arn:aws:s3:::*"},
     ]})

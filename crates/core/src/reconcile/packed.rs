@@ -1,0 +1,643 @@
+//! The packed layout (ADR 023): the grants of every agreement on one consumer role in a few
+//! customer managed policies the integration owns, instead of one inline policy per agreement.
+//!
+//! **The role record.** Which agreement's grant sits in which policy ("slot") is kept per role in
+//! the state bucket ([`RoleGrants`], `GrantLedger::role_grants`), written with S3 conditional
+//! writes: the record is the one place where agreements converged at the same moment (one FIFO
+//! group each, several Lambda instances) meet, and a write based on a stale read fails and is
+//! redone. An agreement stays in its slot while it fits, so an activation or a revocation
+//! rewrites one policy.
+//!
+//! **The policies.** Slot `n` of role `r` is the managed policy `dmm-grants-<r>-<n>` on the path
+//! `/dmm-integration/`, tagged `managed-by=dmm-integration-aws`, holding [`pack`] of the slot's
+//! grants and attached to the role. [`converge_slot`] makes IAM match the record, then reads the
+//! record again: when another agreement changed the slot meanwhile, it converges again, so the
+//! last writer always wrote what the record says (as `lake_formation::settle` does for shared
+//! Lake Formation permissions).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::iam::{IamError, MANAGED_BY_TAG, MANAGED_BY_VALUE};
+use super::ledger::GrantLedger;
+use super::{Permanent, ReconcileError, Retry};
+use crate::policy::PolicyDocument;
+use crate::policy::packing::{MANAGED_POLICY_LIMIT, pack, packed_size};
+
+/// The IAM path of every managed policy the integration creates; Terraform lets it create and
+/// change policies only there.
+pub const PACKED_POLICY_PATH: &str = "/dmm-integration/";
+/// Name prefix of the packed policies.
+pub const PACKED_POLICY_PREFIX: &str = "dmm-grants-";
+/// Half of IAM's default quota of ten attached policies per role: the role's owners keep the
+/// other half for their own.
+pub const DEFAULT_MANAGED_POLICIES_PER_ROLE: usize = 5;
+/// IAM keeps at most five versions of a managed policy.
+const MAX_POLICY_VERSIONS: usize = 5;
+/// How often a conditional write of the role record is redone after losing to another writer,
+/// and how often a slot is converged again while others keep changing it, before the message is
+/// retried.
+const MAX_ROUNDS: usize = 8;
+
+/// How grants are laid out on consumer roles (`grant_layout`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// One inline policy `DMM_DataUsageAgreement_<id>` per agreement, as the Python reference
+    /// did: readable names, and IAM's 10,240 characters of inline policy per role as the ceiling.
+    #[default]
+    Inline,
+    /// Packed into at most `policies` managed policies per role.
+    Packed { policies: usize },
+}
+
+impl Layout {
+    pub fn parse(layout: &str, policies: usize) -> Result<Self, String> {
+        match layout.trim() {
+            "inline" => Ok(Self::Inline),
+            "packed" if (1..=20).contains(&policies) => Ok(Self::Packed { policies }),
+            "packed" => Err(format!(
+                "managed_policies_per_role is {policies}; IAM attaches 1 to 20 managed policies \
+                 to a role"
+            )),
+            other => Err(format!("`{other}`: expected `inline` or `packed`")),
+        }
+    }
+}
+
+/// The packed grants of one role, as the role record holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleGrants {
+    /// Slot → agreement id → the agreement's policy document (compact JSON).
+    pub slots: BTreeMap<usize, BTreeMap<String, String>>,
+}
+
+impl RoleGrants {
+    /// The slot holding `agreement_id`, if any.
+    pub fn slot_of(&self, agreement_id: &str) -> Option<usize> {
+        self.slots
+            .iter()
+            .find(|(_, agreements)| agreements.contains_key(agreement_id))
+            .map(|(slot, _)| *slot)
+    }
+
+    /// The documents of `slot`.
+    fn documents(&self, slot: usize) -> Vec<PolicyDocument> {
+        self.slots
+            .get(&slot)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .filter_map(|json| PolicyDocument::from_iam(json).ok())
+            .collect()
+    }
+
+    /// The packed document of `slot`; `None` when the slot is empty.
+    pub fn slot_document(&self, slot: usize) -> Option<PolicyDocument> {
+        let documents = self.documents(slot);
+        (!documents.is_empty()).then(|| pack(&documents))
+    }
+
+    /// Puts `document` of `agreement_id` in a slot: its own while it still fits there, else the
+    /// first with room, else a new one. Returns the slots that changed.
+    fn place(
+        &mut self,
+        agreement_id: &str,
+        document: &PolicyDocument,
+        policies: usize,
+        role: &str,
+    ) -> Result<Vec<usize>, Box<Permanent>> {
+        let json = document.to_json();
+        let current = self.slot_of(agreement_id);
+        if let Some(slot) = current
+            && self.slots[&slot].get(agreement_id) == Some(&json)
+        {
+            return Ok(Vec::new());
+        }
+        let fits = |grants: &RoleGrants, slot: usize| {
+            let mut documents: Vec<PolicyDocument> = grants
+                .slots
+                .get(&slot)
+                .into_iter()
+                .flatten()
+                .filter(|(id, _)| id.as_str() != agreement_id)
+                .filter_map(|(_, json)| PolicyDocument::from_iam(json).ok())
+                .collect();
+            documents.push(document.clone());
+            packed_size(&documents) <= MANAGED_POLICY_LIMIT
+        };
+        let slot = current
+            .filter(|slot| fits(self, *slot))
+            .or_else(|| self.slots.keys().copied().find(|slot| fits(self, *slot)))
+            .or_else(|| (1..=policies).find(|slot| !self.slots.contains_key(slot)))
+            .filter(|slot| fits(self, *slot))
+            .ok_or_else(|| {
+                Box::new(Permanent::RoleFull {
+                    role: role.to_owned(),
+                    policies,
+                    limit: MANAGED_POLICY_LIMIT,
+                    size: document.size(),
+                })
+            })?;
+        let mut changed = vec![slot];
+        if let Some(old) = current.filter(|old| *old != slot) {
+            self.remove(agreement_id);
+            changed.push(old);
+        }
+        self.slots
+            .entry(slot)
+            .or_default()
+            .insert(agreement_id.to_owned(), json);
+        Ok(changed)
+    }
+
+    /// Takes `agreement_id` out of its slot; returns the slot.
+    fn remove(&mut self, agreement_id: &str) -> Option<usize> {
+        let slot = self.slot_of(agreement_id)?;
+        let agreements = self.slots.get_mut(&slot)?;
+        agreements.remove(agreement_id);
+        if agreements.is_empty() {
+            self.slots.remove(&slot);
+        }
+        Some(slot)
+    }
+}
+
+/// A customer managed policy as IAM holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedPolicy {
+    pub arn: String,
+    /// The default version's id and document (URL-encoded JSON, as IAM returns it).
+    pub default_version: String,
+    pub document: String,
+    /// The other versions, oldest first.
+    pub other_versions: Vec<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl ManagedPolicy {
+    fn is_managed(&self) -> bool {
+        self.tags
+            .iter()
+            .any(|(k, v)| k == MANAGED_BY_TAG && v == MANAGED_BY_VALUE)
+    }
+}
+
+/// The customer managed policies of one account, and their attachment to roles.
+pub trait ManagedPolicies {
+    /// `None` when there is no policy with this ARN.
+    fn managed_policy(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<Option<ManagedPolicy>, IamError>> + Send;
+    /// Creates the policy with its tags; returns its ARN.
+    fn create_managed_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &str,
+        tags: &[(&str, &str)],
+    ) -> impl Future<Output = Result<String, IamError>> + Send;
+    /// A new default version.
+    fn create_policy_version(
+        &self,
+        arn: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
+    fn delete_policy_version(
+        &self,
+        arn: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
+    /// Deleting a policy that is already gone succeeds. It must be detached and have no other
+    /// versions.
+    fn delete_managed_policy(&self, arn: &str)
+    -> impl Future<Output = Result<(), IamError>> + Send;
+    /// The ARNs of the managed policies attached to `role`.
+    fn attached_policies(
+        &self,
+        role: &str,
+    ) -> impl Future<Output = Result<Vec<String>, IamError>> + Send;
+    fn attach_policy(
+        &self,
+        role: &str,
+        arn: &str,
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
+    /// Detaching a policy that is not attached succeeds.
+    fn detach_policy(
+        &self,
+        role: &str,
+        arn: &str,
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
+}
+
+/// Where one role's packed grants live: the record's key, the role, its account's policy ARNs.
+#[derive(Debug, Clone)]
+pub struct PackedRole {
+    pub role_name: String,
+    /// `arn:<partition>:iam::<account>:` of the role.
+    arn_prefix: String,
+}
+
+impl PackedRole {
+    /// For the role with ARN `role_arn`.
+    pub fn new(role_name: &str, role_arn: &str) -> Option<Self> {
+        let (prefix, _) = role_arn.split_once(":role/")?;
+        Some(Self {
+            role_name: role_name.to_owned(),
+            arn_prefix: format!("{prefix}:"),
+        })
+    }
+
+    /// The role record's key, relative to the records' prefix: one per account and role.
+    pub fn record_key(&self) -> String {
+        let account = self.arn_prefix.rsplit(':').nth(1).unwrap_or_default();
+        format!("{account}/{}.json", self.role_name)
+    }
+
+    pub fn policy_name(&self, slot: usize) -> String {
+        format!("{PACKED_POLICY_PREFIX}{}-{slot}", self.role_name)
+    }
+
+    pub fn policy_arn(&self, slot: usize) -> String {
+        format!(
+            "{}policy{PACKED_POLICY_PATH}{}",
+            self.arn_prefix,
+            self.policy_name(slot)
+        )
+    }
+}
+
+/// Applies `change` to the role record with a conditional write, redoing it from a fresh read
+/// whenever another writer got there first. Returns the record as written, the version it was
+/// written as, and what `change` returned.
+pub async fn update<L, T>(
+    ledger: &L,
+    role: &PackedRole,
+    mut change: impl FnMut(&mut RoleGrants) -> Result<T, Box<Permanent>>,
+) -> Result<(RoleGrants, Option<String>, T), ReconcileError>
+where
+    L: GrantLedger,
+{
+    let key = role.record_key();
+    for _ in 0..MAX_ROUNDS {
+        let (mut grants, version) = ledger.role_grants(&key).await?.unwrap_or_default();
+        let before = grants.clone();
+        let answer = change(&mut grants)?;
+        if grants == before {
+            return Ok((grants, version, answer));
+        }
+        if let Some(written) = ledger
+            .put_role_grants(&key, &grants, version.as_deref())
+            .await?
+        {
+            return Ok((grants, Some(written), answer));
+        }
+    }
+    Err(contended(role))
+}
+
+fn contended(role: &PackedRole) -> ReconcileError {
+    Retry::Iam(IamError::Unavailable {
+        action: "PutRolePolicies",
+        role: role.role_name.clone(),
+        reason: format!(
+            "other agreements on the role kept changing its packed policies ({MAX_ROUNDS} rounds)"
+        ),
+    })
+    .into()
+}
+
+/// Puts `agreement_id`'s `document` in the role record; returns the record, its version and the
+/// slots that changed.
+pub async fn place<L: GrantLedger>(
+    ledger: &L,
+    role: &PackedRole,
+    agreement_id: &str,
+    document: &PolicyDocument,
+    policies: usize,
+) -> Result<(RoleGrants, Option<String>, Vec<usize>), ReconcileError> {
+    update(ledger, role, |grants| {
+        grants.place(agreement_id, document, policies, &role.role_name)
+    })
+    .await
+}
+
+/// Takes `agreement_id` out of the role record; returns the record, its version and the slot it
+/// was in.
+pub async fn unplace<L: GrantLedger>(
+    ledger: &L,
+    role: &PackedRole,
+    agreement_id: &str,
+) -> Result<(RoleGrants, Option<String>, Option<usize>), ReconcileError> {
+    update(ledger, role, |grants| Ok(grants.remove(agreement_id))).await
+}
+
+/// Makes the managed policy of `slot` match the record (`grants` as of `version`): created or
+/// given a new version and attached while the slot holds grants, detached and deleted once it
+/// holds none; then, if the record moved on meanwhile, again from the newer record.
+pub async fn converge_slot<I, L>(
+    iam: &I,
+    ledger: &L,
+    role: &PackedRole,
+    slot: usize,
+    mut grants: RoleGrants,
+    mut version: Option<String>,
+    writes: &AtomicUsize,
+) -> Result<(), ReconcileError>
+where
+    I: ManagedPolicies + Sync,
+    L: GrantLedger,
+{
+    for _ in 0..MAX_ROUNDS {
+        let wrote = write_slot(iam, role, slot, grants.slot_document(slot), writes).await?;
+        if !wrote {
+            return Ok(());
+        }
+        let (now, now_version) = ledger
+            .role_grants(&role.record_key())
+            .await?
+            .unwrap_or_default();
+        if now_version == version {
+            return Ok(());
+        }
+        (grants, version) = (now, now_version);
+    }
+    Err(contended(role))
+}
+
+/// Makes `document` the policy's default version, making room first: IAM keeps five versions,
+/// so the oldest other one goes. Instances writing the same policy at once can each make room
+/// for one and then find none (`LimitExceeded`): that is contention, not a refusal, and is
+/// retried from a fresh read, then left to the message's retry. Returns the writes made.
+async fn new_version<I: ManagedPolicies + Sync>(
+    iam: &I,
+    role: &PackedRole,
+    arn: &str,
+    mut policy: ManagedPolicy,
+    document: &PolicyDocument,
+) -> Result<usize, ReconcileError> {
+    let mut count = 0;
+    for _ in 0..MAX_ROUNDS {
+        if policy.other_versions.len() + 1 >= MAX_POLICY_VERSIONS
+            && let Some(oldest) = policy.other_versions.first()
+        {
+            iam.delete_policy_version(arn, oldest).await?;
+            count += 1;
+        }
+        match iam.create_policy_version(arn, &document.to_json()).await {
+            Ok(()) => return Ok(count + 1),
+            Err(IamError::Refused { reason, .. }) if reason.starts_with("LimitExceeded") => {
+                match iam.managed_policy(arn).await? {
+                    Some(fresh) => policy = fresh,
+                    None => return Err(contended(role)),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(contended(role))
+}
+
+/// One pass of [`converge_slot`]; returns whether it wrote.
+async fn write_slot<I: ManagedPolicies + Sync>(
+    iam: &I,
+    role: &PackedRole,
+    slot: usize,
+    wanted: Option<PolicyDocument>,
+    writes: &AtomicUsize,
+) -> Result<bool, ReconcileError> {
+    let arn = role.policy_arn(slot);
+    let wrote = |n: usize| writes.fetch_add(n, Ordering::SeqCst);
+    let current = iam.managed_policy(&arn).await?;
+    if let Some(policy) = current.as_ref().filter(|p| !p.is_managed()) {
+        return Err(Permanent::ForeignManagedPolicy {
+            policy: policy.arn.clone(),
+            role: role.role_name.clone(),
+        }
+        .into());
+    }
+    let attached = iam.attached_policies(&role.role_name).await?.contains(&arn);
+    let mut count = 0;
+    let current = match (&wanted, current) {
+        (Some(document), None) => {
+            let tags = [(MANAGED_BY_TAG, MANAGED_BY_VALUE)];
+            let created = iam
+                .create_managed_policy(
+                    &role.policy_name(slot),
+                    PACKED_POLICY_PATH,
+                    &document.to_json(),
+                    &tags,
+                )
+                .await;
+            match created {
+                Ok(_) => {
+                    count += 1;
+                    None
+                }
+                // Another agreement's convergence created it first: go on from what it wrote.
+                Err(e) => match iam.managed_policy(&arn).await? {
+                    Some(policy) if policy.is_managed() => Some(policy),
+                    _ => return Err(e.into()),
+                },
+            }
+        }
+        (_, current) => current,
+    };
+    match (wanted, current) {
+        (Some(_), None) => {
+            if !attached {
+                iam.attach_policy(&role.role_name, &arn).await?;
+                count += 1;
+            }
+        }
+        (Some(document), Some(policy)) => {
+            let same = PolicyDocument::from_iam(&policy.document).is_ok_and(|d| d == document);
+            if !same {
+                count += new_version(iam, role, &arn, policy, &document).await?;
+            }
+            if !attached {
+                iam.attach_policy(&role.role_name, &arn).await?;
+                count += 1;
+            }
+        }
+        (None, Some(policy)) => {
+            if attached {
+                iam.detach_policy(&role.role_name, &arn).await?;
+                count += 1;
+            }
+            for version in &policy.other_versions {
+                iam.delete_policy_version(&arn, version).await?;
+                count += 1;
+            }
+            iam.delete_managed_policy(&arn).await?;
+            count += 1;
+        }
+        (None, None) => {}
+    }
+    wrote(count);
+    Ok(count > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{ACCOUNT, FakeIam, FakeLedger};
+    use crate::policy::Statement;
+
+    fn folder(name: &str) -> PolicyDocument {
+        PolicyDocument::new(vec![Statement::allow(
+            "Read",
+            &["s3:GetObject"],
+            [format!("arn:aws:s3:::lake/{name}/*")],
+        )])
+    }
+
+    fn role() -> PackedRole {
+        PackedRole::new("consumer", &format!("arn:aws:iam::{ACCOUNT}:role/consumer")).unwrap()
+    }
+
+    async fn grant(iam: &FakeIam, ledger: &FakeLedger, id: &str, doc: &PolicyDocument) -> usize {
+        let writes = AtomicUsize::new(0);
+        let (grants, version, slots) = place(ledger, &role(), id, doc, 3).await.unwrap();
+        for slot in slots {
+            converge_slot(
+                iam,
+                ledger,
+                &role(),
+                slot,
+                grants.clone(),
+                version.clone(),
+                &writes,
+            )
+            .await
+            .unwrap();
+        }
+        writes.load(Ordering::SeqCst)
+    }
+
+    async fn revoke(iam: &FakeIam, ledger: &FakeLedger, id: &str) -> usize {
+        let writes = AtomicUsize::new(0);
+        let (grants, version, slot) = unplace(ledger, &role(), id).await.unwrap();
+        if let Some(slot) = slot {
+            converge_slot(iam, ledger, &role(), slot, grants, version, &writes)
+                .await
+                .unwrap();
+        }
+        writes.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn agreements_share_one_policy_and_each_change_rewrites_it_once() {
+        let (iam, ledger) = (
+            FakeIam::default().with_role("consumer", &[]),
+            FakeLedger::default(),
+        );
+        assert_eq!(
+            grant(&iam, &ledger, "a1", &folder("orders")).await,
+            2,
+            "create + attach"
+        );
+        assert_eq!(
+            grant(&iam, &ledger, "a2", &folder("returns")).await,
+            1,
+            "a new version"
+        );
+        assert_eq!(
+            grant(&iam, &ledger, "a2", &folder("returns")).await,
+            0,
+            "a replay"
+        );
+        let arn = role().policy_arn(1);
+        assert_eq!(iam.attached("consumer"), std::slice::from_ref(&arn));
+        let document = iam.managed_document(&arn).unwrap();
+        assert!(
+            document.contains("lake/orders/*") && document.contains("lake/returns/*"),
+            "{document}"
+        );
+        assert_eq!(revoke(&iam, &ledger, "a1").await, 1);
+        assert!(!iam.managed_document(&arn).unwrap().contains("orders"));
+        revoke(&iam, &ledger, "a2").await;
+        assert_eq!(
+            iam.managed_document(&arn),
+            None,
+            "the empty policy is deleted"
+        );
+        assert!(iam.attached("consumer").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_policy_overflows_into_the_next_and_the_last_refuses_with_the_limit() {
+        let (iam, ledger) = (
+            FakeIam::default().with_role("consumer", &[]),
+            FakeLedger::default(),
+        );
+        let big = |n: usize| {
+            PolicyDocument::new(vec![Statement::allow(
+                "Read",
+                &["s3:GetObject"],
+                (0..60).map(|i| format!("arn:aws:s3:::lake-{n}/part-{i:03}/*")),
+            )])
+        };
+        let mut placed = 0;
+        let refusal = loop {
+            match place(&ledger, &role(), &format!("a{placed}"), &big(placed), 3).await {
+                Ok(_) => placed += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(placed >= 6, "{placed}");
+        assert!(
+            matches!(
+                refusal,
+                ReconcileError::Permanent(Permanent::RoleFull { policies: 3, .. })
+            ),
+            "{refusal:?}"
+        );
+        let (grants, _) = ledger
+            .role_grants(&role().record_key())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(grants.slots.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+        for slot in 1..=3 {
+            assert!(grants.slot_document(slot).unwrap().size() <= MANAGED_POLICY_LIMIT);
+        }
+        let _ = iam;
+    }
+
+    #[tokio::test]
+    async fn a_write_that_lost_to_another_is_redone_from_a_fresh_read() {
+        let ledger = FakeLedger::default();
+        // Another instance places `a2` between this one's read and its write.
+        let other = ledger.clone();
+        ledger.before_next_role_write(move || {
+            let mut grants = RoleGrants::default();
+            grants
+                .place("a2", &folder("returns"), 3, "consumer")
+                .unwrap();
+            other.replace_role_grants(&role().record_key(), &grants);
+        });
+        let (grants, _, _) = place(&ledger, &role(), "a1", &folder("orders"), 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            grants.slots[&1].keys().collect::<Vec<_>>(),
+            ["a1", "a2"],
+            "neither is lost"
+        );
+    }
+
+    #[test]
+    fn layouts_parse_with_their_limits() {
+        assert_eq!(Layout::parse("inline", 5), Ok(Layout::Inline));
+        assert_eq!(
+            Layout::parse("packed", 10),
+            Ok(Layout::Packed { policies: 10 })
+        );
+        assert!(Layout::parse("packed", 21).unwrap_err().contains("1 to 20"));
+        assert!(Layout::parse("tight", 5).is_err());
+    }
+}

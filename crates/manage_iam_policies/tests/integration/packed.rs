@@ -1,0 +1,327 @@
+//! The packed layout (`grant_layout = packed`, ADR 023) against moto with IAM enforced: many
+//! agreements on one consumer role in a few managed policies, converged at the same moment by
+//! several function instances, with the consumer's real access checked through its own session.
+
+use std::collections::BTreeSet;
+
+use crate::common::*;
+use serde_json::{Value, json};
+
+const POLICIES: &str = "3";
+
+fn folder_port(i: usize) -> Value {
+    json!({"id": format!("part-{i:02}"), "type": "s3", "custom": {
+        "output-port-type": "s3_folder",
+        "aws-s3-folder-arn": format!("arn:aws:s3:::{LAKE}/parts/p{i:02}")}})
+}
+
+/// The standard organisation plus `parts` folder ports of the provider, and one agreement of
+/// shipments on each.
+fn packed_scenario(parts: usize) -> dmm_simulator::Scenario {
+    let mut scenario = scenario(
+        (0..parts)
+            .map(|i| {
+                agreement(
+                    &format!("agr-{i:02}"),
+                    &format!("part-{i:02}"),
+                    by_product(SHIPMENTS),
+                )
+            })
+            .collect(),
+    );
+    let ports = scenario.data_products[0]["outputPorts"]
+        .as_array_mut()
+        .expect("the provider's ports");
+    ports.extend((0..parts).map(folder_port));
+    scenario
+}
+
+const PACKED: [(&str, &str); 2] = [
+    ("grant_layout", "packed"),
+    ("managed_policies_per_role", POLICIES),
+];
+
+/// The managed policies attached to `role`, by name, with their default documents.
+async fn attached(stack: &Stack, role: &str) -> Vec<(String, Value)> {
+    let arns: Vec<String> = stack
+        .iam
+        .list_attached_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap()
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_owned))
+        .collect();
+    let mut policies = Vec::new();
+    for arn in arns {
+        let policy = stack
+            .iam
+            .get_policy()
+            .policy_arn(&arn)
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap();
+        let version = stack
+            .iam
+            .get_policy_version()
+            .policy_arn(&arn)
+            .version_id(policy.default_version_id().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .policy_version
+            .unwrap();
+        let document = dmm_aws_core::policy::decode_iam_document(version.document().unwrap())
+            .unwrap()
+            .into_owned();
+        policies.push((
+            policy.policy_name().unwrap().to_owned(),
+            serde_json::from_str(&document).unwrap(),
+        ));
+    }
+    policies.sort_by(|a, b| a.0.cmp(&b.0));
+    policies
+}
+
+/// The folders the role's packed policies let it read.
+fn granted_folders(policies: &[(String, Value)]) -> BTreeSet<String> {
+    policies
+        .iter()
+        .flat_map(|(_, doc)| doc["Statement"].as_array().cloned().unwrap_or_default())
+        .filter(|s| s["Action"] == "s3:GetObject")
+        .flat_map(|s| match &s["Resource"] {
+            Value::Array(all) => all.clone(),
+            one => vec![one.clone()],
+        })
+        .filter_map(|r| {
+            r.as_str()
+                .and_then(|r| r.strip_prefix(&format!("arn:aws:s3:::{LAKE}/parts/")))
+                .map(|r| r.trim_end_matches("/*").to_owned())
+        })
+        .collect()
+}
+
+/// Both instances at once, each with every other event; what an instance reports as failed is
+/// delivered again, as SQS would.
+async fn at_once(first: &Function, second: &Function, events: Vec<Value>) -> Handled {
+    let mut pending: Vec<(Value, String)> = events
+        .into_iter()
+        .map(|event| {
+            let id = format!("msg-{}", event["id"].as_str().unwrap());
+            (event, id)
+        })
+        .collect();
+    let mut all = Vec::new();
+    for receive in 1..=5 {
+        let (mut even, mut odd) = (Vec::new(), Vec::new());
+        for (n, (event, id)) in pending.iter().enumerate() {
+            let record = record(event, id, n as u64, receive);
+            if n % 2 == 0 {
+                even.push(record);
+            } else {
+                odd.push(record);
+            }
+        }
+        let (a, b) = tokio::join!(first.handle(even), second.handle(odd));
+        let failures: Vec<String> = a.failures.iter().chain(&b.failures).cloned().collect();
+        all.push(a);
+        all.push(b);
+        pending.retain(|(_, id)| failures.contains(id));
+        if pending.is_empty() {
+            return Handled::merge(all);
+        }
+    }
+    panic!(
+        "still failing after five deliveries: {pending:?}\n{}",
+        Handled::merge(all).dump()
+    );
+}
+
+/// Thirty agreements on one role, activated at once by two instances, end in at most three
+/// packed policies that grant exactly the thirty folders; the consumer reads each of a sample
+/// and nothing else; ending half of them at once leaves exactly the other half; a replay writes
+/// nothing.
+#[tokio::test]
+async fn many_agreements_on_one_role_pack_into_few_policies_with_exactly_their_access() {
+    let parts = 30;
+    let stack = Stack::start(packed_scenario(parts)).await;
+    for i in 0..parts {
+        put_object(&stack.s3, LAKE, &format!("parts/p{i:02}/data.csv")).await;
+    }
+    put_object(&stack.s3, LAKE, "parts/p99/data.csv").await;
+    let (service, _) = stack.enforced_with_shipments_service().await;
+    let (_, function_credentials) = user(&stack, "manage-packed", &function_policy()).await;
+    let (first, second) = tokio::join!(
+        stack.function_as(&function_credentials, &PACKED),
+        stack.function_as(&function_credentials, &PACKED)
+    );
+    let ids: Vec<String> = (0..parts).map(|i| format!("agr-{i:02}")).collect();
+
+    // All but the last at once: every convergence that loses a race converges again, so a
+    // burst on one role costs more than one write per activation, but a bounded number.
+    let (last, burst) = ids.split_last().unwrap();
+    let activated = at_once(
+        &first,
+        &second,
+        burst.iter().map(|id| stack.activated(id)).collect(),
+    )
+    .await;
+    assert!(
+        activated.iam_writes() <= 8 * burst.len() as u64,
+        "{} IAM writes for a burst of {} activations",
+        activated.iam_writes(),
+        burst.len()
+    );
+    // Alone, an activation rewrites one policy: a new version, and room for it.
+    let alone = at_once(&first, &second, vec![stack.activated(last)]).await;
+    assert!((1..=2).contains(&alone.iam_writes()), "{}", alone.dump());
+    let policies = attached(&stack, SHIPMENTS_ROLE).await;
+    // No agreement ended in an error status: a lost race is retried, never refused.
+    for id in &ids {
+        assert_eq!(
+            status_tags(&stack.agreement(id)).last().map(String::as_str),
+            Some(TAG_ACTIVE),
+            "{id}"
+        );
+    }
+    assert!(
+        (1..=3).contains(&policies.len()),
+        "{:?}",
+        policies.iter().map(|p| &p.0).collect::<Vec<_>>()
+    );
+    assert!(
+        policies
+            .iter()
+            .all(|(name, _)| name.starts_with(&format!("dmm-grants-{SHIPMENTS_ROLE}-")))
+    );
+    let all: BTreeSet<String> = (0..parts).map(|i| format!("p{i:02}")).collect();
+    assert_eq!(granted_folders(&policies), all);
+    assert!(
+        stack.inline_policies(SHIPMENTS_ROLE).await.is_empty(),
+        "no inline policy in the packed layout"
+    );
+
+    let consumer = assumed_s3(&stack, &service, SHIPMENTS_ROLE).await;
+    for i in [0, 7, 15, 29] {
+        read(&consumer, LAKE, &format!("parts/p{i:02}/data.csv"))
+            .await
+            .unwrap_or_else(|e| panic!("p{i:02} should be readable: {e}"));
+    }
+    assert!(read(&consumer, LAKE, "parts/p99/data.csv").await.is_err());
+
+    let replay = at_once(&first, &second, vec![stack.activated("agr-03")]).await;
+    assert_eq!(replay.iam_writes(), 0, "{}", replay.dump());
+
+    let ended: Vec<&String> = ids.iter().step_by(2).collect();
+    at_once(
+        &first,
+        &second,
+        ended.iter().map(|id| stack.deactivated(id)).collect(),
+    )
+    .await;
+    let kept: BTreeSet<String> = (0..parts)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("p{i:02}"))
+        .collect();
+    assert_eq!(
+        granted_folders(&attached(&stack, SHIPMENTS_ROLE).await),
+        kept
+    );
+    let consumer = assumed_s3(&stack, &service, SHIPMENTS_ROLE).await;
+    assert!(read(&consumer, LAKE, "parts/p00/data.csv").await.is_err());
+    read(&consumer, LAKE, "parts/p01/data.csv").await.unwrap();
+    for id in ended {
+        assert_eq!(stack.ledger(id).await, None, "{id}");
+    }
+}
+
+/// An agreement granted in the one-inline-policy layout moves into the packed policy when it
+/// converges with `packed`, the inline policy deleted only after; a packed policy deleted by
+/// hand is reported by the dry run and put back by the sweep.
+#[tokio::test]
+async fn inline_grants_move_into_the_packed_policy_and_hand_deletions_are_repaired() {
+    let stack = Stack::start(packed_scenario(2)).await;
+    stack.create_consumer_roles().await;
+    let inline = stack.function(&[]).await;
+    stack
+        .deliver(
+            &inline,
+            &[stack.activated("agr-00"), stack.activated("agr-01")],
+        )
+        .await;
+    assert_eq!(stack.inline_policies(SHIPMENTS_ROLE).await.len(), 2);
+
+    let packed = stack.function(&PACKED).await;
+    let handled = stack
+        .deliver(
+            &packed,
+            &[stack.activated("agr-00"), stack.activated("agr-01")],
+        )
+        .await;
+    assert!(handled.failures.is_empty(), "{}", handled.dump());
+    assert!(stack.inline_policies(SHIPMENTS_ROLE).await.is_empty());
+    let policies = attached(&stack, SHIPMENTS_ROLE).await;
+    assert_eq!(policies.len(), 1);
+    assert_eq!(
+        granted_folders(&policies),
+        BTreeSet::from(["p00".to_owned(), "p01".to_owned()])
+    );
+    let ledger = stack.ledger("agr-00").await.unwrap();
+    assert_eq!(ledger["grants"][0]["kind"], "packed", "{ledger}");
+
+    // Deleted by hand.
+    let arn =
+        format!("arn:aws:iam::{ACCOUNT}:policy/dmm-integration/dmm-grants-{SHIPMENTS_ROLE}-1");
+    stack
+        .iam
+        .detach_role_policy()
+        .role_name(SHIPMENTS_ROLE)
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    stack
+        .iam
+        .delete_policy()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let report = sweep(&packed, "dry-run").await;
+    let changes: BTreeSet<String> = report["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row["changes"].as_array().unwrap().clone())
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let name = format!("dmm-grants-{SHIPMENTS_ROLE}-1");
+    assert!(
+        changes.contains(&format!("create managed policy {name}"))
+            && changes.contains(&format!("attach {name} to role {SHIPMENTS_ROLE}")),
+        "{}",
+        report["table"]
+    );
+    assert!(
+        attached(&stack, SHIPMENTS_ROLE).await.is_empty(),
+        "a dry run writes nothing"
+    );
+    let swept = sweep(&packed, "all").await;
+    assert!(swept["requested"].as_u64() >= Some(1), "{swept}");
+    let queued = stack.receive().await;
+    let ids: Vec<String> = queued
+        .iter()
+        .map(|r| r["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    stack.settle(&queued, &ids).await;
+    let repaired = Handled::merge(stack.drain(&packed, 10).await);
+    assert!(repaired.failures.is_empty(), "{}", repaired.dump());
+    assert_eq!(
+        granted_folders(&attached(&stack, SHIPMENTS_ROLE).await),
+        BTreeSet::from(["p00".to_owned(), "p01".to_owned()])
+    );
+}
