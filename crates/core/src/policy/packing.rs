@@ -9,8 +9,9 @@
 //!   are the union (resources are alternatives);
 //! - statements with the same effect, actions and resources whose conditions test one key with
 //!   one operator become one statement whose values are the union (values of one key are
-//!   alternatives). Conditions on several keys are never merged: keys are all required, and a
-//!   union per key would admit combinations no agreement granted.
+//!   alternatives), without the `StringLike` values another value already matches. Conditions on
+//!   several keys are never merged: keys are all required, and a union per key would admit
+//!   combinations no agreement granted.
 //!
 //! Sids are dropped (they must be unique in a document and cost characters); the result is sorted,
 //! so the same grants always pack into the same text.
@@ -77,6 +78,11 @@ pub fn pack<'a>(documents: impl IntoIterator<Item = &'a PolicyDocument>) -> Poli
     }
     let merged_values = by_resources.into_iter().map(
         |((effect, _, resources, (operator, key)), (actions, values))| {
+            let values = if operator == "StringLike" {
+                without_covered(values)
+            } else {
+                values
+            };
             let conditions = Conditions::from([(
                 operator,
                 BTreeMap::from([(key, values.into_iter().collect())]),
@@ -124,6 +130,17 @@ pub fn pack<'a>(documents: impl IntoIterator<Item = &'a PolicyDocument>) -> Poli
     PolicyDocument::new(statements)
 }
 
+/// `StringLike` values without those another value of the set matches anyway: `orders/` when
+/// `orders/*` is there (`*` also matches nothing). Each S3 folder grant lists both, so this
+/// saves a fifth of a packed folder grant.
+fn without_covered(values: BTreeSet<String>) -> BTreeSet<String> {
+    values
+        .iter()
+        .filter(|v| !values.contains(&format!("{v}*")))
+        .cloned()
+        .collect()
+}
+
 fn sorted(actions: &[String]) -> Vec<String> {
     let mut actions = actions.to_vec();
     actions.sort();
@@ -162,7 +179,7 @@ mod tests {
                 r#"{"Version":"2012-10-17","Statement":["#,
                 r#"{"Effect":"Allow","Action":"s3:GetBucketLocation","Resource":"arn:aws:s3:::lake"},"#,
                 r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":["arn:aws:s3:::lake/orders/*","arn:aws:s3:::lake/returns/*"]},"#,
-                r#"{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::lake","Condition":{"StringLike":{"s3:prefix":["orders/","orders/*","returns/","returns/*"]}}}]}"#
+                r#"{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::lake","Condition":{"StringLike":{"s3:prefix":["orders/*","returns/*"]}}}]}"#
             )
         );
     }
@@ -183,7 +200,7 @@ mod tests {
         ])
         .to_json();
         assert!(
-            same.contains(r#""Action":"s3:ListBucket","Resource":["arn:aws:s3:::archive","arn:aws:s3:::lake"],"Condition":{"StringLike":{"s3:prefix":["orders/","orders/*"]}}"#),
+            same.contains(r#""Action":"s3:ListBucket","Resource":["arn:aws:s3:::archive","arn:aws:s3:::lake"],"Condition":{"StringLike":{"s3:prefix":"orders/*"}}"#),
             "{same}"
         );
     }
@@ -199,6 +216,65 @@ mod tests {
         };
         let packed = pack(&[two_keys("vpc-1", "a/*"), two_keys("vpc-2", "b/*")]);
         assert_eq!(packed.statements().len(), 2, "{}", packed.to_json());
+    }
+
+    /// What IAM would decide for one request, for the statements the catalogue writes: exact
+    /// actions, `*` globs in resources and `StringLike` values, every condition key required.
+    fn allows(
+        document: &PolicyDocument,
+        action: &str,
+        resource: &str,
+        prefix: Option<&str>,
+    ) -> bool {
+        fn glob(pattern: &str, text: &str) -> bool {
+            wildmatch::WildMatch::new(pattern).matches(text)
+        }
+        document.statements().iter().any(|s| {
+            s.actions().iter().any(|a| a == action)
+                && s.resources().iter().any(|r| glob(r, resource))
+                && s.conditions().iter().all(|(operator, keys)| {
+                    keys.iter().all(|(key, values)| {
+                        match (operator.as_str(), key.as_str(), prefix) {
+                            ("StringLike", "s3:prefix", Some(p)) => {
+                                values.iter().any(|v| glob(v, p))
+                            }
+                            _ => false,
+                        }
+                    })
+                })
+        })
+    }
+
+    proptest::proptest! {
+        /// Packing never widens or narrows a grant: every request the separate documents allow
+        /// the packed one allows, and nothing else.
+        #[test]
+        fn packing_allows_exactly_what_the_grants_allow(
+            grants in proptest::collection::vec((0..3usize, 0..4usize), 1..8),
+            probes in proptest::collection::vec((0..3usize, 0..5usize, 0..3usize, 0..3usize), 20),
+        ) {
+            let bucket = |b: usize| format!("bucket-{b}");
+            let name = |f: usize| format!("f{f}");
+            let documents: Vec<PolicyDocument> = grants
+                .iter()
+                .map(|(b, f)| folder(&format!("arn:aws:s3:::{}/{}", bucket(*b), name(*f))))
+                .collect();
+            let packed = pack(&documents);
+            for (b, f, action, shape) in probes {
+                let action = ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"][action];
+                let (resource, prefix) = match action {
+                    "s3:GetObject" => (format!("arn:aws:s3:::{}/{}/{}", bucket(b), name(f), ["x", "y/z", ""][shape]), None),
+                    "s3:ListBucket" => (format!("arn:aws:s3:::{}", bucket(b)), Some([format!("{}/", name(f)), format!("{}/a", name(f)), name(f)][shape].clone())),
+                    _ => (format!("arn:aws:s3:::{}", bucket(b)), None),
+                };
+                let separately = documents.iter().any(|d| allows(d, action, &resource, prefix.as_deref()));
+                proptest::prop_assert_eq!(
+                    separately,
+                    allows(&packed, action, &resource, prefix.as_deref()),
+                    "{} {} {:?} in {}", action, resource, prefix, packed.to_json()
+                );
+            }
+        }
     }
 
     #[test]
