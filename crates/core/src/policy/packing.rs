@@ -277,6 +277,27 @@ mod tests {
         }
     }
 
+    /// How many S3 folder grants of one bucket one managed policy holds (ADR 023's capacity
+    /// figures): with names like the benchmark's, a little over a hundred.
+    #[test]
+    fn a_managed_policy_holds_about_a_hundred_folder_grants() {
+        let mut documents = Vec::new();
+        while packed_size(&documents) <= MANAGED_POLICY_LIMIT {
+            documents.push(folder(&format!(
+                "arn:aws:s3:::orders-lake/parts/p{:04}",
+                documents.len()
+            )));
+        }
+        let fits = documents.len() - 1;
+        assert!((100..=120).contains(&fits), "{fits}");
+        let inline = folder("arn:aws:s3:::orders-lake/parts/p0000").size();
+        assert!(
+            (20..=40).contains(&(crate::policy::ROLE_INLINE_POLICY_LIMIT / inline)),
+            "one inline policy per agreement: {} a role",
+            crate::policy::ROLE_INLINE_POLICY_LIMIT / inline
+        );
+    }
+
     #[test]
     fn packing_is_the_same_whatever_the_order_and_repeats() {
         let (a, b) = (
