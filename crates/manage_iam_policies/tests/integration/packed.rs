@@ -87,8 +87,42 @@ async fn attached(stack: &Stack, role: &str) -> Vec<(String, Value)> {
     policies
 }
 
-/// The folders the role's packed policies let it read.
+/// The folders the role's packed policies let it read, after checking that they let it list
+/// exactly the same folders of the one bucket and nothing else.
 fn granted_folders(policies: &[(String, Value)]) -> BTreeSet<String> {
+    let statements: Vec<Value> = policies
+        .iter()
+        .flat_map(|(_, doc)| doc["Statement"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let listed: BTreeSet<String> = statements
+        .iter()
+        .filter(|s| s["Action"] == "s3:ListBucket")
+        .inspect(|s| assert_eq!(s["Resource"], format!("arn:aws:s3:::{LAKE}"), "{s}"))
+        .flat_map(|s| match &s["Condition"]["StringLike"]["s3:prefix"] {
+            Value::Array(all) => all.clone(),
+            one => vec![one.clone()],
+        })
+        .map(|p| {
+            p.as_str()
+                .unwrap()
+                .trim_start_matches("parts/")
+                .trim_end_matches("/*")
+                .to_owned()
+        })
+        .collect();
+    let read = read_folders(policies);
+    assert_eq!(listed, read, "listed and read folders agree");
+    for s in &statements {
+        let action = s["Action"].as_str().unwrap_or_default();
+        assert!(
+            ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"].contains(&action),
+            "only the folder actions: {s}"
+        );
+    }
+    read
+}
+
+fn read_folders(policies: &[(String, Value)]) -> BTreeSet<String> {
     policies
         .iter()
         .flat_map(|(_, doc)| doc["Statement"].as_array().cloned().unwrap_or_default())
@@ -106,7 +140,7 @@ fn granted_folders(policies: &[(String, Value)]) -> BTreeSet<String> {
 }
 
 /// Both instances at once, each with every other event; what an instance reports as failed is
-/// delivered again, as SQS would.
+/// delivered again, as SQS would (up to ten times).
 async fn at_once(first: &Function, second: &Function, events: Vec<Value>) -> Handled {
     let mut pending: Vec<(Value, String)> = events
         .into_iter()
@@ -116,7 +150,7 @@ async fn at_once(first: &Function, second: &Function, events: Vec<Value>) -> Han
         })
         .collect();
     let mut all = Vec::new();
-    for receive in 1..=5 {
+    for receive in 1..=10 {
         let (mut even, mut odd) = (Vec::new(), Vec::new());
         for (n, (event, id)) in pending.iter().enumerate() {
             let record = record(event, id, n as u64, receive);
@@ -136,12 +170,13 @@ async fn at_once(first: &Function, second: &Function, events: Vec<Value>) -> Han
         }
     }
     panic!(
-        "still failing after five deliveries: {pending:?}\n{}",
+        "still failing after ten deliveries: {pending:?}\n{}",
         Handled::merge(all).dump()
     );
 }
 
-/// Thirty agreements on one role, activated at once by two instances, end in at most three
+/// Thirty agreements on one role, activated at once by two instances while IAM and the role
+/// record's writes fail now and then, end in at most three
 /// packed policies that grant exactly the thirty folders; the consumer reads each of a sample
 /// and nothing else; ending half of them at once leaves exactly the other half; a replay writes
 /// nothing.
@@ -155,9 +190,32 @@ async fn many_agreements_on_one_role_pack_into_few_policies_with_exactly_their_a
     put_object(&stack.s3, LAKE, "parts/p99/data.csv").await;
     let (service, _) = stack.enforced_with_shipments_service().await;
     let (_, function_credentials) = user(&stack, "manage-packed", &function_policy()).await;
+    // IAM and the role record's writes fail now and then, as AWS does: a fault may hit a write
+    // that landed (a reset connection) or one that did not (a 500).
+    let proxy = local_stack::FaultProxy::start(stack.moto.endpoint())
+        .await
+        .unwrap();
+    proxy.set_faults(
+        local_stack::FaultPlan::seeded(7)
+            .with(
+                local_stack::Fault::InternalError,
+                local_stack::Matcher::service("iam"),
+                local_stack::Trigger::Probability(0.03),
+            )
+            .with(
+                local_stack::Fault::ConnectionReset,
+                local_stack::Matcher::s3("PUT", &format!("/{BUCKET}/roles/")),
+                local_stack::Trigger::Probability(0.1),
+            ),
+    );
+    let faulty: Vec<(&str, &str)> = PACKED
+        .iter()
+        .copied()
+        .chain([("AWS_ENDPOINT_URL", proxy.endpoint())])
+        .collect();
     let (first, second) = tokio::join!(
-        stack.function_as(&function_credentials, &PACKED),
-        stack.function_as(&function_credentials, &PACKED)
+        stack.function_as(&function_credentials, &faulty),
+        stack.function_as(&function_credentials, &faulty)
     );
     let ids: Vec<String> = (0..parts).map(|i| format!("agr-{i:02}")).collect();
 
@@ -176,6 +234,8 @@ async fn many_agreements_on_one_role_pack_into_few_policies_with_exactly_their_a
         activated.iam_writes(),
         burst.len()
     );
+    assert!(proxy.stats().injected() > 0, "{:?}", proxy.stats());
+    proxy.clear();
     // Alone, an activation rewrites one policy: a new version, and room for it.
     let alone = at_once(&first, &second, vec![stack.activated(last)]).await;
     assert!((1..=2).contains(&alone.iam_writes()), "{}", alone.dump());
