@@ -10,6 +10,7 @@
 
 mod latency;
 mod report;
+mod roles;
 mod scale;
 mod stack;
 mod throughput;
@@ -28,13 +29,15 @@ enum Part {
     Throughput,
     Latency,
     Scale,
+    /// Many agreements on one role; run alone, it replaces only its section of the report.
+    Roles,
 }
 
 #[derive(Parser)]
 #[command(about = "Benchmark poll_feed and manage_iam_policies on the local stack")]
 struct Args {
     /// The parts to run; the report names those left out.
-    #[arg(long, value_delimiter = ',', default_values = ["throughput", "latency", "scale"])]
+    #[arg(long, value_delimiter = ',', default_values = ["throughput", "latency", "scale", "roles"])]
     parts: Vec<Part>,
     /// Runs per throughput figure (the median is reported).
     #[arg(long, default_value_t = 3)]
@@ -54,6 +57,12 @@ struct Args {
     /// Mesh sizes of the scale part.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
     mesh: Vec<usize>,
+    /// The most agreements one role is filled with per port type and layout in the roles part.
+    #[arg(long, default_value_t = 1_200)]
+    role_max: usize,
+    /// Folder agreements activated on one role in the roles part.
+    #[arg(long, default_value_t = 1_000)]
+    role_activations: usize,
     /// Where `cargo lambda build --release --arm64 --output-format zip` put the zips
     /// (`<dir>/<function>/bootstrap.zip`); sizes are reported when present.
     #[arg(long)]
@@ -113,6 +122,23 @@ async fn main() -> BenchResult<()> {
     if runs(Part::Scale) {
         figures.scale = scale::run(&args.mesh).await?;
     }
+    let roles_section = if runs(Part::Roles) {
+        let (capacity, one) = roles::run(args.role_max, args.role_activations).await?;
+        Some(report::roles(&capacity, &one, &commit()))
+    } else {
+        None
+    };
+    if args.parts == [Part::Roles] {
+        let existing = std::fs::read_to_string(&args.output).unwrap_or_default();
+        let md = report::splice_roles(&existing, roles_section.as_deref().unwrap_or_default());
+        std::fs::write(&args.output, &md)?;
+        println!(
+            "
+{}",
+            roles_section.unwrap_or_default()
+        );
+        return Ok(());
+    }
     let zips: BTreeMap<String, u64> = args
         .zip_dir
         .iter()
@@ -137,13 +163,17 @@ async fn main() -> BenchResult<()> {
             (Part::Throughput, "throughput"),
             (Part::Latency, "latency"),
             (Part::Scale, "scale"),
+            (Part::Roles, "roles"),
         ]
         .into_iter()
         .filter(|(part, _)| !runs(*part))
         .map(|(_, name)| name)
         .collect(),
     };
-    let md = report::render(&setup, &figures, &zips);
+    let mut md = report::render(&setup, &figures, &zips);
+    if let Some(section) = roles_section {
+        md = report::splice_roles(&md, &section);
+    }
     std::fs::write(&args.output, &md)?;
     println!("\n{md}");
     Ok(())

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use local_stack::LambdaFunction;
 
 use crate::latency::LatencyRun;
+use crate::roles::{CapacityRun, OneRole};
 use crate::scale::{Job, ScaleRun};
 use crate::stack::{median, percentile};
 
@@ -424,4 +425,127 @@ fn scale(md: &mut String, runs: &[ScaleRun]) {
         );
     }
     let _ = writeln!(md);
+}
+
+/// The markers around the roles section, so a run of that part alone replaces only it.
+pub const ROLES_BEGIN: &str = "<!-- part: roles -->";
+pub const ROLES_END: &str = "<!-- end of part: roles -->";
+
+/// Many agreements on one role (ADR 023), between [`ROLES_BEGIN`] and [`ROLES_END`].
+pub fn roles(runs: &[CapacityRun], one: &OneRole, commit: &str) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "{ROLES_BEGIN}");
+    let _ = writeln!(md, "## Many agreements on one role\n");
+    let _ = writeln!(
+        md,
+        "Measured at commit {commit}. One consumer role; agreements on distinct resources of one port type activated one at a time until the first refusal. The ownership check is off (this part measures the layouts). Packed: `grant_layout = packed` with the default `managed_policies_per_role`.\n"
+    );
+    header(
+        &mut md,
+        &[
+            "Port type",
+            "Layout",
+            "Agreements on the role",
+            "What refused the next",
+        ],
+    );
+    for run in runs {
+        let layout = if run.policies == 0 {
+            "one inline policy each".to_owned()
+        } else {
+            format!("packed, {} policies", run.policies)
+        };
+        let held = match &run.refusal {
+            Some(_) => run.granted.to_string(),
+            None => format!("≥ {} (all {} granted)", run.granted, run.max),
+        };
+        let cause = run.refusal.as_deref().unwrap_or("–").replace('|', "\\|");
+        row(&mut md, &[run.port_type.to_owned(), layout, held, cause]);
+    }
+    let _ = writeln!(
+        md,
+        "\nPacked, {} policies per role, {} S3 folder agreements on one role:\n",
+        one.policies, one.activations
+    );
+    header(&mut md, &["Figure", "Value"]);
+    row(
+        &mut md,
+        &[
+            format!("Time to converge the {} activations", one.activations),
+            format!(
+                "{:.1} s ({:.1} ms each)",
+                one.seconds,
+                1000.0 * one.seconds / one.activations.max(1) as f64
+            ),
+        ],
+    );
+    row(
+        &mut md,
+        &[
+            "IAM writes per activation, ten at a time".to_owned(),
+            format!("{:.2}", one.writes_per_activation),
+        ],
+    );
+    for (held, revoke, activate) in &one.at {
+        row(
+            &mut md,
+            &[
+                format!(
+                    "IAM writes, one revocation / one activation alone, {held} grants on the role"
+                ),
+                format!("{revoke:.0} / {activate:.0}"),
+            ],
+        );
+    }
+    row(
+        &mut md,
+        &[
+            "Reads per reconcile of a grant in place (IAM / S3)".to_owned(),
+            format!(
+                "{:.1} / {:.1}",
+                one.reads_per_replay.0, one.reads_per_replay.1
+            ),
+        ],
+    );
+    row(
+        &mut md,
+        &[
+            "Packed policies attached".to_owned(),
+            one.attached.to_string(),
+        ],
+    );
+    row(
+        &mut md,
+        &[
+            "Real access (moto IAM enforcement, the role's own session)".to_owned(),
+            format!(
+                "{} of {} sampled folders readable; a folder of no agreement {}",
+                one.readable,
+                one.sampled,
+                if one.outside_denied {
+                    "denied"
+                } else {
+                    "READABLE"
+                }
+            ),
+        ],
+    );
+    let _ = writeln!(
+        md,
+        "\nGrowth: an activation or revocation rewrites one policy whatever the role holds (a new version, and deleting the oldest once five exist), so writes stay flat from 1 to 1,000 grants; a reconcile reads the role record and the agreement's policy, not the others.\n"
+    );
+    let _ = writeln!(md, "{ROLES_END}");
+    md
+}
+
+/// `report` with its roles section replaced by `section` (added at the end when it has none).
+pub fn splice_roles(report: &str, section: &str) -> String {
+    match (report.find(ROLES_BEGIN), report.find(ROLES_END)) {
+        (Some(begin), Some(end)) if begin < end => {
+            let end = end + ROLES_END.len();
+            let rest = report[end..].strip_prefix('\n').unwrap_or(&report[end..]);
+            format!("{}{section}{rest}", &report[..begin])
+        }
+        _ => format!("{}\n{section}", report.trim_end()),
+    }
 }

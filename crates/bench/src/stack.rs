@@ -201,7 +201,17 @@ impl Stack {
 
     /// A manage_iam_policies process whose reconcile requests go to `queue_url`.
     pub async fn manage(&self, queue_url: &str) -> BenchResult<LambdaFunction> {
+        self.manage_with(queue_url, &[]).await
+    }
+
+    /// Like [`Stack::manage`], with `overrides` as further settings.
+    pub async fn manage_with(
+        &self,
+        queue_url: &str,
+        overrides: &[(&str, &str)],
+    ) -> BenchResult<LambdaFunction> {
         let env = with_overrides(self.env.clone(), &[("sqs_queue_url", queue_url)]);
+        let env = with_overrides(env, overrides);
         Ok(LambdaFunction::start(
             binary_path("manage_iam_policies")?,
             "manage_iam_policies",

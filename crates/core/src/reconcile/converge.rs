@@ -475,7 +475,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         policies: usize,
     ) -> Result<(), ReconcileError> {
         let packed_role = packed_role(role)?;
-        let (grants, version, mut slots) = packed::place(
+        let (grants, mut slots) = packed::place(
             self.ledger,
             &packed_role,
             agreement_id,
@@ -495,7 +495,6 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                 &packed_role,
                 slot,
                 grants.clone(),
-                version.clone(),
                 &self.writes,
             )
             .await?;
@@ -515,19 +514,10 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         agreement_id: &str,
     ) -> Result<(), ReconcileError> {
         let packed_role = packed_role(role)?;
-        let (grants, version, slot) =
-            packed::unplace(self.ledger, &packed_role, agreement_id).await?;
+        let (grants, slot) = packed::unplace(self.ledger, &packed_role, agreement_id).await?;
         if let Some(slot) = slot {
-            packed::converge_slot(
-                iam,
-                self.ledger,
-                &packed_role,
-                slot,
-                grants,
-                version,
-                &self.writes,
-            )
-            .await?;
+            packed::converge_slot(iam, self.ledger, &packed_role, slot, grants, &self.writes)
+                .await?;
         }
         Ok(())
     }

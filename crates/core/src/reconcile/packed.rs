@@ -73,6 +73,10 @@ impl Layout {
 pub struct RoleGrants {
     /// Slot → agreement id → the agreement's policy document (compact JSON).
     pub slots: BTreeMap<usize, BTreeMap<String, String>>,
+    /// Slot → how often it changed. A convergence that finds its slot changed again since its
+    /// own change leaves the write to whoever changed it (see [`converge_slot`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub changes: BTreeMap<usize, u64>,
 }
 
 impl RoleGrants {
@@ -150,6 +154,7 @@ impl RoleGrants {
             .entry(slot)
             .or_default()
             .insert(agreement_id.to_owned(), json);
+        *self.changes.entry(slot).or_default() += 1;
         Ok(changed)
     }
 
@@ -161,6 +166,7 @@ impl RoleGrants {
         if agreements.is_empty() {
             self.slots.remove(&slot);
         }
+        *self.changes.entry(slot).or_default() += 1;
         Some(slot)
     }
 }
@@ -271,13 +277,13 @@ impl PackedRole {
 }
 
 /// Applies `change` to the role record with a conditional write, redoing it from a fresh read
-/// whenever another writer got there first. Returns the record as written, the version it was
-/// written as, and what `change` returned.
+/// whenever another writer got there first. Returns the record as written and what `change`
+/// returned.
 pub async fn update<L, T>(
     ledger: &L,
     role: &PackedRole,
     mut change: impl FnMut(&mut RoleGrants) -> Result<T, Box<Permanent>>,
-) -> Result<(RoleGrants, Option<String>, T), ReconcileError>
+) -> Result<(RoleGrants, T), ReconcileError>
 where
     L: GrantLedger,
 {
@@ -286,14 +292,13 @@ where
         let (mut grants, version) = ledger.role_grants(&key).await?.unwrap_or_default();
         let before = grants.clone();
         let answer = change(&mut grants)?;
-        if grants == before {
-            return Ok((grants, version, answer));
-        }
-        if let Some(written) = ledger
-            .put_role_grants(&key, &grants, version.as_deref())
-            .await?
+        if grants == before
+            || ledger
+                .put_role_grants(&key, &grants, version.as_deref())
+                .await?
+                .is_some()
         {
-            return Ok((grants, Some(written), answer));
+            return Ok((grants, answer));
         }
     }
     Err(contended(role))
@@ -310,47 +315,60 @@ fn contended(role: &PackedRole) -> ReconcileError {
     .into()
 }
 
-/// Puts `agreement_id`'s `document` in the role record; returns the record, its version and the
-/// slots that changed.
+/// Puts `agreement_id`'s `document` in the role record; returns the record and the slots that
+/// changed.
 pub async fn place<L: GrantLedger>(
     ledger: &L,
     role: &PackedRole,
     agreement_id: &str,
     document: &PolicyDocument,
     policies: usize,
-) -> Result<(RoleGrants, Option<String>, Vec<usize>), ReconcileError> {
+) -> Result<(RoleGrants, Vec<usize>), ReconcileError> {
     update(ledger, role, |grants| {
         grants.place(agreement_id, document, policies, &role.role_name)
     })
     .await
 }
 
-/// Takes `agreement_id` out of the role record; returns the record, its version and the slot it
-/// was in.
+/// Takes `agreement_id` out of the role record; returns the record and the slot it was in.
 pub async fn unplace<L: GrantLedger>(
     ledger: &L,
     role: &PackedRole,
     agreement_id: &str,
-) -> Result<(RoleGrants, Option<String>, Option<usize>), ReconcileError> {
+) -> Result<(RoleGrants, Option<usize>), ReconcileError> {
     update(ledger, role, |grants| Ok(grants.remove(agreement_id))).await
 }
 
 /// Makes the managed policy of `slot` match the record (`grants` as of `version`): created or
 /// given a new version and attached while the slot holds grants, detached and deleted once it
 /// holds none; then, if the record moved on meanwhile, again from the newer record.
+///
+/// When, before it writes anything, it finds the slot changed again since `grants`, it writes
+/// nothing: that later change was written over this one (the conditional write saw to it), and
+/// whoever made it converges the slot after it. A burst of agreements on one role so costs a
+/// few writes, not one or more per agreement. Once it has written, it converges to the end,
+/// since another writer may have finished before its write landed.
 pub async fn converge_slot<I, L>(
     iam: &I,
     ledger: &L,
     role: &PackedRole,
     slot: usize,
-    mut grants: RoleGrants,
-    mut version: Option<String>,
+    grants: RoleGrants,
     writes: &AtomicUsize,
 ) -> Result<(), ReconcileError>
 where
     I: ManagedPolicies + Sync,
     L: GrantLedger,
 {
+    let changes = |grants: &RoleGrants| grants.changes.get(&slot).copied().unwrap_or(0);
+    let (now, now_version) = ledger
+        .role_grants(&role.record_key())
+        .await?
+        .unwrap_or_default();
+    if changes(&now) > changes(&grants) {
+        return Ok(());
+    }
+    let (mut grants, mut version) = (now, now_version);
     for _ in 0..MAX_ROUNDS {
         let wrote = write_slot(iam, role, slot, grants.slot_document(slot), writes).await?;
         if !wrote {
@@ -501,28 +519,20 @@ mod tests {
 
     async fn grant(iam: &FakeIam, ledger: &FakeLedger, id: &str, doc: &PolicyDocument) -> usize {
         let writes = AtomicUsize::new(0);
-        let (grants, version, slots) = place(ledger, &role(), id, doc, 3).await.unwrap();
+        let (grants, slots) = place(ledger, &role(), id, doc, 3).await.unwrap();
         for slot in slots {
-            converge_slot(
-                iam,
-                ledger,
-                &role(),
-                slot,
-                grants.clone(),
-                version.clone(),
-                &writes,
-            )
-            .await
-            .unwrap();
+            converge_slot(iam, ledger, &role(), slot, grants.clone(), &writes)
+                .await
+                .unwrap();
         }
         writes.load(Ordering::SeqCst)
     }
 
     async fn revoke(iam: &FakeIam, ledger: &FakeLedger, id: &str) -> usize {
         let writes = AtomicUsize::new(0);
-        let (grants, version, slot) = unplace(ledger, &role(), id).await.unwrap();
+        let (grants, slot) = unplace(ledger, &role(), id).await.unwrap();
         if let Some(slot) = slot {
-            converge_slot(iam, ledger, &role(), slot, grants, version, &writes)
+            converge_slot(iam, ledger, &role(), slot, grants, &writes)
                 .await
                 .unwrap();
         }
@@ -620,7 +630,7 @@ mod tests {
                 .unwrap();
             other.replace_role_grants(&role().record_key(), &grants);
         });
-        let (grants, _, _) = place(&ledger, &role(), "a1", &folder("orders"), 3)
+        let (grants, _) = place(&ledger, &role(), "a1", &folder("orders"), 3)
             .await
             .unwrap();
         assert_eq!(
@@ -628,6 +638,38 @@ mod tests {
             ["a1", "a2"],
             "neither is lost"
         );
+    }
+
+    #[tokio::test]
+    async fn a_convergence_overtaken_by_a_later_change_of_its_slot_leaves_the_write_to_it() {
+        let (iam, ledger) = (
+            FakeIam::default().with_role("consumer", &[]),
+            FakeLedger::default(),
+        );
+        let writes = AtomicUsize::new(0);
+        let (first, _) = place(&ledger, &role(), "a1", &folder("orders"), 3)
+            .await
+            .unwrap();
+        let (second, _) = place(&ledger, &role(), "a2", &folder("returns"), 3)
+            .await
+            .unwrap();
+        converge_slot(&iam, &ledger, &role(), 1, first, &writes)
+            .await
+            .unwrap();
+        assert_eq!(
+            writes.load(Ordering::SeqCst),
+            0,
+            "a1's change was overtaken"
+        );
+        converge_slot(&iam, &ledger, &role(), 1, second, &writes)
+            .await
+            .unwrap();
+        let document = iam.managed_document(&role().policy_arn(1)).unwrap();
+        assert!(
+            document.contains("orders") && document.contains("returns"),
+            "{document}"
+        );
+        assert_eq!(writes.load(Ordering::SeqCst), 2, "create and attach, once");
     }
 
     #[test]
