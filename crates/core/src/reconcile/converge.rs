@@ -191,10 +191,12 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                 Err(retry) => return Err(retry),
             };
             match record.kind {
-                GrantKind::InlinePolicy => {
+                GrantKind::InlinePolicy | GrantKind::Packed => {
                     // IAM's path decides, not the ARN stored in the ledger.
                     let Some(role) = iam.role(role_name.as_str()).await? else {
-                        // The role is gone, and its inline policies with it.
+                        // The role is gone, and its inline policies and attachments with it (a
+                        // packed policy it no longer has is converged by the role's other
+                        // agreements, or deleted with its last).
                         continue;
                     };
                     if let Err(source) = self.guard.check(&role_name, &role.path) {
@@ -208,29 +210,12 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                         );
                         continue;
                     }
-                    if iam.policy(&role.name, &record.policy_name).await?.is_some() {
+                    if record.kind == GrantKind::Packed {
+                        self.remove_packed(&iam, &role, agreement_id).await?;
+                    } else if iam.policy(&role.name, &record.policy_name).await?.is_some() {
                         iam.delete_policy(&role.name, &record.policy_name).await?;
                         self.wrote();
                     }
-                }
-                GrantKind::Packed => {
-                    let Some(role) = iam.role(role_name.as_str()).await? else {
-                        // The role is gone, and its attachments with it; its record and
-                        // policies are left for the role's other agreements to converge.
-                        continue;
-                    };
-                    if let Err(source) = self.guard.check(&role_name, &role.path) {
-                        removal.keep(
-                            record,
-                            Permanent::RevokeRefused {
-                                role: record.role_name.clone(),
-                                policy: record.policy_name.clone(),
-                                source,
-                            },
-                        );
-                        continue;
-                    }
-                    self.remove_packed(&iam, &role, agreement_id).await?;
                 }
                 GrantKind::LakeFormation => {
                     if let Some(why) = self

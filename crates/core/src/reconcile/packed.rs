@@ -15,9 +15,10 @@
 //! last writer always wrote what the record says (as `lake_formation::settle` does for shared
 //! Lake Formation permissions).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -345,9 +346,10 @@ pub async fn unplace<L: GrantLedger>(
 ///
 /// When, before it writes anything, it finds the slot changed again since `grants`, it writes
 /// nothing: that later change was written over this one (the conditional write saw to it), and
-/// whoever made it converges the slot after it. A burst of agreements on one role so costs a
-/// few writes, not one or more per agreement. Once it has written, it converges to the end,
-/// since another writer may have finished before its write landed.
+/// whoever made it converges the slot after it. Within one process the convergences of a slot
+/// take turns ([`slot_turn`]), so the later ones find the policy written. A burst of agreements
+/// on one role so costs a few writes, not one or more per agreement. Once it has written, it
+/// converges to the end, since another writer may have finished before its write landed.
 pub async fn converge_slot<I, L>(
     iam: &I,
     ledger: &L,
@@ -360,6 +362,7 @@ where
     I: ManagedPolicies + Sync,
     L: GrantLedger,
 {
+    let _turn = slot_turn(&role.record_key(), slot).await;
     let changes = |grants: &RoleGrants| grants.changes.get(&slot).copied().unwrap_or(0);
     let (now, now_version) = ledger
         .role_grants(&role.record_key())
@@ -384,6 +387,25 @@ where
         (grants, version) = (now, now_version);
     }
     Err(contended(role))
+}
+
+/// Waits for this process's turn at one role's slot. The agreements of one batch run
+/// concurrently, and those on one role would each write the policy; one at a time, the first
+/// writes what the record holds by then and the others find it written. Instances in other
+/// processes are kept right by the record (see [`converge_slot`]); this only saves writes.
+async fn slot_turn(record_key: &str, slot: usize) -> tokio::sync::OwnedMutexGuard<()> {
+    type Turns = HashMap<(String, usize), Arc<tokio::sync::Mutex<()>>>;
+    static TURNS: LazyLock<Mutex<Turns>> = LazyLock::new(Mutex::default);
+    let turn = {
+        let mut turns = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+        // Slots nobody waits for are forgotten, so the map stays as small as the work in flight.
+        turns.retain(|_, turn| Arc::strong_count(turn) > 1);
+        turns
+            .entry((record_key.to_owned(), slot))
+            .or_default()
+            .clone()
+    };
+    turn.lock_owned().await
 }
 
 /// Makes `document` the policy's default version, making room first: IAM keeps five versions,

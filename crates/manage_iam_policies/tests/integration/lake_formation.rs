@@ -290,42 +290,12 @@ async fn concurrent_agreements_on_shared_tables_end_with_exactly_what_is_held() 
     let (first, second) = tokio::join!(stack.function(&[]), stack.function(&[]));
     let arn = shipments_arn();
 
-    // Both instances at once, each with every other agreement; what an instance reports as
-    // failed is delivered again, as SQS would.
-    let at_once = |events: Vec<Value>| {
-        let (first, second) = (&first, &second);
-        async move {
-            let mut pending: Vec<(Value, String)> = events
-                .into_iter()
-                .map(|event| {
-                    let id = format!("msg-{}", event["id"].as_str().unwrap());
-                    (event, id)
-                })
-                .collect();
-            let mut log = String::new();
-            for receive in 1..=5 {
-                let (mut even, mut odd) = (Vec::new(), Vec::new());
-                for (n, (event, id)) in pending.iter().enumerate() {
-                    let record = record(event, id, n as u64, receive);
-                    if n % 2 == 0 {
-                        even.push(record);
-                    } else {
-                        odd.push(record);
-                    }
-                }
-                let (a, b) = tokio::join!(first.handle(even), second.handle(odd));
-                let handled = Handled::merge(vec![a, b]);
-                pending.retain(|(_, id)| handled.failures.contains(id));
-                if pending.is_empty() {
-                    return;
-                }
-                log = handled.dump();
-            }
-            panic!("still failing after five deliveries: {pending:?}\n{log}");
-        }
-    };
-
-    at_once(ids.iter().map(|id| stack.activated(id)).collect()).await;
+    at_once(
+        &first,
+        &second,
+        ids.iter().map(|id| stack.activated(id)).collect(),
+    )
+    .await;
     let all = expect(&[
         ("database sales", DESCRIBE),
         ("table sales.orders", BOTH),
@@ -343,14 +313,14 @@ async fn concurrent_agreements_on_shared_tables_end_with_exactly_what_is_held() 
         .map(|id| stack.deactivated(id))
         .collect();
     events.insert(5, stack.activated(keep));
-    at_once(events).await;
+    at_once(&first, &second, events).await;
     assert_eq!(
         held(&stack, &arn).await,
         expect(&[("database sales", DESCRIBE), ("table sales.orders", BOTH)])
     );
     assert_eq!(holder_marks(&stack).await, 1);
 
-    at_once(vec![stack.deactivated(keep)]).await;
+    at_once(&first, &second, vec![stack.deactivated(keep)]).await;
     assert_eq!(held(&stack, &arn).await, Vec::<String>::new());
     assert_eq!(holder_marks(&stack).await, 0);
 }

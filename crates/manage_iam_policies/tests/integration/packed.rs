@@ -139,42 +139,6 @@ fn read_folders(policies: &[(String, Value)]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Both instances at once, each with every other event; what an instance reports as failed is
-/// delivered again, as SQS would (up to ten times).
-async fn at_once(first: &Function, second: &Function, events: Vec<Value>) -> Handled {
-    let mut pending: Vec<(Value, String)> = events
-        .into_iter()
-        .map(|event| {
-            let id = format!("msg-{}", event["id"].as_str().unwrap());
-            (event, id)
-        })
-        .collect();
-    let mut all = Vec::new();
-    for receive in 1..=10 {
-        let (mut even, mut odd) = (Vec::new(), Vec::new());
-        for (n, (event, id)) in pending.iter().enumerate() {
-            let record = record(event, id, n as u64, receive);
-            if n % 2 == 0 {
-                even.push(record);
-            } else {
-                odd.push(record);
-            }
-        }
-        let (a, b) = tokio::join!(first.handle(even), second.handle(odd));
-        let failures: Vec<String> = a.failures.iter().chain(&b.failures).cloned().collect();
-        all.push(a);
-        all.push(b);
-        pending.retain(|(_, id)| failures.contains(id));
-        if pending.is_empty() {
-            return Handled::merge(all);
-        }
-    }
-    panic!(
-        "still failing after ten deliveries: {pending:?}\n{}",
-        Handled::merge(all).dump()
-    );
-}
-
 /// Thirty agreements on one role, activated at once by two instances while IAM and the role
 /// record's writes fail now and then, end in at most three
 /// packed policies that grant exactly the thirty folders; the consumer reads each of a sample

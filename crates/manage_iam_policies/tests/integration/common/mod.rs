@@ -892,6 +892,43 @@ pub struct Function {
     pub lambda: LambdaFunction,
 }
 
+/// Delivers `events` to two instances at once, each with every other event, as two Lambda
+/// instances behind one queue; what an instance reports as failed is delivered again, as SQS
+/// would (up to ten times).
+pub async fn at_once(first: &Function, second: &Function, events: Vec<Value>) -> Handled {
+    let mut pending: Vec<(Value, String)> = events
+        .into_iter()
+        .map(|event| {
+            let id = format!("msg-{}", event["id"].as_str().unwrap_or_default());
+            (event, id)
+        })
+        .collect();
+    let mut all = Vec::new();
+    for receive in 1..=10 {
+        let (mut even, mut odd) = (Vec::new(), Vec::new());
+        for (n, (event, id)) in pending.iter().enumerate() {
+            let record = record(event, id, n as u64, receive);
+            if n % 2 == 0 {
+                even.push(record);
+            } else {
+                odd.push(record);
+            }
+        }
+        let (a, b) = tokio::join!(first.handle(even), second.handle(odd));
+        let failures: Vec<String> = a.failures.iter().chain(&b.failures).cloned().collect();
+        all.push(a);
+        all.push(b);
+        pending.retain(|(_, id)| failures.contains(id));
+        if pending.is_empty() {
+            return Handled::merge(all);
+        }
+    }
+    panic!(
+        "still failing after ten deliveries: {pending:?}\n{}",
+        Handled::merge(all).dump()
+    );
+}
+
 /// Invokes `function` directly with `{"reconcile": mode}`, as the sweep's schedule or an
 /// operator does, and returns its report.
 pub async fn sweep(function: &Function, mode: &str) -> Value {
