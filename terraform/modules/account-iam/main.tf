@@ -371,6 +371,7 @@ data "aws_iam_policy_document" "access_role_boundary" {
       "kafka-cluster:DescribeGroup",
       "kafka-cluster:DescribeTopic",
       "kafka-cluster:ReadData",
+      "lakeformation:GetDataAccess",
     ]
     resources = ["*"]
   }

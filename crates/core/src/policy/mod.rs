@@ -87,6 +87,7 @@ pub const CATALOGUE_ACTIONS: &[&str] = &[
     "kafka-cluster:DescribeGroup",
     "kafka-cluster:DescribeTopic",
     "kafka-cluster:ReadData",
+    "lakeformation:GetDataAccess",
 ];
 
 /// What the catalogue needs to know about the integration itself: the partition it runs in,
@@ -242,6 +243,9 @@ mod catalogue_tests {
                    "aws-glue-table-arn": "arn:aws:glue:eu-central-1:111122223333:table/d/t",
                    "aws-athena-workgroup-arn": "arn:aws:athena:eu-central-1:111122223333:workgroup/w",
                    "aws-s3-folder-arn": "arn:aws:s3:::bucket-one/t", "aws-kms-key-arn": key}),
+            json!({"output-port-type": "glue_table", "aws-glue-access-mode": "lake-formation",
+                   "aws-glue-table-arn": "arn:aws:glue:eu-central-1:111122223333:table/d/t",
+                   "aws-athena-workgroup-arn": "arn:aws:athena:eu-central-1:111122223333:workgroup/w"}),
             json!({"output-port-type": "kinesis_stream",
                    "aws-kinesis-stream-arn": "arn:aws:kinesis:eu-central-1:111122223333:stream/s",
                    "aws-kms-key-arn": key}),

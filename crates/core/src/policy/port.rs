@@ -1614,6 +1614,8 @@ mod tests {
             folder in "[a-zA-Z0-9=._-]{1,10}(/[a-zA-Z0-9=._-]{1,10}){0,3}",
         ) {
             prop_assume!(!folder.split('/').any(|s| s == "." || s == ".."));
+            // The pattern also makes names S3 reserves (`xn--…`), which are refused, rightly.
+            prop_assume!(crate::policy::s3_bucket::bucket_name_problem(&bucket).is_none());
             let access = resolve(json!({"id": "p", "type": "s3", "server": {"location": format!("s3://{bucket}/{folder}/")}}));
             let json = access.unwrap().policy().to_json();
             let expected = format!("arn:aws:s3:::{bucket}/{folder}/*");

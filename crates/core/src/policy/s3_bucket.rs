@@ -61,7 +61,7 @@ const RESERVED_SUFFIXES: [&str; 5] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", 
 const RESERVED_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
 
 /// The first naming rule `name` breaks, per the S3 documentation for general purpose buckets.
-fn bucket_name_problem(name: &str) -> Option<&'static str> {
+pub(crate) fn bucket_name_problem(name: &str) -> Option<&'static str> {
     if name.len() < 3 || name.len() > 63 {
         return Some("it must be 3 to 63 characters long");
     }

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use super::iam::{IamError, MANAGED_BY_TAG, MANAGED_BY_VALUE};
 use super::ledger::GrantLedger;
 use super::{Permanent, ReconcileError, Retry};
-use crate::policy::PolicyDocument;
 use crate::policy::packing::{MANAGED_POLICY_LIMIT, pack, packed_size};
+use crate::policy::{CATALOGUE_ACTIONS, Effect, PolicyDocument};
 
 /// The IAM path of every managed policy the integration creates; Terraform lets it create and
 /// change policies only there.
@@ -89,13 +89,34 @@ impl RoleGrants {
             .map(|(slot, _)| *slot)
     }
 
-    /// The documents of `slot`.
+    /// The documents of `slot`. The record is read from the state bucket, so a document that
+    /// grants anything but the catalogue's read actions (which no agreement's grant does) was
+    /// not written by the integration and is left out: the bucket cannot be made to grant more
+    /// than reads.
     fn documents(&self, slot: usize) -> Vec<PolicyDocument> {
         self.slots
             .get(&slot)
             .into_iter()
-            .flat_map(BTreeMap::values)
-            .filter_map(|json| PolicyDocument::from_iam(json).ok())
+            .flatten()
+            .filter_map(|(agreement_id, json)| {
+                let document = PolicyDocument::from_iam(json).ok();
+                let reads = document.filter(|d| {
+                    d.statements().iter().all(|s| {
+                        s.effect() == Effect::Allow
+                            && s.actions()
+                                .iter()
+                                .all(|a| CATALOGUE_ACTIONS.contains(&a.as_str()))
+                    })
+                });
+                if reads.is_none() {
+                    tracing::warn!(
+                        agreement_id,
+                        slot,
+                        "the role record holds a grant the integration does not write; left out"
+                    );
+                }
+                reads
+            })
             .collect()
     }
 
@@ -692,6 +713,25 @@ mod tests {
             "{document}"
         );
         assert_eq!(writes.load(Ordering::SeqCst), 2, "create and attach, once");
+    }
+
+    #[test]
+    fn a_record_can_only_ever_grant_the_catalogues_reads() {
+        let mut grants = RoleGrants::default();
+        grants
+            .place("a1", &folder("orders"), 3, "consumer")
+            .unwrap();
+        let admin = PolicyDocument::new(vec![Statement::allow("All", &["iam:*"], ["*"])]);
+        grants
+            .slots
+            .get_mut(&1)
+            .unwrap()
+            .insert("tampered".into(), admin.to_json());
+        let json = grants.slot_document(1).unwrap().to_json();
+        assert!(
+            json.contains("lake/orders/*") && !json.contains("iam:"),
+            "{json}"
+        );
     }
 
     #[test]
