@@ -109,7 +109,8 @@ pub(super) async fn create_queues(stack: &Stack, seed: Seed) -> (String, String)
 }
 
 impl<'a> Driver<'a> {
-    pub(super) async fn start(stack: &'a Stack, seed: Seed) -> Driver<'a> {
+    /// `layout`: the grant layout's settings (none: the default, one inline policy each).
+    pub(super) async fn start(stack: &'a Stack, seed: Seed, layout: &[(&str, &str)]) -> Driver<'a> {
         let (queue_url, dlq_url) = create_queues(stack, seed).await;
         let proxy = FaultProxy::start(stack.moto.endpoint())
             .await
@@ -126,8 +127,9 @@ impl<'a> Driver<'a> {
             ("ownership_map", ownership.as_str()),
         ];
         let mut consumers = Vec::new();
+        let with_layout: Vec<(&str, &str)> = shared.iter().chain(layout).copied().collect();
         for _ in 0..CONSUMER_COUNT {
-            consumers.push(stack.function(&shared).await.lambda);
+            consumers.push(stack.function(&with_layout).await.lambda);
         }
         let mut env = stack.env_as(&stack.admin);
         env.retain(|(k, _)| !shared.iter().any(|(key, _)| k == key));

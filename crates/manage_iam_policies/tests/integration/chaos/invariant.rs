@@ -187,7 +187,12 @@ pub(super) async fn all_roles(stack: &Stack, seed: Seed) -> BTreeMap<String, Str
 }
 
 /// Grants, ledger and statuses against the expected state; one line per violation.
-pub(super) async fn check_state(stack: &Stack, world: &World, seed: Seed) -> Vec<String> {
+pub(super) async fn check_state(
+    stack: &Stack,
+    world: &World,
+    seed: Seed,
+    layout: Layout,
+) -> Vec<String> {
     let mut violations = Vec::new();
     let expected: BTreeMap<&String, Expected> = world
         .agreements
@@ -207,7 +212,7 @@ pub(super) async fn check_state(stack: &Stack, world: &World, seed: Seed) -> Vec
     }
     for (role, size) in per_role
         .iter()
-        .filter(|(_, size)| **size > INLINE_POLICY_LIMIT)
+        .filter(|(_, size)| layout == Layout::Inline && **size > INLINE_POLICY_LIMIT)
     {
         violations.push(format!(
             "the scenario is too dense: the grants due on role {role} take {size} characters, \
@@ -216,7 +221,16 @@ pub(super) async fn check_state(stack: &Stack, world: &World, seed: Seed) -> Vec
         ));
     }
     let roles: Vec<&str> = world.roles.keys().map(String::as_str).collect();
-    let actual = stack.grants(&roles).await;
+    let actual = match layout {
+        Layout::Inline => stack.grants(&roles).await,
+        Layout::Packed => {
+            let inline = stack.grants(&roles).await;
+            for (role, name) in inline.keys() {
+                violations.push(format!("inline grant {name} left on role {role}"));
+            }
+            packed_grants(stack, &roles, &mut violations).await
+        }
+    };
     for (key, policy) in &wanted {
         match actual.get(key) {
             None => violations.push(format!("missing grant {} on role {}", key.1, key.0)),
@@ -269,6 +283,92 @@ pub(super) async fn check_state(stack: &Stack, world: &World, seed: Seed) -> Vec
         count(|e| matches!(e, Expected::Deleted)),
     );
     violations
+}
+
+/// The packed grants of `roles` as their role records hold them, keyed like inline grants
+/// (role, `DMM_DataUsageAgreement_<id>`), after checking that every policy attached to a role
+/// is exactly the packing of its slot, and that no slot's policy is missing or left over.
+async fn packed_grants(
+    stack: &Stack,
+    roles: &[&str],
+    violations: &mut Vec<String>,
+) -> BTreeMap<(String, String), Value> {
+    use dmm_aws_core::policy::PolicyDocument;
+    use dmm_aws_core::reconcile::packed::RoleGrants;
+    let mut grants = BTreeMap::new();
+    for role in roles {
+        let key = format!("roles/{ACCOUNT}/{role}.json");
+        let record: RoleGrants = match read(&stack.s3, BUCKET, &key).await {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| panic!("{key}: {e}")),
+            Err(_) => RoleGrants::default(),
+        };
+        let attached: BTreeSet<String> = stack
+            .iam
+            .list_attached_role_policies()
+            .role_name(*role)
+            .send()
+            .await
+            .map(|o| {
+                o.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_name().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let slots: BTreeSet<String> = record
+            .slots
+            .keys()
+            .map(|slot| format!("dmm-grants-{role}-{slot}"))
+            .collect();
+        for name in attached.symmetric_difference(&slots) {
+            violations.push(format!(
+                "packed policy {name} on role {role}: {}",
+                if attached.contains(name) {
+                    "attached, but its slot is empty"
+                } else {
+                    "missing, but its slot holds grants"
+                }
+            ));
+        }
+        for (slot, agreements) in &record.slots {
+            let name = format!("dmm-grants-{role}-{slot}");
+            let arn = format!("arn:aws:iam::{ACCOUNT}:policy/dmm-integration/{name}");
+            let document = match stack.iam.get_policy().policy_arn(&arn).send().await {
+                Ok(policy) => {
+                    let version = policy
+                        .policy
+                        .and_then(|p| p.default_version_id)
+                        .unwrap_or_default();
+                    stack
+                        .iam
+                        .get_policy_version()
+                        .policy_arn(&arn)
+                        .version_id(version)
+                        .send()
+                        .await
+                        .ok()
+                        .and_then(|v| v.policy_version)
+                        .and_then(|v| v.document)
+                        .and_then(|d| PolicyDocument::from_iam(&d).ok())
+                }
+                Err(_) => None,
+            };
+            if document != record.slot_document(*slot) {
+                violations.push(format!(
+                    "packed policy {name} on role {role} is not the packing of its slot ({} \
+                     agreements)",
+                    agreements.len()
+                ));
+            }
+            for (id, json) in agreements {
+                grants.insert(
+                    ((*role).to_owned(), policy_name(id)),
+                    serde_json::from_str(json).unwrap_or(Value::Null),
+                );
+            }
+        }
+    }
+    grants
 }
 
 /// The integration's tags and fields on an agreement, with the user's own kept. An inactive

@@ -169,6 +169,28 @@ const DEFAULT_SEED: u64 = 1_890_807_540;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn randomized_faults_and_crashes_converge_to_exactly_what_dmm_says() {
+    chaos(DEFAULT_SEED, Layout::Inline).await;
+}
+
+/// The same history with every grant packed into managed policies (ADR 023): many agreements
+/// share each consumer role, so agreements converged at once by several instances meet in the
+/// role records, under the same faults and kills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn randomized_faults_and_crashes_converge_to_exactly_what_dmm_says_when_packed() {
+    chaos(PACKED_SEED, Layout::Packed).await;
+}
+
+/// The seed of the packed run in the test command.
+const PACKED_SEED: u64 = 2_718_281_828;
+
+/// How the chaos run lays grants out on the consumer roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    Inline,
+    Packed,
+}
+
+async fn chaos(default_seed: u64, layout: Layout) {
     // A fixed default keeps the test command's history the same on every run (about 40 seeds
     // passed when this was written); `CHAOS_SEED=random` explores a new one.
     let seed = Seed(match std::env::var("CHAOS_SEED").as_deref() {
@@ -176,7 +198,7 @@ async fn randomized_faults_and_crashes_converge_to_exactly_what_dmm_says() {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
             now.as_secs() ^ u64::from(now.subsec_nanos())
         }
-        _ => env_number("CHAOS_SEED").unwrap_or(DEFAULT_SEED),
+        _ => env_number("CHAOS_SEED").unwrap_or(default_seed),
     });
     eprintln!("chaos seed: {} (rerun with CHAOS_SEED={})", seed.0, seed.0);
     let agreements = env_number("CHAOS_AGREEMENTS").map_or(DEFAULT_AGREEMENTS, |n| n as usize);
@@ -186,10 +208,17 @@ async fn randomized_faults_and_crashes_converge_to_exactly_what_dmm_says() {
     let (mut org, scenario) = Organisation::generate(&mut rng, agreements);
     let stack = Stack::start(scenario).await;
     org.create_roles(&stack).await;
-    let driver = Driver::start(&stack, seed).await;
+    let settings: &[(&str, &str)] = match layout {
+        Layout::Inline => &[],
+        Layout::Packed => &[
+            ("grant_layout", "packed"),
+            ("managed_policies_per_role", "3"),
+        ],
+    };
+    let driver = Driver::start(&stack, seed, settings).await;
     eprintln!(
         "{seed}: {agreements} agreements of {} consumer data products and {} teams, {ROUNDS} \
-         rounds, data product changes {}",
+         rounds, data product changes {}, {layout:?} layout",
         org.consumers,
         org.teams,
         if product_changes { "on" } else { "off" },
@@ -200,7 +229,8 @@ async fn randomized_faults_and_crashes_converge_to_exactly_what_dmm_says() {
     }
     driver.settle().await;
 
-    let mut violations = check_state(&stack, &World::read(&stack, &org, seed).await, seed).await;
+    let world = World::read(&stack, &org, seed).await;
+    let mut violations = check_state(&stack, &world, seed, layout).await;
     violations.extend(driver.check_events().await);
     assert!(
         violations.is_empty(),
