@@ -356,10 +356,9 @@ impl FakeIam {
 impl ManagedPolicies for FakeIam {
     async fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, IamError> {
         Ok(self.lock().managed.get(arn).map(|(versions, tags)| {
-            let (default, document) = versions.last().cloned().unwrap_or_default();
+            let (_, document) = versions.last().cloned().unwrap_or_default();
             ManagedPolicy {
                 arn: arn.to_owned(),
-                default_version: default,
                 document,
                 other_versions: versions[..versions.len().saturating_sub(1)]
                     .iter()

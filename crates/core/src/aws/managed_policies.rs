@@ -40,7 +40,6 @@ impl ManagedPolicies for IamRoles {
         versions.sort_by_key(|v| v.create_date().copied());
         Ok(Some(ManagedPolicy {
             arn: arn.to_owned(),
-            default_version,
             document,
             other_versions: versions
                 .iter()

@@ -197,8 +197,7 @@ impl RoleGrants {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedPolicy {
     pub arn: String,
-    /// The default version's id and document (URL-encoded JSON, as IAM returns it).
-    pub default_version: String,
+    /// The default version's document (URL-encoded JSON, as IAM returns it).
     pub document: String,
     /// The other versions, oldest first.
     pub other_versions: Vec<String>,
@@ -361,7 +360,7 @@ pub async fn unplace<L: GrantLedger>(
     update(ledger, role, |grants| Ok(grants.remove(agreement_id))).await
 }
 
-/// Makes the managed policy of `slot` match the record (`grants` as of `version`): created or
+/// Makes the managed policy of `slot` match the record (`grants` as the caller wrote it): created or
 /// given a new version and attached while the slot holds grants, detached and deleted once it
 /// holds none; then, if the record moved on meanwhile, again from the newer record.
 ///
@@ -623,10 +622,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_policy_overflows_into_the_next_and_the_last_refuses_with_the_limit() {
-        let (iam, ledger) = (
-            FakeIam::default().with_role("consumer", &[]),
-            FakeLedger::default(),
-        );
+        let ledger = FakeLedger::default();
         let big = |n: usize| {
             PolicyDocument::new(vec![Statement::allow(
                 "Read",
@@ -658,7 +654,6 @@ mod tests {
         for slot in 1..=3 {
             assert!(grants.slot_document(slot).unwrap().size() <= MANAGED_POLICY_LIMIT);
         }
-        let _ = iam;
     }
 
     #[tokio::test]
