@@ -74,14 +74,15 @@ where
 #[derive(Debug, Clone)]
 pub struct IamRoles {
     client: aws_sdk_iam::Client,
-    lake_formation: aws_sdk_lakeformation::Config,
+    /// Lake Formation of the session's own region (other regions get a client per call).
+    lake_formation: aws_sdk_lakeformation::Client,
 }
 
 impl IamRoles {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         Self {
             client: aws_sdk_iam::Client::new(sdk),
-            lake_formation: aws_sdk_lakeformation::Config::new(sdk),
+            lake_formation: aws_sdk_lakeformation::Client::new(sdk),
         }
     }
 
@@ -89,7 +90,7 @@ impl IamRoles {
         &self.client
     }
 
-    pub(crate) fn lake_formation_config(&self) -> &aws_sdk_lakeformation::Config {
+    pub(crate) fn own_lake_formation(&self) -> &aws_sdk_lakeformation::Client {
         &self.lake_formation
     }
 }

@@ -79,9 +79,10 @@ impl IamRoles {
     /// Lake Formation of the table's region: the Data Catalog is regional, and a port may name a
     /// table outside the integration's region.
     fn lake_formation(&self, region: &str) -> aws_sdk_lakeformation::Client {
-        let config = self.lake_formation_config();
+        let own = self.own_lake_formation();
+        let config = own.config();
         if config.region().is_some_and(|r| r.as_ref() == region) {
-            return aws_sdk_lakeformation::Client::from_conf(config.clone());
+            return own.clone();
         }
         aws_sdk_lakeformation::Client::from_conf(
             config
