@@ -530,10 +530,22 @@ pub fn roles(runs: &[CapacityRun], one: &OneRole, commit: &str) -> String {
             ),
         ],
     );
-    let _ = writeln!(
-        md,
-        "\nGrowth: an activation or revocation rewrites one policy whatever the role holds (a new version, and deleting the oldest once five exist), so writes stay flat from 1 to 1,000 grants; a reconcile reads the role record and the agreement's policy, not the others.\n"
-    );
+    if let (Some(first), Some(last)) = (one.at.first(), one.at.last()) {
+        let writes = |(_, revoke, activate): &(usize, f64, f64)| revoke + activate;
+        let _ = writeln!(
+            md,
+            "\nGrowth: from {} to {} grants on the role, one revocation and one activation took {:.0} and then {:.0} IAM writes together ({}); each rewrites the one policy that holds the agreement, and a reconcile reads the role record and that policy, not the others.\n",
+            first.0,
+            last.0,
+            writes(first),
+            writes(last),
+            if writes(first) == writes(last) {
+                "flat"
+            } else {
+                "not flat"
+            }
+        );
+    }
     let _ = writeln!(md, "{ROLES_END}");
     md
 }
