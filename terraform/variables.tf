@@ -554,8 +554,8 @@ variable "glue_access_mode" {
 
 variable "grant_layout" {
   type        = string
-  default     = "inline"
-  description = "How grants are laid out on consumer roles: inline (one inline policy DMM_DataUsageAgreement_<id> per agreement, as the Python reference; IAM's 10,240 characters of inline policy per role cap a role at a few dozen agreements) or packed (every agreement on a role packed into at most managed_policies_per_role customer managed policies dmm-grants-<role>-<n> on the path /dmm-integration/; existing inline grants move over as their agreements converge). Env `grant_layout`, ADR 023."
+  default     = "packed"
+  description = "How grants are laid out on consumer roles: packed (the default: every agreement on a role, and the consumer side of cross-account grants, packed into at most managed_policies_per_role customer managed policies dmm-grants-<role>-<n> on the path /dmm-integration/; inline grants of the Python reference or of earlier versions move over as their agreements converge) or inline (one inline policy DMM_DataUsageAgreement_<id> per agreement, as the Python reference, for operators who depend on the names; IAM's 10,240 characters of inline policy per role cap a role at a few dozen agreements). Env `grant_layout`, ADR 023."
 
   validation {
     condition     = contains(["inline", "packed"], var.grant_layout)
@@ -566,7 +566,7 @@ variable "grant_layout" {
 variable "managed_policies_per_role" {
   type        = number
   default     = 5
-  description = "With grant_layout = packed: how many managed policies (6,144 characters each) the integration may attach to one consumer role. IAM attaches 10 per role by default (a quota raisable to 20); the rest stays for the role's owners. Env `managed_policies_per_role`, ADR 023."
+  description = "With grant_layout = packed (the default): how many managed policies (6,144 characters each) the integration may attach to one consumer role. IAM attaches 10 per role by default (a quota raisable to 20); the rest stays for the role's owners. Env `managed_policies_per_role`, ADR 023."
 
   validation {
     condition     = var.managed_policies_per_role >= 1 && var.managed_policies_per_role <= 20 && floor(var.managed_policies_per_role) == var.managed_policies_per_role

@@ -41,6 +41,7 @@ mod function_env;
 pub mod lake_formation;
 mod lambda;
 mod logs;
+pub mod managed_policies;
 mod moto;
 pub mod owned;
 mod paths;

@@ -128,7 +128,7 @@ impl ManageIamPoliciesConfig {
             glue_access: env.parsed_or(config::GLUE_ACCESS_MODE, GlueAccess::Iam)?,
             layout: Layout::parse(
                 &env.optional(config::GRANT_LAYOUT)
-                    .unwrap_or_else(|| "inline".to_owned()),
+                    .unwrap_or_else(|| Layout::DEFAULT.to_owned()),
                 env.parsed_or(
                     config::MANAGED_POLICIES_PER_ROLE,
                     DEFAULT_MANAGED_POLICIES_PER_ROLE,

@@ -5,9 +5,11 @@
 //! lost it. Every write is preceded by a read, so a replay makes no write at all.
 //!
 //! IAM is reached per account through [`AccountIam`]: the integration's own account directly,
-//! managed accounts through their management role. Grants within one account are an inline
-//! policy on the consumer role (as in the reference integration); grants across accounts are
-//! handled by [`super::cross_account`] (ADR 003).
+//! managed accounts through their management role. Grants within one account are packed into
+//! managed policies on the consumer role ([`super::packed`], ADR 023), or, in the `inline`
+//! layout, an inline policy per agreement (as in the reference integration); grants across
+//! accounts are handled by [`super::cross_account`] (ADR 003), their consumer side laid out the
+//! same way.
 //!
 //! The ledger is read from S3 and is only as trustworthy as the bucket, so revoking from it obeys
 //! the same rules as granting: an inline policy is deleted only when it is the agreement's own
@@ -31,7 +33,9 @@ use super::plan::GrantPlan;
 use super::role_checks::{allowed_role, check_budget, has_policy, owned_role};
 use super::status::AccessRoleStatus;
 use super::{Permanent, ReconcileError};
-use crate::policy::{ConsumerRole, RoleGuard, RoleName, access_role_name, policy_name};
+use crate::policy::{
+    ConsumerRole, PolicyDocument, RoleGuard, RoleName, access_role_name, policy_name,
+};
 
 /// A grant in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +114,9 @@ impl<'a, A, L> Converger<'a, A, L> {
         }
     }
 
-    /// With grants laid out as `layout` (the default is one inline policy per agreement).
+    /// With grants laid out as `layout`. Without it, one inline policy per agreement: the
+    /// layout whose writes the unit tests read most plainly; the deployment's default is
+    /// `packed` (`Layout::DEFAULT`), which the handlers pass.
     pub fn with_layout(mut self, layout: Layout) -> Self {
         self.layout = layout;
         self
@@ -413,8 +419,15 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                     }
                     Layout::Inline => {}
                     Layout::Packed { policies } => {
-                        self.put_packed(&iam, &role, agreement_id, plan, policies)
-                            .await?;
+                        self.put_packed(
+                            &iam,
+                            &role,
+                            agreement_id,
+                            &plan.policy_name,
+                            &plan.document,
+                            policies,
+                        )
+                        .await?;
                     }
                 }
                 if let Some(table) = &plan.lake_formation {
@@ -447,27 +460,22 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         })
     }
 
-    /// The packed layout's write (ADR 023): the agreement's grant into the role record, the
+    /// The packed layout's write (ADR 023): the agreement's `document` into the role record, the
     /// policies whose slot changed (and its own, which repairs a policy changed by hand)
-    /// converged, then the agreement's inline policy of the one-per-agreement layout deleted,
-    /// now that the packed policy holds the grant.
+    /// converged, then the agreement's inline policy of the one-per-agreement layout
+    /// (`policy_name`) deleted, now that the packed policy holds the grant.
     async fn put_packed(
         &self,
         iam: &A::Iam,
         role: &RoleInfo,
         agreement_id: &str,
-        plan: &GrantPlan,
+        policy_name: &str,
+        document: &PolicyDocument,
         policies: usize,
     ) -> Result<(), ReconcileError> {
         let packed_role = packed_role(role)?;
-        let (grants, mut slots) = packed::place(
-            self.ledger,
-            &packed_role,
-            agreement_id,
-            &plan.document,
-            policies,
-        )
-        .await?;
+        let (grants, mut slots) =
+            packed::place(self.ledger, &packed_role, agreement_id, document, policies).await?;
         if let Some(own) = grants.slot_of(agreement_id)
             && !slots.contains(&own)
         {
@@ -484,8 +492,8 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             )
             .await?;
         }
-        if iam.policy(&role.name, &plan.policy_name).await?.is_some() {
-            iam.delete_policy(&role.name, &plan.policy_name).await?;
+        if iam.policy(&role.name, policy_name).await?.is_some() {
+            iam.delete_policy(&role.name, policy_name).await?;
             self.wrote();
         }
         Ok(())
@@ -523,6 +531,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             self.iam.own_account(),
             agreement_id,
             plan,
+            self.layout,
         )
         .await?;
         let entry = self.ledger.get(agreement_id).await?;
@@ -546,7 +555,19 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                         &external_id,
                         &self.writes,
                     )
-                    .await
+                    .await?;
+                if let Layout::Packed { policies } = self.layout {
+                    self.put_packed(
+                        &consumer_iam,
+                        &access.consumer,
+                        agreement_id,
+                        &plan.policy_name,
+                        &access.consumer_policy,
+                        policies,
+                    )
+                    .await?;
+                }
+                Ok(())
             },
         )
         .await?;
@@ -1099,6 +1120,78 @@ mod tests {
                 "ledger delete a1",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn packed_across_accounts_the_consumer_side_is_packed_after_the_provider_side() {
+        let world = World::new();
+        world.granted("consumer", Some(OTHER_ACCOUNT)).await;
+        let packed = world
+            .converger()
+            .with_layout(Layout::Packed { policies: 2 });
+        let moved = packed
+            .grant(AGREEMENT, &plan("consumer", Some(OTHER_ACCOUNT)))
+            .await
+            .unwrap();
+        let journal = world.journal.take();
+        assert_eq!(moved.iam_writes, 3, "{journal:?}");
+        let at = |line: &str| {
+            journal
+                .iter()
+                .position(|l| l == line)
+                .unwrap_or_else(|| panic!("{line} in {journal:?}"))
+        };
+        let attach = at("iam attach dmm-grants-consumer-1 to consumer");
+        assert!(at("iam create policy dmm-grants-consumer-1") < attach);
+        assert!(
+            attach < at("iam delete consumer/DMM_DataUsageAgreement_a1"),
+            "the inline assume policy goes once the packed one is attached"
+        );
+        let document = world
+            .iam
+            .managed_document(&format!(
+                "arn:aws:iam::{ACCOUNT}:policy/dmm-integration/dmm-grants-consumer-1"
+            ))
+            .unwrap();
+        assert!(
+            document.contains("sts:AssumeRole")
+                && document.contains(&format!("{OTHER_ACCOUNT}:role/dmm-access-a1")),
+            "{document}"
+        );
+        assert!(world.iam.policies("consumer").is_empty());
+        let kinds: BTreeSet<GrantKind> = world
+            .ledger
+            .entry(AGREEMENT)
+            .unwrap()
+            .grants
+            .iter()
+            .map(|g| g.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            BTreeSet::from([GrantKind::AccessRole, GrantKind::Packed])
+        );
+
+        let replay = packed
+            .grant(AGREEMENT, &plan("consumer", Some(OTHER_ACCOUNT)))
+            .await
+            .unwrap();
+        assert_eq!(replay.iam_writes, 0);
+        world.journal.take();
+        packed.revoke(AGREEMENT, None).await.unwrap();
+        let journal = world.journal.take();
+        let at = |line: &str| {
+            journal
+                .iter()
+                .position(|l| l == line)
+                .unwrap_or_else(|| panic!("{line} in {journal:?}"))
+        };
+        assert!(
+            at("iam detach dmm-grants-consumer-1 from consumer")
+                < at("iam delete role dmm-access-a1"),
+            "the consumer side goes first"
+        );
+        assert!(world.iam.attached("consumer").is_empty());
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
-//! Grants across accounts (ADR 003): an access role in the provider account plus an
-//! inline policy on the consumer role allowing it to assume exactly that role.
+//! Grants across accounts (ADR 003): an access role in the provider account plus the consumer
+//! role's permission to assume exactly that role: its own inline policy in the `inline` layout,
+//! packed with the role's other grants in the `packed` layout (ADR 023).
 //!
 //! ```text
 //!  consumer account                         provider account
@@ -28,12 +29,13 @@ use super::iam::{
 use super::iam::{RoleInfo, RolePolicies};
 use super::ledger::{GrantKind, GrantRecord};
 use super::ownership::Finding;
+use super::packed::Layout;
 use super::plan::GrantPlan;
 use super::role_checks::{allowed_role, check_budget, has_policy, owned_role};
 use super::{Permanent, ReconcileError};
 use crate::policy::{
-    POLICY_VERSION, PolicyDocument, RoleGuard, Statement, access_role_name,
-    check_inline_policy_budget, decode_iam_document,
+    Effect, POLICY_VERSION, PolicyDocument, RoleGuard, Statement, access_role_name,
+    check_inline_policy_budget, decode_iam_document, is_access_role_name,
 };
 
 /// Sid of the consumer-side statement.
@@ -79,6 +81,27 @@ pub fn assume_policy(access_role_arn: &str) -> PolicyDocument {
         &["sts:AssumeRole"],
         [access_role_arn],
     )])
+}
+
+/// Whether `statement` is a consumer side's permission: it allows only `sts:AssumeRole`, and
+/// only on roles named as the integration names access roles. Such roles trust exactly their
+/// agreement's consumer role with its external id, so this statement lets a role assume nothing
+/// that does not already name it.
+pub fn assumes_only_access_roles(statement: &Statement) -> bool {
+    let access_role = |arn: &str| {
+        arn.split_once(":role/")
+            .and_then(|(_, path_and_name)| path_and_name.rsplit('/').next())
+            .is_some_and(is_access_role_name)
+            && arn.starts_with("arn:")
+            && arn.split(':').nth(2) == Some("iam")
+    };
+    statement.effect() == Effect::Allow
+        && statement
+            .actions()
+            .iter()
+            .all(|a| a.eq_ignore_ascii_case("sts:AssumeRole"))
+        && !statement.resources().is_empty()
+        && statement.resources().iter().all(|r| access_role(r))
 }
 
 /// A string or a list of strings, as a set (`None` when it is neither).
@@ -177,13 +200,17 @@ pub(super) struct AccessGrant {
     /// The IAM path a new access role gets (the allowlist's).
     path: String,
     boundary: String,
-    consumer_policy: PolicyDocument,
+    pub(super) consumer_policy: PolicyDocument,
+    /// How the consumer's permission is laid out: its own inline policy (written by
+    /// [`AccessGrant::apply`] unless already in place) or packed (written by the converger).
+    consumer_layout: Layout,
     consumer_in_place: bool,
 }
 
 /// Checks everything that can refuse the grant, with reads only: the consumer role (the guard
 /// and its tags), an existing access role of that name (it must be the agreement's own and
-/// carry nothing else), and both policies' size.
+/// carry nothing else), and both policies' size (the consumer's inline budget only in the
+/// `inline` layout; a packed role's room is judged when the grant is placed).
 pub(super) async fn prepare<I: RolePolicies + AccessRoles>(
     consumer_iam: &I,
     provider_iam: &I,
@@ -191,6 +218,7 @@ pub(super) async fn prepare<I: RolePolicies + AccessRoles>(
     own_account: Option<&str>,
     agreement_id: &str,
     plan: &GrantPlan,
+    consumer_layout: Layout,
 ) -> Result<AccessGrant, ReconcileError> {
     let provider_account = plan
         .provider_account
@@ -243,14 +271,15 @@ pub(super) async fn prepare<I: RolePolicies + AccessRoles>(
         ),
     };
     let consumer_policy = assume_policy(&access_arn);
-    let consumer_in_place = has_policy(
-        consumer_iam,
-        &consumer.name,
-        &plan.policy_name,
-        &consumer_policy,
-    )
-    .await?;
-    if !consumer_in_place {
+    let consumer_in_place = consumer_layout == Layout::Inline
+        && has_policy(
+            consumer_iam,
+            &consumer.name,
+            &plan.policy_name,
+            &consumer_policy,
+        )
+        .await?;
+    if consumer_layout == Layout::Inline && !consumer_in_place {
         check_budget(
             consumer_iam,
             &consumer.name,
@@ -268,6 +297,7 @@ pub(super) async fn prepare<I: RolePolicies + AccessRoles>(
         path: guard.path_prefix().to_owned(),
         boundary,
         consumer_policy,
+        consumer_layout,
         consumer_in_place,
     })
 }
@@ -289,15 +319,19 @@ impl AccessGrant {
                 role_arn: self.consumer.arn.clone(),
                 policy_name: plan.policy_name.clone(),
                 account: plan.consumer_account.clone(),
-                kind: GrantKind::InlinePolicy,
+                kind: match self.consumer_layout {
+                    Layout::Inline => GrantKind::InlinePolicy,
+                    Layout::Packed { .. } => GrantKind::Packed,
+                },
                 table: None,
             },
         ])
     }
 
     /// Writes what is missing: the provider side (the access role, its trust, its boundary, its
-    /// data policy), then the consumer side (permission to assume exactly that role). IAM
-    /// writes are counted in `writes` as they happen.
+    /// data policy), then, in the `inline` layout, the consumer side (permission to assume
+    /// exactly that role; the converger packs it in the `packed` layout, after this). IAM writes
+    /// are counted in `writes` as they happen.
     pub(super) async fn apply<I: RolePolicies + AccessRoles>(
         &self,
         consumer_iam: &I,
@@ -349,7 +383,7 @@ impl AccessGrant {
                 .await?;
             wrote();
         }
-        if !self.consumer_in_place {
+        if self.consumer_layout == Layout::Inline && !self.consumer_in_place {
             consumer_iam
                 .put_policy(
                     &self.consumer.name,

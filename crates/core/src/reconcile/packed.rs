@@ -22,6 +22,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
+use super::cross_account::assumes_only_access_roles;
 use super::iam::{IamError, MANAGED_BY_TAG, MANAGED_BY_VALUE};
 use super::ledger::GrantLedger;
 use super::{Permanent, ReconcileError, Retry};
@@ -43,18 +44,20 @@ const MAX_POLICY_VERSIONS: usize = 5;
 /// retried.
 const MAX_ROUNDS: usize = 8;
 
-/// How grants are laid out on consumer roles (`grant_layout`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How grants are laid out on consumer roles (`grant_layout`; `packed` unless set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// One inline policy `DMM_DataUsageAgreement_<id>` per agreement, as the Python reference
     /// did: readable names, and IAM's 10,240 characters of inline policy per role as the ceiling.
-    #[default]
     Inline,
     /// Packed into at most `policies` managed policies per role.
     Packed { policies: usize },
 }
 
 impl Layout {
+    /// The deployment's default, `grant_layout = packed`.
+    pub const DEFAULT: &str = "packed";
+
     pub fn parse(layout: &str, policies: usize) -> Result<Self, String> {
         match layout.trim() {
             "inline" => Ok(Self::Inline),
@@ -90,9 +93,9 @@ impl RoleGrants {
     }
 
     /// The documents of `slot`. The record is read from the state bucket, so a document that
-    /// grants anything but the catalogue's read actions (which no agreement's grant does) was
-    /// not written by the integration and is left out: the bucket cannot be made to grant more
-    /// than reads.
+    /// grants anything but the catalogue's read actions or the assumption of access roles
+    /// (which no agreement's grant does) was not written by the integration and is left out:
+    /// the bucket cannot be made to grant more than reads.
     fn documents(&self, slot: usize) -> Vec<PolicyDocument> {
         self.slots
             .get(&slot)
@@ -102,10 +105,11 @@ impl RoleGrants {
                 let document = PolicyDocument::from_iam(json).ok();
                 let reads = document.filter(|d| {
                     d.statements().iter().all(|s| {
-                        s.effect() == Effect::Allow
+                        (s.effect() == Effect::Allow
                             && s.actions()
                                 .iter()
-                                .all(|a| CATALOGUE_ACTIONS.contains(&a.as_str()))
+                                .all(|a| CATALOGUE_ACTIONS.contains(&a.as_str())))
+                            || assumes_only_access_roles(s)
                     })
                 });
                 if reads.is_none() {
@@ -711,7 +715,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_can_only_ever_grant_the_catalogues_reads() {
+    fn a_record_can_only_grant_the_catalogues_reads_and_access_roles() {
         let mut grants = RoleGrants::default();
         grants
             .place("a1", &folder("orders"), 3, "consumer")
@@ -722,9 +726,23 @@ mod tests {
             .get_mut(&1)
             .unwrap()
             .insert("tampered".into(), admin.to_json());
+        let assume = |sid: &str, role: &str| {
+            PolicyDocument::new(vec![Statement::allow(
+                sid,
+                &["sts:AssumeRole"],
+                [format!("arn:aws:iam::333333333333:role/{role}")],
+            )])
+            .to_json()
+        };
+        let slot = grants.slots.get_mut(&1).unwrap();
+        slot.insert("a2".into(), assume("Access", "dmm/dmm-access-a2"));
+        slot.insert("chained".into(), assume("Admin", "admin"));
         let json = grants.slot_document(1).unwrap().to_json();
         assert!(
-            json.contains("lake/orders/*") && !json.contains("iam:"),
+            json.contains("lake/orders/*")
+                && json.contains("role/dmm/dmm-access-a2")
+                && !json.contains("iam:*")
+                && !json.contains("role/admin"),
             "{json}"
         );
     }

@@ -240,6 +240,80 @@ async fn cross_account_grant_is_readable_only_through_the_access_role_and_revoke
     );
 }
 
+/// The default layout (ADR 023): the consumer's permission to assume the access role is packed
+/// into a managed policy on the consumer role, in the consumer's account, and works as the
+/// inline policy did; revocation takes it away before the access role goes.
+#[tokio::test]
+async fn packed_the_consumer_assumes_the_access_role_through_its_packed_policy() {
+    let world = World::packed().await;
+    let consumer_iam = aws_sdk_iam::Client::new(&world.consumer_admin);
+    world.sim.activate(AGREEMENT).unwrap();
+    let (outcome, writes) = world.deliver("AccessActivatedEvent").await;
+    assert_eq!(
+        (outcome.as_str(), writes),
+        ("granted", 4),
+        "access role, its data policy, the consumer's packed policy and its attachment"
+    );
+    let packed = local_stack::managed_policies::attached(&consumer_iam, CONSUMER_ROLE)
+        .await
+        .unwrap();
+    assert_eq!(packed.len(), 1, "{packed:?}");
+    let (name, document) = &packed[0];
+    assert_eq!(name, &format!("dmm-grants-{CONSUMER_ROLE}-1"));
+    let statements = document["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{document}");
+    assert_eq!(
+        (&statements[0]["Effect"], &statements[0]["Action"]),
+        (&json!("Allow"), &json!("sts:AssumeRole"))
+    );
+    assert_eq!(statements[0]["Resource"], access_role_arn().as_str());
+    assert_eq!(
+        world
+            .role_policy(&world.consumer_admin, CONSUMER_ROLE, &policy_name())
+            .await,
+        None,
+        "no inline policy in the packed layout"
+    );
+    assert_eq!(
+        world.deliver("AccessUpdatedEvent").await,
+        ("unchanged".to_owned(), 0)
+    );
+
+    let external_id = world.agreement()["custom"]["aws-external-id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let consumer = world.consumer_role_session().await;
+    let access = world
+        .assume(&consumer, &access_role_arn(), Some(&external_id))
+        .await
+        .expect("the packed policy lets the consumer role assume the access role");
+    assert_eq!(world.read_object(&access).await.unwrap(), CONTENT);
+
+    world.sim.deactivate(AGREEMENT).unwrap();
+    let (outcome, writes) = world.deliver("AccessDeactivatedEvent").await;
+    assert_eq!(
+        (outcome.as_str(), writes),
+        ("revoked", 4),
+        "detach and delete the emptied packed policy, then the data policy and the access role"
+    );
+    assert!(
+        local_stack::managed_policies::attached(&consumer_iam, CONSUMER_ROLE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(access_role(&world).await.is_none());
+    assert_eq!(
+        world
+            .assume(&consumer, &access_role_arn(), Some(&external_id))
+            .await
+            .unwrap_err(),
+        403,
+        "after revocation the consumer role may not assume the access role"
+    );
+}
+
 #[tokio::test]
 async fn a_half_done_grant_grants_nothing_and_is_completed_on_retry() {
     let world = World::start().await;

@@ -36,55 +36,13 @@ fn packed_scenario(parts: usize) -> dmm_simulator::Scenario {
     scenario
 }
 
-const PACKED: [(&str, &str); 2] = [
-    ("grant_layout", "packed"),
-    ("managed_policies_per_role", POLICIES),
-];
+const SETTINGS: [(&str, &str); 2] = [PACKED, ("managed_policies_per_role", POLICIES)];
 
 /// The managed policies attached to `role`, by name, with their default documents.
 async fn attached(stack: &Stack, role: &str) -> Vec<(String, Value)> {
-    let arns: Vec<String> = stack
-        .iam
-        .list_attached_role_policies()
-        .role_name(role)
-        .send()
+    local_stack::managed_policies::attached(&stack.iam, role)
         .await
         .unwrap()
-        .attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn().map(str::to_owned))
-        .collect();
-    let mut policies = Vec::new();
-    for arn in arns {
-        let policy = stack
-            .iam
-            .get_policy()
-            .policy_arn(&arn)
-            .send()
-            .await
-            .unwrap()
-            .policy
-            .unwrap();
-        let version = stack
-            .iam
-            .get_policy_version()
-            .policy_arn(&arn)
-            .version_id(policy.default_version_id().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .policy_version
-            .unwrap();
-        let document = dmm_aws_core::policy::decode_iam_document(version.document().unwrap())
-            .unwrap()
-            .into_owned();
-        policies.push((
-            policy.policy_name().unwrap().to_owned(),
-            serde_json::from_str(&document).unwrap(),
-        ));
-    }
-    policies.sort_by(|a, b| a.0.cmp(&b.0));
-    policies
 }
 
 /// The folders the role's packed policies let it read, after checking that they let it list
@@ -172,7 +130,7 @@ async fn many_agreements_on_one_role_pack_into_few_policies_with_exactly_their_a
                 local_stack::Trigger::Probability(0.1),
             ),
     );
-    let faulty: Vec<(&str, &str)> = PACKED
+    let faulty: Vec<(&str, &str)> = SETTINGS
         .iter()
         .copied()
         .chain([("AWS_ENDPOINT_URL", proxy.endpoint())])
@@ -279,7 +237,7 @@ async fn inline_grants_move_into_the_packed_policy_and_hand_deletions_are_repair
         .await;
     assert_eq!(stack.inline_policies(SHIPMENTS_ROLE).await.len(), 2);
 
-    let packed = stack.function(&PACKED).await;
+    let packed = stack.function(&SETTINGS).await;
     let handled = stack
         .deliver(
             &packed,

@@ -302,57 +302,31 @@ async fn packed_grants(
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| panic!("{key}: {e}")),
             Err(_) => RoleGrants::default(),
         };
-        let attached: BTreeSet<String> = stack
-            .iam
-            .list_attached_role_policies()
-            .role_name(*role)
-            .send()
-            .await
-            .map(|o| {
-                o.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_name().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let attached: BTreeMap<String, Value> =
+            local_stack::managed_policies::attached(&stack.iam, role)
+                .await
+                .map(|policies| policies.into_iter().collect())
+                .unwrap_or_default();
         let slots: BTreeSet<String> = record
             .slots
             .keys()
             .map(|slot| format!("dmm-grants-{role}-{slot}"))
             .collect();
-        for name in attached.symmetric_difference(&slots) {
+        for name in slots.iter().filter(|name| !attached.contains_key(*name)) {
             violations.push(format!(
-                "packed policy {name} on role {role}: {}",
-                if attached.contains(name) {
-                    "attached, but its slot is empty"
-                } else {
-                    "missing, but its slot holds grants"
-                }
+                "packed policy {name} on role {role}: missing, but its slot holds grants"
+            ));
+        }
+        for name in attached.keys().filter(|name| !slots.contains(*name)) {
+            violations.push(format!(
+                "packed policy {name} on role {role}: attached, but its slot is empty"
             ));
         }
         for (slot, agreements) in &record.slots {
             let name = format!("dmm-grants-{role}-{slot}");
-            let arn = format!("arn:aws:iam::{ACCOUNT}:policy/dmm-integration/{name}");
-            let document = match stack.iam.get_policy().policy_arn(&arn).send().await {
-                Ok(policy) => {
-                    let version = policy
-                        .policy
-                        .and_then(|p| p.default_version_id)
-                        .unwrap_or_default();
-                    stack
-                        .iam
-                        .get_policy_version()
-                        .policy_arn(&arn)
-                        .version_id(version)
-                        .send()
-                        .await
-                        .ok()
-                        .and_then(|v| v.policy_version)
-                        .and_then(|v| v.document)
-                        .and_then(|d| PolicyDocument::from_iam(&d).ok())
-                }
-                Err(_) => None,
-            };
+            let document = attached
+                .get(&name)
+                .and_then(|d| PolicyDocument::from_iam(&d.to_string()).ok());
             if document != record.slot_document(*slot) {
                 violations.push(format!(
                     "packed policy {name} on role {role} is not the packing of its slot ({} \

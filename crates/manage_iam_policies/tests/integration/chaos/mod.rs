@@ -209,11 +209,8 @@ async fn chaos(default_seed: u64, layout: Layout) {
     let stack = Stack::start(scenario).await;
     org.create_roles(&stack).await;
     let settings: &[(&str, &str)] = match layout {
-        Layout::Inline => &[],
-        Layout::Packed => &[
-            ("grant_layout", "packed"),
-            ("managed_policies_per_role", "3"),
-        ],
+        Layout::Inline => &[INLINE],
+        Layout::Packed => &[PACKED, ("managed_policies_per_role", "3")],
     };
     let driver = Driver::start(&stack, seed, settings).await;
     eprintln!(

@@ -4,6 +4,12 @@
 //! emulator with SQS events built from real SQS messages.
 //!
 //! Nothing here skips: a missing moto or binary fails the test with the command that fixes it.
+//!
+//! The function runs with `grant_layout = inline` unless a test says otherwise ([`INLINE`]):
+//! most tests are about one agreement (its trust boundary, its DMM status, a fault) and read its
+//! grant by the inline policy's own name. The default layout, `packed`, is what `packed`, the
+//! chaos test's packed run, `end_to_end`'s real-access test, `cross_account`'s packed test and
+//! `deploy` (Terraform's defaults) run.
 
 pub mod iam_proxy;
 
@@ -27,6 +33,10 @@ use local_stack::{
 use serde_json::{Value, json};
 
 pub const ACCOUNT: &str = DEFAULT_ACCOUNT_ID;
+/// One inline policy `DMM_DataUsageAgreement_<id>` per agreement (see the module's doc).
+pub const INLINE: (&str, &str) = ("grant_layout", "inline");
+/// The default layout: grants packed into managed policies (ADR 023).
+pub const PACKED: (&str, &str) = ("grant_layout", "packed");
 pub const REGION: &str = DEFAULT_REGION;
 pub const BUCKET: &str = "dmm-integration-state";
 pub const QUEUE: &str = "dmm-events.fifo";
@@ -372,7 +382,11 @@ impl Stack {
         with_overrides(
             deployment.env(&self.moto, credentials),
             // Keep a DMM fault test short: the client's own retries are not what is tested.
-            &[("dmm_request_timeout_ms", "5000"), ("log_level", "info")],
+            &[
+                ("dmm_request_timeout_ms", "5000"),
+                ("log_level", "info"),
+                INLINE,
+            ],
         )
     }
 

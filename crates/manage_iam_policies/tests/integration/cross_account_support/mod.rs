@@ -1,9 +1,11 @@
 //! A three-account world in moto for the cross-account tests: the hub (123456789012, where the
 //! integration runs), a consumer account (222222222222) and a provider account (333333333333),
 //! each managed account with a management role the hub assumes with an external id; the DMM
-//! simulator; and manage_iam_policies behind the Lambda Runtime API.
+//! simulator; and manage_iam_policies behind the Lambda Runtime API, with the consumer side in
+//! the `inline` layout unless the test starts the world [`World::packed`].
 
 pub use crate::common::iam_proxy;
+use crate::common::{INLINE, PACKED};
 
 use std::time::Duration;
 
@@ -131,6 +133,16 @@ impl World {
     }
 
     pub async fn start_with(consumer_role: &str) -> World {
+        Self::start_in(consumer_role, INLINE).await
+    }
+
+    /// The world with the default layout: the consumer's permission to assume the access role
+    /// packed into its managed policies.
+    pub async fn packed() -> World {
+        Self::start_in(&consumer_role_arn(), PACKED).await
+    }
+
+    async fn start_in(consumer_role: &str, layout: (&str, &str)) -> World {
         let moto = Moto::start().await.unwrap();
         let hub_admin = moto.bootstrap_admin(HUB).await.unwrap();
         let consumer_admin_key = moto.bootstrap_admin(CONSUMER).await.unwrap();
@@ -247,6 +259,7 @@ impl World {
                 ("AWS_ENDPOINT_URL_IAM", iam_proxy.url()),
                 ("managed_accounts", &managed.to_string()),
                 ("log_level", "info"),
+                layout,
             ],
         );
         let lambda = LambdaFunction::start(
