@@ -23,6 +23,8 @@ use std::time::Duration;
 use crate::common::*;
 use aws_credential_types::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
+use dmm_aws_core::policy::PolicyDocument;
+use dmm_aws_core::policy::packing::pack;
 use local_stack::{
     LambdaFunction, SqsCompatProxy, SqsEventSource, binary_path, repo_root, with_overrides,
 };
@@ -85,20 +87,33 @@ async fn cicd_deploys_the_wiring_the_binaries_need_and_destroys_it_again() {
     let source = SqsEventSource::new(stack.sqs.clone(), outputs.string("event_queue_url"))
         .await
         .expect("the deployed queue");
-    let policy = policy_name(AGREEMENT);
 
+    // Terraform's default layout, packed: the grant is the role's managed policy.
     stack.activated(AGREEMENT);
     run_once(&poll_feed, &source, &manage).await;
+    let packed = local_stack::managed_policies::attached(&stack.iam, SHIPMENTS_ROLE)
+        .await
+        .unwrap();
+    let names: Vec<&str> = packed.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
-        stack.policy(SHIPMENTS_ROLE, &policy).await,
-        Some(expected_policy("folder-inferred")),
+        names,
+        [format!("dmm-grants-{SHIPMENTS_ROLE}-1")],
         "the deployed wiring granted the activated agreement"
     );
+    let grant = PolicyDocument::from_iam(&expected_policy("folder-inferred").to_string()).unwrap();
+    assert_eq!(
+        PolicyDocument::from_iam(&packed[0].1.to_string()).unwrap(),
+        pack(&[grant]),
+        "the packed policy holds exactly the agreement's grant"
+    );
+    assert!(stack.inline_policies(SHIPMENTS_ROLE).await.is_empty());
     stack.deactivated(AGREEMENT);
     run_once(&poll_feed, &source, &manage).await;
     assert_eq!(
-        stack.policy(SHIPMENTS_ROLE, &policy).await,
-        None,
+        local_stack::managed_policies::attached(&stack.iam, SHIPMENTS_ROLE)
+            .await
+            .unwrap(),
+        [],
         "the deployed wiring revoked the deactivated agreement"
     );
 
@@ -747,6 +762,14 @@ impl Deployed {
         assert_eq!(
             self.env("manage_iam_policies")["glue_access_mode"],
             "lake_formation"
+        );
+        assert_eq!(
+            (
+                &self.env("manage_iam_policies")["grant_layout"],
+                &self.env("manage_iam_policies")["managed_policies_per_role"]
+            ),
+            (&json!("packed"), &json!("5")),
+            "the default layout"
         );
         assert_eq!(
             outputs.string("lake_formation_grantor_arn"),

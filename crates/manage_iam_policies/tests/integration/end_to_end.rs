@@ -4,6 +4,7 @@
 //!
 //! Needs the `poll_feed` binary of this build: `cargo build -p poll_feed`.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use crate::common::*;
@@ -16,8 +17,27 @@ const OTHER: &str = "other-lake";
 
 /// With IAM enforced: after activation the consumer, through its assumed role, reads the
 /// granted folder and bucket and nothing else; after deactivation and deletion it reads nothing.
+/// In the default layout, packed: one managed policy holds both grants.
 #[tokio::test]
 async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted() {
+    // Both agreements of the batch share the role's policy, so they share its writes when the
+    // second is placed before the first wrote: create and attach, plus a version holding the
+    // second grant unless it came in time; at the end, a version holding one unless both left
+    // in time, then detach, delete the older versions and the policy.
+    readable_exactly_while_granted(PACKED, 2..=3, 3..=5).await;
+}
+
+/// The same in the one-inline-policy-per-agreement layout: one write per agreement.
+#[tokio::test]
+async fn inline_the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted() {
+    readable_exactly_while_granted(INLINE, 2..=2, 2..=2).await;
+}
+
+async fn readable_exactly_while_granted(
+    layout: (&str, &str),
+    granting: RangeInclusive<u64>,
+    revoking: RangeInclusive<u64>,
+) {
     let mut scenario = scenario(vec![
         agreement("agr-folder", "folder-inferred", by_product(SHIPMENTS)),
         agreement("agr-archive", "archive", by_product(SHIPMENTS)),
@@ -46,7 +66,7 @@ async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted(
     ] {
         put_object(&stack.s3, bucket, key).await;
     }
-    let (service, function) = stack.enforced_with_shipments_service().await;
+    let (service, function) = stack.enforced_with_shipments_service_and(&[layout]).await;
 
     let consumer = assumed_s3(&stack, &service, SHIPMENTS_ROLE).await;
     let everything = [
@@ -69,7 +89,29 @@ async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted(
         .map(|id| stack.activated(id))
         .collect();
     let handled = stack.deliver(&function, &activated).await;
-    assert_eq!(handled.iam_writes(), 2, "{}", handled.dump());
+    assert!(
+        granting.contains(&handled.iam_writes()),
+        "{}",
+        handled.dump()
+    );
+    assert!(handled.failures.is_empty(), "{}", handled.dump());
+    let packed = local_stack::managed_policies::attached(&stack.iam, SHIPMENTS_ROLE)
+        .await
+        .unwrap();
+    let inline = stack.inline_policies(SHIPMENTS_ROLE).await;
+    if layout == PACKED {
+        assert_eq!(
+            (packed.len(), inline.len()),
+            (1, 0),
+            "{packed:?} {inline:?}"
+        );
+    } else {
+        assert_eq!(
+            (packed.len(), inline.len()),
+            (0, 2),
+            "{packed:?} {inline:?}"
+        );
+    }
 
     assert_eq!(
         read(&consumer, LAKE, "curated/orders.csv").await,
@@ -97,7 +139,12 @@ async fn the_consumer_role_can_read_exactly_what_is_granted_while_it_is_granted(
         serde_json::to_value(stack.sim.delete_agreement("agr-archive").unwrap()).unwrap(),
     ];
     let handled = stack.deliver(&function, &ended).await;
-    assert_eq!(handled.iam_writes(), 2, "{}", handled.dump());
+    assert!(
+        revoking.contains(&handled.iam_writes()),
+        "{}",
+        handled.dump()
+    );
+    assert!(handled.failures.is_empty(), "{}", handled.dump());
     for (bucket, key) in everything {
         assert_eq!(
             read(&consumer, bucket, key).await,

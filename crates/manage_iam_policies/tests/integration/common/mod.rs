@@ -855,6 +855,14 @@ impl Stack {
     /// credentials are returned), then IAM enforced and manage_iam_policies started with exactly
     /// the permissions Terraform gives it: the set-up of every test that proves real access.
     pub async fn enforced_with_shipments_service(&self) -> (Credentials, Function) {
+        self.enforced_with_shipments_service_and(&[]).await
+    }
+
+    /// [`Stack::enforced_with_shipments_service`] with `overrides` of the function's settings.
+    pub async fn enforced_with_shipments_service_and(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> (Credentials, Function) {
         let (service_arn, service) = user(
             self,
             "shipments-service",
@@ -871,7 +879,7 @@ impl Stack {
         .await;
         let (_, function_credentials) = user(self, "manage-iam-policies", &function_policy()).await;
         self.moto.enforce_iam().await.unwrap();
-        let function = self.function_as(&function_credentials, &[]).await;
+        let function = self.function_as(&function_credentials, overrides).await;
         (service, function)
     }
 }
