@@ -41,6 +41,8 @@ use crate::policy::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Granted {
     pub role_arn: String,
+    /// The policy holding the grant: the agreement's inline policy, or in the packed layout the
+    /// role's managed policy it sits in (what DMM shows as `aws-policy-name`).
     pub policy_name: String,
     /// Cross-account grants: the access role and external id the consumer uses.
     pub access_role: Option<AccessRoleStatus>,
@@ -405,6 +407,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         // Kept, so an agreement that moves back across accounts keeps its external id.
         let external_id = entry.as_ref().and_then(|e| e.external_id.clone());
         let before = self.iam_writes();
+        let mut holder = plan.policy_name.clone();
         self.in_ledger_order(
             agreement_id,
             &entry,
@@ -419,15 +422,16 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                     }
                     Layout::Inline => {}
                     Layout::Packed { policies } => {
-                        self.put_packed(
-                            &iam,
-                            &role,
-                            agreement_id,
-                            &plan.policy_name,
-                            &plan.document,
-                            policies,
-                        )
-                        .await?;
+                        holder = self
+                            .put_packed(
+                                &iam,
+                                &role,
+                                agreement_id,
+                                &plan.policy_name,
+                                &plan.document,
+                                policies,
+                            )
+                            .await?;
                     }
                 }
                 if let Some(table) = &plan.lake_formation {
@@ -453,7 +457,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         .await?;
         Ok(Granted {
             role_arn: role.arn,
-            policy_name: plan.policy_name.clone(),
+            policy_name: holder,
             access_role: None,
             iam_writes: self.iam_writes() - before,
             findings,
@@ -463,7 +467,8 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
     /// The packed layout's write (ADR 023): the agreement's `document` into the role record, the
     /// policies whose slot changed (and its own, which repairs a policy changed by hand)
     /// converged, then the agreement's inline policy of the one-per-agreement layout
-    /// (`policy_name`) deleted, now that the packed policy holds the grant.
+    /// (`policy_name`) deleted, now that the packed policy holds the grant. Returns the name of
+    /// the managed policy holding it.
     async fn put_packed(
         &self,
         iam: &A::Iam,
@@ -472,13 +477,11 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         policy_name: &str,
         document: &PolicyDocument,
         policies: usize,
-    ) -> Result<(), ReconcileError> {
+    ) -> Result<String, ReconcileError> {
         let packed_role = packed_role(role)?;
-        let (grants, mut slots) =
+        let (grants, (own, mut slots)) =
             packed::place(self.ledger, &packed_role, agreement_id, document, policies).await?;
-        if let Some(own) = grants.slot_of(agreement_id)
-            && !slots.contains(&own)
-        {
+        if !slots.contains(&own) {
             slots.push(own);
         }
         for slot in slots {
@@ -496,7 +499,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
             iam.delete_policy(&role.name, policy_name).await?;
             self.wrote();
         }
-        Ok(())
+        Ok(packed_role.policy_name(own))
     }
 
     /// Takes the agreement out of the role's record and converges the policy that held it.
@@ -936,6 +939,10 @@ mod tests {
             moved.iam_writes, 3,
             "create, attach, delete the inline policy"
         );
+        assert_eq!(
+            moved.policy_name, "dmm-grants-consumer-1",
+            "DMM is told the policy that holds the grant"
+        );
         let journal = world.journal.take();
         let at = |line: &str| {
             journal
@@ -1135,6 +1142,10 @@ mod tests {
             .unwrap();
         let journal = world.journal.take();
         assert_eq!(moved.iam_writes, 3, "{journal:?}");
+        assert_eq!(
+            moved.policy_name, POLICY,
+            "the access role's policy, which holds the grant"
+        );
         let at = |line: &str| {
             journal
                 .iter()

@@ -131,20 +131,20 @@ impl RoleGrants {
     }
 
     /// Puts `document` of `agreement_id` in a slot: its own while it still fits there, else the
-    /// first with room, else a new one. Returns the slots that changed.
+    /// first with room, else a new one. Returns the agreement's slot and the slots that changed.
     fn place(
         &mut self,
         agreement_id: &str,
         document: &PolicyDocument,
         policies: usize,
         role: &str,
-    ) -> Result<Vec<usize>, Box<Permanent>> {
+    ) -> Result<(usize, Vec<usize>), Box<Permanent>> {
         let json = document.to_json();
         let current = self.slot_of(agreement_id);
         if let Some(slot) = current
             && self.slots[&slot].get(agreement_id) == Some(&json)
         {
-            return Ok(Vec::new());
+            return Ok((slot, Vec::new()));
         }
         let fits = |grants: &RoleGrants, slot: usize| {
             let mut documents: Vec<PolicyDocument> = grants
@@ -181,7 +181,7 @@ impl RoleGrants {
             .or_default()
             .insert(agreement_id.to_owned(), json);
         *self.changes.entry(slot).or_default() += 1;
-        Ok(changed)
+        Ok((slot, changed))
     }
 
     /// Takes `agreement_id` out of its slot; returns the slot.
@@ -348,7 +348,7 @@ pub async fn place<L: GrantLedger>(
     agreement_id: &str,
     document: &PolicyDocument,
     policies: usize,
-) -> Result<(RoleGrants, Vec<usize>), ReconcileError> {
+) -> Result<(RoleGrants, (usize, Vec<usize>)), ReconcileError> {
     update(ledger, role, |grants| {
         grants.place(agreement_id, document, policies, &role.role_name)
     })
@@ -565,7 +565,7 @@ mod tests {
 
     async fn grant(iam: &FakeIam, ledger: &FakeLedger, id: &str, doc: &PolicyDocument) -> usize {
         let writes = AtomicUsize::new(0);
-        let (grants, slots) = place(ledger, &role(), id, doc, 3).await.unwrap();
+        let (grants, (_, slots)) = place(ledger, &role(), id, doc, 3).await.unwrap();
         for slot in slots {
             converge_slot(iam, ledger, &role(), slot, grants.clone(), &writes)
                 .await

@@ -221,6 +221,8 @@ pub(super) async fn check_state(
         ));
     }
     let roles: Vec<&str> = world.roles.keys().map(String::as_str).collect();
+    // Agreement → the managed policy holding its grant (packed layout only).
+    let mut holders = BTreeMap::new();
     let actual = match layout {
         Layout::Inline => stack.grants(&roles).await,
         Layout::Packed => {
@@ -228,7 +230,7 @@ pub(super) async fn check_state(
             for (role, name) in inline.keys() {
                 violations.push(format!("inline grant {name} left on role {role}"));
             }
-            packed_grants(stack, &roles, &mut violations).await
+            packed_grants(stack, &roles, &mut holders, &mut violations).await
         }
     };
     for (key, policy) in &wanted {
@@ -269,7 +271,8 @@ pub(super) async fn check_state(
 
     for (id, e) in &expected {
         if let Some(Some(doc)) = world.agreements.get(*id) {
-            if let Err(why) = check_status(doc, e) {
+            let policy = holders.get(*id).cloned().unwrap_or_else(|| policy_name(id));
+            if let Err(why) = check_status(doc, e, &policy) {
                 violations.push(format!("status of {id} (expected {e}): {why}"));
             }
         }
@@ -288,9 +291,11 @@ pub(super) async fn check_state(
 /// The packed grants of `roles` as their role records hold them, keyed like inline grants
 /// (role, `DMM_DataUsageAgreement_<id>`), after checking that every policy attached to a role
 /// is exactly the packing of its slot, and that no slot's policy is missing or left over.
+/// `holders` learns which managed policy holds each agreement's grant.
 async fn packed_grants(
     stack: &Stack,
     roles: &[&str],
+    holders: &mut BTreeMap<String, String>,
     violations: &mut Vec<String>,
 ) -> BTreeMap<(String, String), Value> {
     use dmm_aws_core::policy::PolicyDocument;
@@ -335,6 +340,7 @@ async fn packed_grants(
                 ));
             }
             for (id, json) in agreements {
+                holders.insert(id.clone(), name.clone());
                 grants.insert(
                     ((*role).to_owned(), policy_name(id)),
                     serde_json::from_str(json).unwrap_or(Value::Null),
@@ -347,8 +353,8 @@ async fn packed_grants(
 
 /// The integration's tags and fields on an agreement, with the user's own kept. An inactive
 /// agreement the integration never gave a status (it was never active when handled) stays as the
-/// user left it (ADR 016).
-pub(super) fn check_status(doc: &Value, expected: &Expected) -> Result<(), String> {
+/// user left it (ADR 016). A granted agreement names `holder`, the policy holding its grant.
+pub(super) fn check_status(doc: &Value, expected: &Expected, holder: &str) -> Result<(), String> {
     let tag = match expected {
         Expected::Granted { .. } => TAG_ACTIVE,
         Expected::Inactive => TAG_INACTIVE,
@@ -369,7 +375,6 @@ pub(super) fn check_status(doc: &Value, expected: &Expected) -> Result<(), Strin
     if tags != ["gdpr-reviewed", TAG_INTEGRATION, tag] {
         return Err(format!("tags {tags:?}, custom fields {custom}"));
     }
-    let id = doc["id"].as_str().unwrap_or_default();
     let (role_arn, policy, error) = (
         custom.get("aws-role-arn"),
         custom.get("aws-policy-name"),
@@ -377,9 +382,7 @@ pub(super) fn check_status(doc: &Value, expected: &Expected) -> Result<(), Strin
     );
     let ok = match expected {
         Expected::Granted { role_arn: arn, .. } => {
-            role_arn == Some(&json!(arn))
-                && policy == Some(&json!(policy_name(id)))
-                && error.is_none()
+            role_arn == Some(&json!(arn)) && policy == Some(&json!(holder)) && error.is_none()
         }
         Expected::Inactive => role_arn.is_none() && policy.is_none() && error.is_none(),
         _ => role_arn.is_none() && policy.is_none() && error.is_some_and(Value::is_string),
