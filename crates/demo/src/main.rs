@@ -2,8 +2,8 @@
 //!
 //! moto plays AWS with IAM enforcement switched on, the DMM simulator plays Data Mesh Manager with
 //! an editable scenario, and both Lambda binaries run behind the Lambda Runtime API emulator, fed
-//! by an emulated SQS event source mapping. The demo activates an agreement, shows the policy and
-//! the status written back to DMM, proves the consumer can read its data and nothing next to it,
+//! by an emulated SQS event source mapping. The demo activates an agreement, shows the role's
+//! packed managed policy (the default layout, ADR 023) and the status written back to DMM, proves the consumer can read its data and nothing next to it,
 //! deactivates, and proves the access is gone. A scenario with a Lake Formation table also shows
 //! that table granted and revoked in Lake Formation. Every claim it prints is checked; the exit
 //! code says whether all held.
@@ -19,7 +19,6 @@ use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use clap::Parser;
-use dmm_aws_core::policy::decode_iam_document;
 use dmm_simulator::{Scenario, Simulator};
 use lake_formation::LakeTable;
 use local_stack::owned::Owned;
@@ -84,6 +83,13 @@ struct Grant {
     port: String,
     bucket: String,
     folder: Option<String>,
+}
+
+impl Grant {
+    /// The consumer role, created by the demo in moto's account.
+    fn role_arn(&self) -> String {
+        format!("arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{}", self.role_name)
+    }
 }
 
 fn find<'a>(items: &'a [Value], id: &str) -> Option<&'a Value> {
@@ -334,17 +340,30 @@ fn status_of(sim: &Simulator, id: &str) -> (Vec<String>, Value) {
     (tags, doc["custom"].clone())
 }
 
-async fn inline_policy(iam: &aws_sdk_iam::Client, role: &str, name: &str) -> Option<String> {
-    let output = iam
-        .get_role_policy()
-        .role_name(role)
-        .policy_name(name)
-        .send()
+/// The document of the managed policy `name` attached to `role` (the packed layout's, ADR 023).
+async fn attached_policy(iam: &aws_sdk_iam::Client, role: &str, name: &str) -> Option<Value> {
+    local_stack::managed_policies::attached(iam, role)
         .await
-        .ok()?;
-    let decoded = decode_iam_document(output.policy_document()).ok()?;
-    let value: Value = serde_json::from_str(&decoded).ok()?;
-    serde_json::to_string_pretty(&value).ok()
+        .ok()?
+        .into_iter()
+        .find(|(attached, _)| attached == name)
+        .map(|(_, document)| document)
+}
+
+/// The S3 ARNs a policy document names.
+fn s3_resources(document: &Value) -> Vec<&str> {
+    let mut arns: Vec<&str> = document["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| match &s["Resource"] {
+            Value::Array(all) => all.iter().filter_map(Value::as_str).collect(),
+            one => one.as_str().into_iter().collect::<Vec<_>>(),
+        })
+        .filter(|arn| arn.starts_with("arn:aws:s3:::"))
+        .collect();
+    arns.sort_unstable();
+    arns
 }
 
 async fn run(args: Args) -> DemoResult<usize> {
@@ -409,7 +428,7 @@ async fn run(args: Args) -> DemoResult<usize> {
         table.own(&owned).await?;
     }
     let app = create_consumer(&iam, &grant.role_name, &grant.consumer_product).await?;
-    let role_arn = format!("arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{}", grant.role_name);
+    let role_arn = grant.role_arn();
     moto.enforce_iam().await?;
     timeline.say(
         "setup",
@@ -488,18 +507,22 @@ async fn run(args: Args) -> DemoResult<usize> {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    match inline_policy(&iam, &grant.role_name, &policy_name).await {
+    match attached_policy(&iam, &grant.role_name, &policy_name).await {
         Some(policy) => {
             timeline.say(
                 "IAM",
-                format!("inline policy {policy_name} on role {}:", grant.role_name),
+                format!(
+                    "managed policy {policy_name} attached to role {} (the role's agreements \
+                     share it):",
+                    grant.role_name
+                ),
             );
-            timeline.detail(policy);
+            timeline.detail(serde_json::to_string_pretty(&policy)?);
         }
         None => timeline.check(
             false,
             format!(
-                "inline policy `{policy_name}` exists on {}",
+                "managed policy `{policy_name}` is attached to {}",
                 grant.role_name
             ),
         ),
@@ -579,21 +602,23 @@ async fn run(args: Args) -> DemoResult<usize> {
             &aws,
             &grant,
             table,
-            &role_arn,
+            &policy_name,
         )
         .await?;
     }
 
     println!();
-    iam.delete_role_policy()
+    iam.detach_role_policy()
         .role_name(&grant.role_name)
-        .policy_name(&policy_name)
+        .policy_arn(format!(
+            "arn:aws:iam::{DEFAULT_ACCOUNT_ID}:policy/dmm-integration/{policy_name}"
+        ))
         .send()
         .await?;
     timeline.say(
         "IAM",
         format!(
-            "someone deletes {policy_name} from {} by hand (no event tells the integration)",
+            "someone detaches {policy_name} from {} by hand (no event tells the integration)",
             grant.role_name
         ),
     );
@@ -608,11 +633,11 @@ async fn run(args: Args) -> DemoResult<usize> {
     );
     timeline.detail(table.trim_end());
     timeline.check(
-        table.contains(&format!("put {policy_name}"))
-            && inline_policy(&iam, &grant.role_name, &policy_name)
+        table.contains(&format!("attach {policy_name} to role {}", grant.role_name))
+            && attached_policy(&iam, &grant.role_name, &policy_name)
                 .await
                 .is_none(),
-        "the dry run names the missing policy and changes nothing",
+        "the dry run names the detached policy and changes nothing",
     );
     let swept = integration
         .manage
@@ -628,12 +653,12 @@ async fn run(args: Args) -> DemoResult<usize> {
     integration.run(&timeline).await?;
     let repaired = read_as_consumer(&moto, &app, &role_arn, &objects.inside).await?;
     timeline.check(
-        inline_policy(&iam, &grant.role_name, &policy_name)
+        attached_policy(&iam, &grant.role_name, &policy_name)
             .await
             .is_some()
             && repaired.is_ok(),
         format!(
-            "the sweep put {policy_name} back: {} can read {inside} again",
+            "the sweep attached {policy_name} again: {} can read {inside} again",
             grant.role_name
         ),
     );
@@ -642,13 +667,14 @@ async fn run(args: Args) -> DemoResult<usize> {
     sim.deactivate(id)?;
     timeline.say("DMM", format!("agreement {id} deactivated"));
     integration.run(&timeline).await?;
-    let gone = inline_policy(&iam, &grant.role_name, &policy_name)
+    let gone = attached_policy(&iam, &grant.role_name, &policy_name)
         .await
         .is_none();
     timeline.check(
         gone,
         format!(
-            "inline policy {policy_name} is gone from {}",
+            "its last agreement ended: managed policy {policy_name} is detached from {} and \
+             deleted",
             grant.role_name
         ),
     );
@@ -706,11 +732,15 @@ async fn lake_formation_step(
     aws: &SdkConfig,
     grant: &Grant,
     table: &LakeTable,
-    role_arn: &str,
+    policy_name: &str,
 ) -> DemoResult<()> {
     let iam = &aws_sdk_iam::Client::new(aws);
+    let role_arn = &grant.role_arn();
     let id = &table.agreement_id;
     let name = table.name();
+    let folder_grant = attached_policy(iam, &grant.role_name, policy_name)
+        .await
+        .unwrap_or_default();
     sim.activate(id)?;
     timeline.say(
         "DMM",
@@ -731,29 +761,30 @@ async fn lake_formation_step(
         ],
         format!("Lake Formation grants SELECT and DESCRIBE on {name} and DESCRIBE on {database}"),
     );
-    let policy_name = format!("DMM_DataUsageAgreement_{id}");
-    let policy = inline_policy(iam, &grant.role_name, &policy_name)
+    let policy = attached_policy(iam, &grant.role_name, policy_name)
         .await
         .unwrap_or_default();
     timeline.check(
-        policy.contains("lakeformation:GetDataAccess") && !policy.contains("\"s3:"),
+        policy.to_string().contains("lakeformation:GetDataAccess")
+            && s3_resources(&policy) == s3_resources(&folder_grant),
         format!(
-            "the IAM side ({policy_name}) holds Athena, the table definition and \
-             lakeformation:GetDataAccess, and no S3 access: Lake Formation vends the data's \
-             credentials (moto keeps these permissions but does not enforce them)"
+            "the IAM side joins the role's {policy_name}: Athena, the table definition and \
+             lakeformation:GetDataAccess, and no S3 access to the table's data: Lake Formation \
+             vends its credentials (moto keeps these permissions but does not enforce them)"
         ),
     );
     sim.deactivate(id)?;
     timeline.say("DMM", format!("agreement {id} deactivated"));
     integration.run(timeline).await?;
     let after = local_stack::lake_formation::held(aws, DEFAULT_ACCOUNT_ID, role_arn).await?;
+    let policy = attached_policy(iam, &grant.role_name, policy_name)
+        .await
+        .unwrap_or_default();
     timeline.check(
-        after.is_empty()
-            && inline_policy(iam, &grant.role_name, &policy_name)
-                .await
-                .is_none(),
+        after.is_empty() && policy == folder_grant,
         format!(
-            "Lake Formation holds nothing for {} any more, and the policy is gone",
+            "Lake Formation holds nothing for {} any more, and {policy_name} holds only the \
+             folder grant again",
             grant.role_name
         ),
     );
