@@ -154,9 +154,15 @@ impl FakeIam {
     }
 
     pub fn with_role(self, name: &str, tags: &[(&str, &str)]) -> Self {
+        self.create_role(name, tags);
+        self
+    }
+
+    /// Creates `role` (again), at path `/`.
+    pub fn create_role(&self, role: &str, tags: &[(&str, &str)]) {
         let info = RoleInfo {
-            name: name.to_owned(),
-            arn: format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
+            name: role.to_owned(),
+            arn: format!("arn:aws:iam::{ACCOUNT}:role/{role}"),
             path: "/".to_owned(),
             tags: tags
                 .iter()
@@ -165,12 +171,18 @@ impl FakeIam {
         };
         self.lock()
             .roles
-            .insert(name.to_owned(), (info, BTreeMap::new()));
-        self
+            .insert(role.to_owned(), (info, BTreeMap::new()));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IamState> {
         self.state.lock().unwrap()
+    }
+
+    /// Deletes `role` as an administrator would: its inline policies, its attachments, the role.
+    pub fn delete_role(&self, role: &str) {
+        let mut state = self.lock();
+        state.roles.remove(role);
+        state.attached.remove(role);
     }
 
     /// The inline policies of `role`, parsed.

@@ -121,14 +121,19 @@ impl ManagedPolicies for IamRoles {
         let mut arns = Vec::new();
         let mut marker = None;
         loop {
-            let output = self
+            let output = match self
                 .client()
                 .list_attached_role_policies()
                 .role_name(role)
                 .set_marker(marker)
                 .send()
                 .await
-                .map_err(|e| classify("ListAttachedRolePolicies", role, &e))?;
+            {
+                Ok(output) => output,
+                // A deleted role has nothing attached.
+                Err(e) if is_no_such_entity(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(classify("ListAttachedRolePolicies", role, &e)),
+            };
             arns.extend(
                 output
                     .attached_policies()

@@ -202,9 +202,11 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
                 GrantKind::InlinePolicy | GrantKind::Packed => {
                     // IAM's path decides, not the ARN stored in the ledger.
                     let Some(role) = iam.role(role_name.as_str()).await? else {
-                        // The role is gone, and its inline policies and attachments with it (a
-                        // packed policy it no longer has is converged by the role's other
-                        // agreements, or deleted with its last).
+                        // The role is gone, and its inline policies and attachments with it.
+                        if record.kind == GrantKind::Packed {
+                            self.remove_packed_of_deleted_role(&iam, record, agreement_id)
+                                .await?;
+                        }
                         continue;
                     };
                     if let Err(source) = self.guard.check(&role_name, &role.path) {
@@ -512,6 +514,32 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         let packed_role = packed_role(role)?;
         let (grants, slot) = packed::unplace(self.ledger, &packed_role, agreement_id).await?;
         if let Some(slot) = slot {
+            packed::converge_slot(iam, self.ledger, &packed_role, slot, grants, &self.writes)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A packed grant whose role was deleted: the agreement still leaves the role record, or a
+    /// role created again under the name would get its grant back from the next convergence of
+    /// the slot. An emptied slot's policy, detached when the role was deleted, is deleted; one
+    /// still holding other agreements is left to them (each leaves the same way).
+    async fn remove_packed_of_deleted_role(
+        &self,
+        iam: &A::Iam,
+        record: &GrantRecord,
+        agreement_id: &str,
+    ) -> Result<(), ReconcileError> {
+        let Some(packed_role) = PackedRole::new(&record.role_name, &record.role_arn) else {
+            tracing::warn!(
+                agreement_id,
+                role_arn = record.role_arn,
+                "grant ledger names a packed grant with an ARN that is not a role's; ignored"
+            );
+            return Ok(());
+        };
+        let (grants, slot) = packed::unplace(self.ledger, &packed_role, agreement_id).await?;
+        if let Some(slot) = slot.filter(|slot| !grants.slots.contains_key(slot)) {
             packed::converge_slot(iam, self.ledger, &packed_role, slot, grants, &self.writes)
                 .await?;
         }
@@ -973,6 +1001,64 @@ mod tests {
             "the ledger forgets last"
         );
         assert!(world.iam.attached("consumer").is_empty());
+    }
+
+    /// A plan granting `folder` of the lake to `consumer` for agreement `id`.
+    fn folder_plan(id: &str, folder: &str) -> GrantPlan {
+        GrantPlan {
+            policy_name: policy_name(id).unwrap(),
+            document: PolicyDocument::new(vec![Statement::allow(
+                "Read",
+                &["s3:GetObject"],
+                [format!("arn:aws:s3:::lake/{folder}/*")],
+            )]),
+            ..plan("consumer", None)
+        }
+    }
+
+    #[tokio::test]
+    async fn packed_a_deleted_roles_agreements_leave_its_record_so_a_new_role_of_the_name_gets_none()
+     {
+        let world = World::new();
+        let packed = world
+            .converger()
+            .with_layout(Layout::Packed { policies: 2 });
+        for (id, folder) in [("a1", "orders"), ("a2", "returns")] {
+            packed.grant(id, &folder_plan(id, folder)).await.unwrap();
+        }
+        let arn = format!("arn:aws:iam::{ACCOUNT}:policy/dmm-integration/dmm-grants-consumer-1");
+        world.iam.delete_role("consumer");
+        world.journal.take();
+
+        assert_eq!(packed.revoke("a1", None).await.unwrap(), 0);
+        let document = world.iam.managed_document(&arn).unwrap();
+        assert!(document.contains("returns"), "left to a2: {document}");
+        assert_eq!(packed.revoke("a2", None).await.unwrap(), 2);
+        assert_eq!(
+            world.journal.take(),
+            [
+                "ledger role 123456789012/consumer.json",
+                "ledger delete a1",
+                "ledger role 123456789012/consumer.json",
+                "iam delete version dmm-grants-consumer-1",
+                "iam delete policy dmm-grants-consumer-1",
+                "ledger delete a2",
+            ],
+            "each leaves the record; the last deletes the detached policy"
+        );
+
+        world.iam.create_role("consumer", &[]);
+        packed
+            .grant("a3", &folder_plan("a3", "refunds"))
+            .await
+            .unwrap();
+        let document = world.iam.managed_document(&arn).unwrap();
+        assert!(
+            document.contains("refunds")
+                && !document.contains("orders")
+                && !document.contains("returns"),
+            "{document}"
+        );
     }
 
     #[tokio::test]

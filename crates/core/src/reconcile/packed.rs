@@ -246,7 +246,7 @@ pub trait ManagedPolicies {
     /// versions.
     fn delete_managed_policy(&self, arn: &str)
     -> impl Future<Output = Result<(), IamError>> + Send;
-    /// The ARNs of the managed policies attached to `role`.
+    /// The ARNs of the managed policies attached to `role`; none when the role does not exist.
     fn attached_policies(
         &self,
         role: &str,
