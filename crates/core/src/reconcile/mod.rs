@@ -274,6 +274,7 @@ impl crate::handlers::ErrorType for Retry {
             Self::Deadline => "Deadline",
             Self::Tags(_) => "TagsUnreadable",
             Self::Queue(_) => "QueueUnavailable",
+            Self::RoleContended { .. } => "RoleContended",
         }
     }
 }
@@ -303,6 +304,12 @@ pub enum Retry {
     /// Reconcile requests (change propagation, drift sweep) could not be queued.
     #[error("queueing reconcile requests failed: {0}")]
     Queue(QueueError),
+    /// Other agreements on the role kept changing its role record (packed layout, ADR 023)
+    /// faster than this one could write or converge it; the message is retried later.
+    #[error(
+        "other agreements on role `{role}` kept changing its packed policies ({rounds} rounds)"
+    )]
+    RoleContended { role: String, rounds: usize },
 }
 
 /// Why converging one agreement did not finish.

@@ -330,13 +330,10 @@ where
 }
 
 fn contended(role: &PackedRole) -> ReconcileError {
-    Retry::Iam(IamError::Unavailable {
-        action: "PutRolePolicies",
+    Retry::RoleContended {
         role: role.role_name.clone(),
-        reason: format!(
-            "other agreements on the role kept changing its packed policies ({MAX_ROUNDS} rounds)"
-        ),
-    })
+        rounds: MAX_ROUNDS,
+    }
     .into()
 }
 
@@ -679,6 +676,32 @@ mod tests {
             grants.slots[&1].keys().collect::<Vec<_>>(),
             ["a1", "a2"],
             "neither is lost"
+        );
+    }
+
+    /// Another instance writes the role record before every write of this one.
+    fn keep_overtaking(ledger: &FakeLedger) {
+        let other = ledger.clone();
+        ledger.before_next_role_write(move || {
+            other.replace_role_grants(&role().record_key(), &RoleGrants::default());
+            keep_overtaking(&other);
+        });
+    }
+
+    #[tokio::test]
+    async fn a_role_record_that_keeps_changing_is_retried_later_not_refused() {
+        let ledger = FakeLedger::default();
+        keep_overtaking(&ledger);
+        let error = place(&ledger, &role(), "a1", &folder("orders"), 3)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                ReconcileError::Retry(Retry::RoleContended { role, rounds: MAX_ROUNDS })
+                    if role == "consumer"
+            ),
+            "{error}"
         );
     }
 
