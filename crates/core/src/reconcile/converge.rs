@@ -481,8 +481,16 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
         policies: usize,
     ) -> Result<String, ReconcileError> {
         let packed_role = packed_role(role)?;
-        let (grants, (own, mut slots)) =
-            packed::place(self.ledger, &packed_role, agreement_id, document, policies).await?;
+        let room = packed::inline_room(iam, &role.name).await?;
+        let (grants, (own, mut slots)) = packed::place(
+            self.ledger,
+            &packed_role,
+            agreement_id,
+            document,
+            policies,
+            room,
+        )
+        .await?;
         if !slots.contains(&own) {
             slots.push(own);
         }
@@ -766,6 +774,28 @@ mod tests {
             self.journal.take();
         }
 
+        /// Gives `role` an inline policy of its owners that takes all of its inline budget, so
+        /// packed grants go to managed policies.
+        async fn fill_inline_budget(&self, role: &str) {
+            let mut buckets = Vec::new();
+            let document = loop {
+                let document = PolicyDocument::new(vec![Statement::allow(
+                    "Owners",
+                    &["s3:GetObject"],
+                    buckets.iter(),
+                )]);
+                if document.size() > 10_200 {
+                    break document;
+                }
+                buckets.push(format!("arn:aws:s3:::owners-bucket-{:04}/*", buckets.len()));
+            };
+            self.iam
+                .put_policy(role, "owners-own", &document.to_json())
+                .await
+                .unwrap();
+            self.journal.take();
+        }
+
         fn recorded(&self) -> Vec<String> {
             self.ledger
                 .entry(AGREEMENT)
@@ -953,9 +983,52 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn packed_an_inline_grant_moves_into_the_managed_policy_before_its_inline_policy_goes() {
+    async fn packed_an_inline_grant_moves_into_the_packed_inline_policy_before_its_own_goes() {
         let world = World::new();
         world.granted("consumer", None).await;
+        let packed = world
+            .converger()
+            .with_layout(Layout::Packed { policies: 2 });
+        let moved = packed
+            .grant(AGREEMENT, &plan("consumer", None))
+            .await
+            .unwrap();
+        assert_eq!(
+            (moved.iam_writes, moved.policy_name.as_str()),
+            (2, "dmm-integration-grants"),
+            "the packed inline policy put, the agreement's own deleted"
+        );
+        assert_eq!(
+            world.journal.take(),
+            [
+                "ledger put a1 [consumer/DMM_DataUsageAgreement_a1, \
+                 consumer/DMM_DataUsageAgreement_a1]",
+                "ledger role 123456789012/consumer.json",
+                "iam put consumer/dmm-integration-grants",
+                "iam delete consumer/DMM_DataUsageAgreement_a1",
+                "ledger put a1 [consumer/DMM_DataUsageAgreement_a1]",
+            ],
+            "the ledger knows both records until the old one is gone"
+        );
+        assert_eq!(
+            world.iam.policies("consumer").keys().collect::<Vec<_>>(),
+            ["dmm-integration-grants"]
+        );
+        assert!(world.iam.attached("consumer").is_empty());
+        let replay = packed
+            .grant(AGREEMENT, &plan("consumer", None))
+            .await
+            .unwrap();
+        assert_eq!(replay.iam_writes, 0);
+        assert_eq!(packed.revoke(AGREEMENT, None).await.unwrap(), 1);
+        assert!(world.iam.policies("consumer").is_empty());
+    }
+
+    #[tokio::test]
+    async fn packed_without_inline_room_a_grant_moves_into_a_managed_policy_before_its_own_goes() {
+        let world = World::new();
+        world.granted("consumer", None).await;
+        world.fill_inline_budget("consumer").await;
         let packed = world
             .converger()
             .with_layout(Layout::Packed { policies: 2 });
@@ -981,7 +1054,10 @@ mod tests {
         let attach = at("iam attach dmm-grants-consumer-1 to consumer");
         assert!(at("iam create policy dmm-grants-consumer-1") < attach);
         assert!(attach < at("iam delete consumer/DMM_DataUsageAgreement_a1"));
-        assert!(world.iam.policies("consumer").is_empty());
+        assert_eq!(
+            world.iam.policies("consumer").keys().collect::<Vec<_>>(),
+            ["owners-own"]
+        );
         assert_eq!(
             world.ledger.entry(AGREEMENT).unwrap().grants[0].kind,
             GrantKind::Packed
@@ -1020,6 +1096,7 @@ mod tests {
     async fn packed_a_deleted_roles_agreements_leave_its_record_so_a_new_role_of_the_name_gets_none()
      {
         let world = World::new();
+        world.fill_inline_budget("consumer").await;
         let packed = world
             .converger()
             .with_layout(Layout::Packed { policies: 2 });
@@ -1048,6 +1125,7 @@ mod tests {
         );
 
         world.iam.create_role("consumer", &[]);
+        world.fill_inline_budget("consumer").await;
         packed
             .grant("a3", &folder_plan("a3", "refunds"))
             .await
@@ -1219,6 +1297,7 @@ mod tests {
     async fn packed_across_accounts_the_consumer_side_is_packed_after_the_provider_side() {
         let world = World::new();
         world.granted("consumer", Some(OTHER_ACCOUNT)).await;
+        world.fill_inline_budget("consumer").await;
         let packed = world
             .converger()
             .with_layout(Layout::Packed { policies: 2 });
@@ -1255,7 +1334,10 @@ mod tests {
                 && document.contains(&format!("{OTHER_ACCOUNT}:role/dmm-access-a1")),
             "{document}"
         );
-        assert!(world.iam.policies("consumer").is_empty());
+        assert_eq!(
+            world.iam.policies("consumer").keys().collect::<Vec<_>>(),
+            ["owners-own"]
+        );
         let kinds: BTreeSet<GrantKind> = world
             .ledger
             .entry(AGREEMENT)

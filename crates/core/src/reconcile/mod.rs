@@ -173,9 +173,9 @@ pub enum Permanent {
     #[error(transparent)]
     LakeFormation(LakeFormationError),
     #[error(
-        "the consumer role `{role}` has no room for this grant ({size} characters): its \
-         {policies} packed managed policies (managed_policies_per_role) are full at {limit} \
-         characters each; raise managed_policies_per_role (and the role's attached-policy quota, \
+        "the consumer role `{role}` has no room for this grant ({size} characters): its inline \
+         policy budget and its {policies} packed managed policies (managed_policies_per_role) are \
+         full at {limit} characters each; raise managed_policies_per_role (and the role's attached-policy quota, \
          10 by default, 20 at most) or use another role"
     )]
     RoleFull {

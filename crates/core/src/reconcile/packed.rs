@@ -8,9 +8,11 @@
 //! redone. An agreement stays in its slot while it fits, so an activation or a revocation
 //! rewrites one policy.
 //!
-//! **The policies.** Slot `n` of role `r` is the managed policy `dmm-grants-<r>-<n>` on the path
-//! `/dmm-integration/`, tagged `managed-by=dmm-integration-aws`, holding [`pack`] of the slot's
-//! grants and attached to the role. [`converge_slot`] makes IAM match the record, then reads the
+//! **The policies.** Slot 0 is the role's inline policy `dmm-integration-grants`, as large as the
+//! role's inline budget allows next to its other inline policies (at most a managed policy's
+//! size): a change there is one `PutRolePolicy`. Slot `n` ≥ 1 of role `r` is the managed policy
+//! `dmm-grants-<r>-<n>` on the path `/dmm-integration/`, tagged `managed-by=dmm-integration-aws`,
+//! attached to the role. Each holds [`pack`] of the slot's grants. [`converge_slot`] makes IAM match the record, then reads the
 //! record again: when another agreement changed the slot meanwhile, it converges again, so the
 //! last writer always wrote what the record says (as `lake_formation::settle` does for shared
 //! Lake Formation permissions).
@@ -23,17 +25,24 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 
 use super::cross_account::assumes_only_access_roles;
-use super::iam::{IamError, MANAGED_BY_TAG, MANAGED_BY_VALUE};
+use super::iam::{IamError, MANAGED_BY_TAG, MANAGED_BY_VALUE, RolePolicies};
 use super::ledger::GrantLedger;
 use super::{Permanent, ReconcileError, Retry};
 use crate::policy::packing::{MANAGED_POLICY_LIMIT, pack, packed_size};
-use crate::policy::{CATALOGUE_ACTIONS, Effect, PolicyDocument};
+use crate::policy::{
+    CATALOGUE_ACTIONS, Effect, PolicyDocument, ROLE_INLINE_POLICY_LIMIT, decode_iam_document,
+    policy_size,
+};
 
 /// The IAM path of every managed policy the integration creates; Terraform lets it create and
 /// change policies only there.
 pub const PACKED_POLICY_PATH: &str = "/dmm-integration/";
 /// Name prefix of the packed policies.
 pub const PACKED_POLICY_PREFIX: &str = "dmm-grants-";
+/// The slot kept in the role's inline policy budget, filled first.
+pub const INLINE_SLOT: usize = 0;
+/// The inline policy holding slot 0.
+pub const INLINE_POLICY_NAME: &str = "dmm-integration-grants";
 /// Half of IAM's default quota of ten attached policies per role: the role's owners keep the
 /// other half for their own.
 pub const DEFAULT_MANAGED_POLICIES_PER_ROLE: usize = 5;
@@ -131,12 +140,14 @@ impl RoleGrants {
     }
 
     /// Puts `document` of `agreement_id` in a slot: its own while it still fits there, else the
-    /// first with room, else a new one. Returns the agreement's slot and the slots that changed.
+    /// first with room (the inline slot, with `inline_room` characters, before the managed
+    /// ones), else a new one. Returns the agreement's slot and the slots that changed.
     fn place(
         &mut self,
         agreement_id: &str,
         document: &PolicyDocument,
         policies: usize,
+        inline_room: usize,
         role: &str,
     ) -> Result<(usize, Vec<usize>), Box<Permanent>> {
         let json = document.to_json();
@@ -156,11 +167,19 @@ impl RoleGrants {
                 .filter_map(|(_, json)| PolicyDocument::from_iam(json).ok())
                 .collect();
             documents.push(document.clone());
-            packed_size(&documents) <= MANAGED_POLICY_LIMIT
+            let limit = match slot {
+                INLINE_SLOT => inline_room.min(MANAGED_POLICY_LIMIT),
+                _ => MANAGED_POLICY_LIMIT,
+            };
+            packed_size(&documents) <= limit
         };
         let slot = current
             .filter(|slot| fits(self, *slot))
-            .or_else(|| self.slots.keys().copied().find(|slot| fits(self, *slot)))
+            .or_else(|| {
+                (INLINE_SLOT..=policies)
+                    .filter(|slot| *slot == INLINE_SLOT || self.slots.contains_key(slot))
+                    .find(|slot| fits(self, *slot))
+            })
             .or_else(|| (1..=policies).find(|slot| !self.slots.contains_key(slot)))
             .filter(|slot| fits(self, *slot))
             .ok_or_else(|| {
@@ -288,8 +307,12 @@ impl PackedRole {
         format!("{account}/{}.json", self.role_name)
     }
 
+    /// The name of slot `slot`'s policy: the inline policy for slot 0, else a managed policy.
     pub fn policy_name(&self, slot: usize) -> String {
-        format!("{PACKED_POLICY_PREFIX}{}-{slot}", self.role_name)
+        match slot {
+            INLINE_SLOT => INLINE_POLICY_NAME.to_owned(),
+            _ => format!("{PACKED_POLICY_PREFIX}{}-{slot}", self.role_name),
+        }
     }
 
     pub fn policy_arn(&self, slot: usize) -> String {
@@ -337,19 +360,43 @@ fn contended(role: &PackedRole) -> ReconcileError {
     .into()
 }
 
-/// Puts `agreement_id`'s `document` in the role record; returns the record and the slots that
-/// changed.
+/// Puts `agreement_id`'s `document` in the role record (`inline_room`: what [`inline_room`]
+/// read); returns the record, the agreement's slot and the slots that changed.
 pub async fn place<L: GrantLedger>(
     ledger: &L,
     role: &PackedRole,
     agreement_id: &str,
     document: &PolicyDocument,
     policies: usize,
+    inline_room: usize,
 ) -> Result<(RoleGrants, (usize, Vec<usize>)), ReconcileError> {
     update(ledger, role, |grants| {
-        grants.place(agreement_id, document, policies, &role.role_name)
+        grants.place(
+            agreement_id,
+            document,
+            policies,
+            inline_room,
+            &role.role_name,
+        )
     })
     .await
+}
+
+/// How many characters the inline slot may take on `role`: IAM's inline budget per role minus
+/// the role's other inline policies (its owners', and grants of the one-inline-policy layout not
+/// yet moved). Read before placing, so a grant goes inline only while it fits next to them.
+pub async fn inline_room<I: RolePolicies>(iam: &I, role: &str) -> Result<usize, ReconcileError> {
+    let mut used = 0;
+    for name in iam.policy_names(role).await? {
+        if name == INLINE_POLICY_NAME {
+            continue;
+        }
+        if let Some(raw) = iam.policy(role, &name).await? {
+            used +=
+                decode_iam_document(&raw).map_or_else(|_| policy_size(&raw), |d| policy_size(&d));
+        }
+    }
+    Ok(ROLE_INLINE_POLICY_LIMIT.saturating_sub(used))
 }
 
 /// Takes `agreement_id` out of the role record; returns the record and the slot it was in.
@@ -361,9 +408,10 @@ pub async fn unplace<L: GrantLedger>(
     update(ledger, role, |grants| Ok(grants.remove(agreement_id))).await
 }
 
-/// Makes the managed policy of `slot` match the record (`grants` as the caller wrote it): created or
-/// given a new version and attached while the slot holds grants, detached and deleted once it
-/// holds none; then, if the record moved on meanwhile, again from the newer record.
+/// Makes the policy of `slot` match the record (`grants` as the caller wrote it): the inline
+/// policy put or deleted; a managed policy created or given a new version and attached while the
+/// slot holds grants, detached and deleted once it holds none; then, if the record moved on
+/// meanwhile, again from the newer record.
 ///
 /// When, before it writes anything, it finds the slot changed again since `grants`, it writes
 /// nothing: that later change was written over this one (the conditional write saw to it), and
@@ -380,7 +428,7 @@ pub async fn converge_slot<I, L>(
     writes: &AtomicUsize,
 ) -> Result<(), ReconcileError>
 where
-    I: ManagedPolicies + Sync,
+    I: ManagedPolicies + RolePolicies + Sync,
     L: GrantLedger,
 {
     let _turn = slot_turn(&role.record_key(), slot).await;
@@ -394,7 +442,11 @@ where
     }
     let (mut grants, mut version) = (now, now_version);
     for _ in 0..MAX_ROUNDS {
-        let wrote = write_slot(iam, role, slot, grants.slot_document(slot), writes).await?;
+        let wanted = grants.slot_document(slot);
+        let wrote = match slot {
+            INLINE_SLOT => write_inline_slot(iam, role, wanted, writes).await?,
+            _ => write_slot(iam, role, slot, wanted, writes).await?,
+        };
         if !wrote {
             return Ok(());
         }
@@ -462,7 +514,39 @@ async fn new_version<I: ManagedPolicies + Sync>(
     Err(contended(role))
 }
 
-/// One pass of [`converge_slot`]; returns whether it wrote.
+/// One pass of [`converge_slot`] for the inline slot; returns whether it wrote.
+async fn write_inline_slot<I: RolePolicies + Sync>(
+    iam: &I,
+    role: &PackedRole,
+    wanted: Option<PolicyDocument>,
+    writes: &AtomicUsize,
+) -> Result<bool, ReconcileError> {
+    let current = iam.policy(&role.role_name, INLINE_POLICY_NAME).await?;
+    let wrote = match (wanted, current) {
+        (Some(document), current) => {
+            let same = current
+                .and_then(|raw| PolicyDocument::from_iam(&raw).ok())
+                .is_some_and(|d| d == document);
+            if !same {
+                iam.put_policy(&role.role_name, INLINE_POLICY_NAME, &document.to_json())
+                    .await?;
+            }
+            !same
+        }
+        (None, Some(_)) => {
+            iam.delete_policy(&role.role_name, INLINE_POLICY_NAME)
+                .await?;
+            true
+        }
+        (None, None) => false,
+    };
+    if wrote {
+        writes.fetch_add(1, Ordering::SeqCst);
+    }
+    Ok(wrote)
+}
+
+/// One pass of [`converge_slot`] for a managed slot; returns whether it wrote.
 async fn write_slot<I: ManagedPolicies + Sync>(
     iam: &I,
     role: &PackedRole,
@@ -548,6 +632,9 @@ mod tests {
     use crate::fakes::{ACCOUNT, FakeIam, FakeLedger};
     use crate::policy::Statement;
 
+    /// A role whose inline budget its other inline policies use up: only managed slots.
+    const NO_ROOM: usize = 0;
+
     fn folder(name: &str) -> PolicyDocument {
         PolicyDocument::new(vec![Statement::allow(
             "Read",
@@ -561,8 +648,18 @@ mod tests {
     }
 
     async fn grant(iam: &FakeIam, ledger: &FakeLedger, id: &str, doc: &PolicyDocument) -> usize {
+        grant_with_room(iam, ledger, id, doc, NO_ROOM).await
+    }
+
+    async fn grant_with_room(
+        iam: &FakeIam,
+        ledger: &FakeLedger,
+        id: &str,
+        doc: &PolicyDocument,
+        room: usize,
+    ) -> usize {
         let writes = AtomicUsize::new(0);
-        let (grants, (_, slots)) = place(ledger, &role(), id, doc, 3).await.unwrap();
+        let (grants, (_, slots)) = place(ledger, &role(), id, doc, 3, room).await.unwrap();
         for slot in slots {
             converge_slot(iam, ledger, &role(), slot, grants.clone(), &writes)
                 .await
@@ -622,6 +719,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_inline_budget_is_used_first_at_one_write_a_change_then_managed_policies() {
+        let (iam, ledger) = (
+            FakeIam::default().with_role("consumer", &[]),
+            FakeLedger::default(),
+        );
+        let room = packed_size([&folder("orders"), &folder("returns")]);
+        for (id, name) in [("a1", "orders"), ("a2", "returns")] {
+            assert_eq!(
+                grant_with_room(&iam, &ledger, id, &folder(name), room).await,
+                1,
+                "{id}: one PutRolePolicy"
+            );
+        }
+        let inline = &iam.policies("consumer")[INLINE_POLICY_NAME];
+        assert!(
+            inline.to_string().contains("lake/orders/*")
+                && inline.to_string().contains("lake/returns/*"),
+            "{inline}"
+        );
+        assert_eq!(
+            grant_with_room(&iam, &ledger, "a3", &folder("refunds"), room).await,
+            2,
+            "the inline slot is full: create + attach"
+        );
+        assert!(
+            iam.managed_document(&role().policy_arn(1))
+                .unwrap()
+                .contains("refunds")
+        );
+
+        // The role's owners took inline room meanwhile: a1 moves out of the inline slot when
+        // it next converges, written into its new slot before it leaves the old one.
+        let writes = AtomicUsize::new(0);
+        let (grants, (slot, changed)) =
+            place(&ledger, &role(), "a1", &folder("orders-v2"), 3, NO_ROOM)
+                .await
+                .unwrap();
+        assert_eq!((slot, changed.clone()), (1, vec![1, INLINE_SLOT]));
+        for slot in changed {
+            converge_slot(&iam, &ledger, &role(), slot, grants.clone(), &writes)
+                .await
+                .unwrap();
+        }
+        let inline = iam.policies("consumer")[INLINE_POLICY_NAME].to_string();
+        assert!(
+            !inline.contains("orders") && inline.contains("returns"),
+            "{inline}"
+        );
+        assert_eq!(revoke(&iam, &ledger, "a2").await, 1, "DeleteRolePolicy");
+        assert!(iam.policies("consumer").is_empty());
+    }
+
+    #[tokio::test]
     async fn a_full_policy_overflows_into_the_next_and_the_last_refuses_with_the_limit() {
         let ledger = FakeLedger::default();
         let big = |n: usize| {
@@ -633,7 +783,16 @@ mod tests {
         };
         let mut placed = 0;
         let refusal = loop {
-            match place(&ledger, &role(), &format!("a{placed}"), &big(placed), 3).await {
+            match place(
+                &ledger,
+                &role(),
+                &format!("a{placed}"),
+                &big(placed),
+                3,
+                NO_ROOM,
+            )
+            .await
+            {
                 Ok(_) => placed += 1,
                 Err(e) => break e,
             }
@@ -665,11 +824,11 @@ mod tests {
         ledger.before_next_role_write(move || {
             let mut grants = RoleGrants::default();
             grants
-                .place("a2", &folder("returns"), 3, "consumer")
+                .place("a2", &folder("returns"), 3, NO_ROOM, "consumer")
                 .unwrap();
             other.replace_role_grants(&role().record_key(), &grants);
         });
-        let (grants, _) = place(&ledger, &role(), "a1", &folder("orders"), 3)
+        let (grants, _) = place(&ledger, &role(), "a1", &folder("orders"), 3, NO_ROOM)
             .await
             .unwrap();
         assert_eq!(
@@ -692,7 +851,7 @@ mod tests {
     async fn a_role_record_that_keeps_changing_is_retried_later_not_refused() {
         let ledger = FakeLedger::default();
         keep_overtaking(&ledger);
-        let error = place(&ledger, &role(), "a1", &folder("orders"), 3)
+        let error = place(&ledger, &role(), "a1", &folder("orders"), 3, NO_ROOM)
             .await
             .unwrap_err();
         assert!(
@@ -712,10 +871,10 @@ mod tests {
             FakeLedger::default(),
         );
         let writes = AtomicUsize::new(0);
-        let (first, _) = place(&ledger, &role(), "a1", &folder("orders"), 3)
+        let (first, _) = place(&ledger, &role(), "a1", &folder("orders"), 3, NO_ROOM)
             .await
             .unwrap();
-        let (second, _) = place(&ledger, &role(), "a2", &folder("returns"), 3)
+        let (second, _) = place(&ledger, &role(), "a2", &folder("returns"), 3, NO_ROOM)
             .await
             .unwrap();
         converge_slot(&iam, &ledger, &role(), 1, first, &writes)
@@ -741,7 +900,7 @@ mod tests {
     fn a_record_can_only_grant_the_catalogues_reads_and_access_roles() {
         let mut grants = RoleGrants::default();
         grants
-            .place("a1", &folder("orders"), 3, "consumer")
+            .place("a1", &folder("orders"), 3, NO_ROOM, "consumer")
             .unwrap();
         let admin = PolicyDocument::new(vec![Statement::allow("All", &["iam:*"], ["*"])]);
         grants
