@@ -92,6 +92,10 @@ pub fn render(setup: &Setup, f: &Figures, zips: &BTreeMap<String, u64>) -> Strin
     let _ = writeln!(md, "- Commit: {}", setup.commit);
     let _ = writeln!(
         md,
+        "- Grants in the default layout, `grant_layout = packed` (ADR 023), unless a section says otherwise"
+    );
+    let _ = writeln!(
+        md,
         "- Stack: moto server (AWS, behind a counting proxy), DMM simulator, both binaries ({} build) behind the Lambda Runtime API emulator; a fresh moto for every run",
         if cfg!(debug_assertions) {
             "debug"
@@ -438,7 +442,7 @@ pub fn roles(runs: &[CapacityRun], one: &OneRole, commit: &str) -> String {
     let _ = writeln!(md, "## Many agreements on one role\n");
     let _ = writeln!(
         md,
-        "Measured at commit {commit}. One consumer role; agreements on distinct resources of one port type activated one at a time until the first refusal. The ownership check is off (this part measures the layouts). Packed: `grant_layout = packed` with the default `managed_policies_per_role`.\n"
+        "Measured at commit {commit}. One consumer role; agreements on distinct resources of one port type activated one at a time until the first refusal. The ownership check is off (this part measures the layouts). Packed: `grant_layout = packed`, the role's inline slot (as much of its inline budget as its other inline policies leave, at most 6,144 characters) and the default `managed_policies_per_role`.\n"
     );
     header(
         &mut md,
@@ -453,7 +457,7 @@ pub fn roles(runs: &[CapacityRun], one: &OneRole, commit: &str) -> String {
         let layout = if run.policies == 0 {
             "one inline policy each".to_owned()
         } else {
-            format!("packed, {} policies", run.policies)
+            format!("packed: inline + {} managed policies", run.policies)
         };
         let held = match &run.refusal {
             Some(_) => run.granted.to_string(),
@@ -464,7 +468,7 @@ pub fn roles(runs: &[CapacityRun], one: &OneRole, commit: &str) -> String {
     }
     let _ = writeln!(
         md,
-        "\nPacked, {} policies per role, {} S3 folder agreements on one role:\n",
+        "\nPacked, the inline slot and {} managed policies per role, {} S3 folder agreements on one role:\n",
         one.policies, one.activations
     );
     header(&mut md, &["Figure", "Value"]);
@@ -510,8 +514,16 @@ pub fn roles(runs: &[CapacityRun], one: &OneRole, commit: &str) -> String {
     row(
         &mut md,
         &[
-            "Packed policies attached".to_owned(),
-            one.attached.to_string(),
+            "Packed policies on the role".to_owned(),
+            format!(
+                "{} managed{}",
+                one.attached,
+                if one.inline_slot {
+                    " + the inline one"
+                } else {
+                    ""
+                }
+            ),
         ],
     );
     row(

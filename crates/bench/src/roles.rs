@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::stack::{
     BenchResult, MANAGE_TIMEOUT, Mesh, OBJECT, PROVIDER_BUCKET, PROVIDER_TEAM, Stack,
 };
-use dmm_aws_core::reconcile::packed::DEFAULT_MANAGED_POLICIES_PER_ROLE;
+use dmm_aws_core::reconcile::packed::{DEFAULT_MANAGED_POLICIES_PER_ROLE, INLINE_POLICY_NAME};
 
 /// The port types and the resources their `i`-th port names.
 pub const PORT_TYPES: [&str; 5] = [
@@ -86,8 +86,10 @@ pub struct OneRole {
     pub at: Vec<(usize, f64, f64)>,
     /// IAM and S3 reads per reconcile of an agreement in place (a replay).
     pub reads_per_replay: (f64, f64),
-    /// Packed policies attached at the end.
+    /// Packed managed policies attached at the end.
     pub attached: usize,
+    /// Whether the role's inline slot holds grants at the end.
+    pub inline_slot: bool,
     /// Folders read through the role's own session, of those sampled; and whether a folder
     /// outside every grant was refused.
     pub sampled: usize,
@@ -336,12 +338,18 @@ pub async fn one_role(policies: usize, activations: usize) -> BenchResult<OneRol
         calls.matching("iam:") as f64 / replays as f64,
         calls.matching("s3:") as f64 / replays as f64,
     );
-    run.attached = aws_sdk_iam::Client::new(&role.stack.aws)
-        .list_attached_role_policies()
+    let iam = aws_sdk_iam::Client::new(&role.stack.aws);
+    let inline = iam
+        .list_role_policies()
         .role_name(Mesh::role_name(0))
         .send()
+        .await?;
+    run.inline_slot = inline
+        .policy_names()
+        .iter()
+        .any(|name| name == INLINE_POLICY_NAME);
+    run.attached = local_stack::managed_policies::attached(&iam, &Mesh::role_name(0))
         .await?
-        .attached_policies()
         .len();
     let (sampled, readable, outside_denied) = sample_access(&role.stack, held).await?;
     (run.sampled, run.readable, run.outside_denied) = (sampled, readable, outside_denied);

@@ -83,7 +83,7 @@ async fn one_size(size: usize) -> BenchResult<ScaleRun> {
     let manage = stack.manage(&queue).await?;
 
     let (first_sweep, _) = sweep_until_converged(&stack, &direct, &source, &manage).await?;
-    let granted = stack.inline_policies().await?;
+    let granted = stack.granted_agreements().await?;
     let active = size.div_ceil(ACTIVE_EVERY);
     if granted != active {
         return Err(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use dmm_aws_core::reconcile::packed::{INLINE_POLICY_NAME, INLINE_SLOT, RoleGrants};
 use dmm_simulator::{Scenario, Simulator};
 use futures::StreamExt;
 use local_stack::owned::Owned;
@@ -252,18 +253,41 @@ impl Stack {
         Counts(self.proxy.calls())
     }
 
-    /// The inline policies on every consumer role.
-    pub async fn inline_policies(&self) -> BenchResult<usize> {
+    /// The agreements granted on every consumer role, in either layout: one inline policy
+    /// `DMM_DataUsageAgreement_<id>` each, or the agreements of the role record (ADR 023) whose
+    /// slot's packed policy is on the role.
+    pub async fn granted_agreements(&self) -> BenchResult<usize> {
         let iam = aws_sdk_iam::Client::new(&self.aws);
+        let s3 = s3_client(&self.aws);
         let mut total = 0;
         for c in 0..self.mesh.consumers() {
-            total += iam
-                .list_role_policies()
-                .role_name(Mesh::role_name(c))
-                .send()
+            let role = Mesh::role_name(c);
+            let inline = iam.list_role_policies().role_name(&role).send().await?;
+            let inline = inline.policy_names();
+            total += inline
+                .iter()
+                .filter(|name| name.starts_with("DMM_DataUsageAgreement_"))
+                .count();
+            let key = format!("roles/{DEFAULT_ACCOUNT_ID}/{role}.json");
+            let Ok(object) = s3.get_object().bucket(STATE_BUCKET).key(&key).send().await else {
+                continue;
+            };
+            let record: RoleGrants =
+                serde_json::from_slice(&object.body.collect().await?.to_vec())?;
+            let attached: Vec<String> = local_stack::managed_policies::attached(&iam, &role)
                 .await?
-                .policy_names()
-                .len();
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            for (slot, agreements) in &record.slots {
+                let name = match *slot {
+                    INLINE_SLOT => INLINE_POLICY_NAME.to_owned(),
+                    n => format!("dmm-grants-{role}-{n}"),
+                };
+                if inline.contains(&name) || attached.contains(&name) {
+                    total += agreements.len();
+                }
+            }
         }
         Ok(total)
     }

@@ -204,7 +204,7 @@ pub async fn manage(runs: usize, agreements: usize, figures: &mut Figures) -> Be
         let dmm_before = stack.dmm_requests();
         let (n, secs, writes) = drain(&stack, &poll, &manage, &source).await?;
         let dmm = stack.dmm_requests().since(&dmm_before);
-        let granted = stack.inline_policies().await?;
+        let granted = stack.granted_agreements().await?;
         if granted != agreements {
             return Err(format!(
                 "{granted} of {agreements} agreements were granted: the benchmark measured refusals"

@@ -3,8 +3,9 @@
 //! moto plays AWS with IAM enforcement switched on, the DMM simulator plays Data Mesh Manager with
 //! an editable scenario, and both Lambda binaries run behind the Lambda Runtime API emulator, fed
 //! by an emulated SQS event source mapping. The demo activates an agreement, shows the role's
-//! packed managed policy (the default layout, ADR 023) and the status written back to DMM, proves the consumer can read its data and nothing next to it,
-//! deactivates, and proves the access is gone. A scenario with a Lake Formation table also shows
+//! packed policy (the default layout, ADR 023) and the status written back to DMM, proves the
+//! consumer can read its data and nothing next to it, deactivates, and proves the access is
+//! gone. A scenario with a Lake Formation table also shows
 //! that table granted and revoked in Lake Formation. Every claim it prints is checked; the exit
 //! code says whether all held.
 
@@ -19,6 +20,7 @@ use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use clap::Parser;
+use dmm_aws_core::policy::decode_iam_document;
 use dmm_simulator::{Scenario, Simulator};
 use lake_formation::LakeTable;
 use local_stack::owned::Owned;
@@ -340,8 +342,19 @@ fn status_of(sim: &Simulator, id: &str) -> (Vec<String>, Value) {
     (tags, doc["custom"].clone())
 }
 
-/// The document of the managed policy `name` attached to `role` (the packed layout's, ADR 023).
-async fn attached_policy(iam: &aws_sdk_iam::Client, role: &str, name: &str) -> Option<Value> {
+/// The document of `role`'s packed policy `name` (ADR 023): its inline slot's policy, or a
+/// managed policy attached to it.
+async fn packed_policy(iam: &aws_sdk_iam::Client, role: &str, name: &str) -> Option<Value> {
+    if let Ok(output) = iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(name)
+        .send()
+        .await
+    {
+        let json = decode_iam_document(output.policy_document()).ok()?;
+        return serde_json::from_str(&json).ok();
+    }
     local_stack::managed_policies::attached(iam, role)
         .await
         .ok()?
@@ -507,24 +520,22 @@ async fn run(args: Args) -> DemoResult<usize> {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    match attached_policy(&iam, &grant.role_name, &policy_name).await {
+    match packed_policy(&iam, &grant.role_name, &policy_name).await {
         Some(policy) => {
             timeline.say(
                 "IAM",
                 format!(
-                    "managed policy {policy_name} attached to role {} (the role's agreements \
-                     share it):",
-                    grant.role_name
+                    "packed policy {policy_name} on role {}, shared by the role's agreements \
+                     (inline while the role's inline budget has room, then managed policies \
+                     dmm-grants-{}-<n>):",
+                    grant.role_name, grant.role_name
                 ),
             );
             timeline.detail(serde_json::to_string_pretty(&policy)?);
         }
         None => timeline.check(
             false,
-            format!(
-                "managed policy `{policy_name}` is attached to {}",
-                grant.role_name
-            ),
+            format!("packed policy `{policy_name}` is on {}", grant.role_name),
         ),
     }
     timeline.say("DMM", format!("status tags {tags:?}, custom {custom}"));
@@ -608,17 +619,15 @@ async fn run(args: Args) -> DemoResult<usize> {
     }
 
     println!();
-    iam.detach_role_policy()
+    iam.delete_role_policy()
         .role_name(&grant.role_name)
-        .policy_arn(format!(
-            "arn:aws:iam::{DEFAULT_ACCOUNT_ID}:policy/dmm-integration/{policy_name}"
-        ))
+        .policy_name(&policy_name)
         .send()
         .await?;
     timeline.say(
         "IAM",
         format!(
-            "someone detaches {policy_name} from {} by hand (no event tells the integration)",
+            "someone deletes {policy_name} from {} by hand (no event tells the integration)",
             grant.role_name
         ),
     );
@@ -633,11 +642,11 @@ async fn run(args: Args) -> DemoResult<usize> {
     );
     timeline.detail(table.trim_end());
     timeline.check(
-        table.contains(&format!("attach {policy_name} to role {}", grant.role_name))
-            && attached_policy(&iam, &grant.role_name, &policy_name)
+        table.contains(&format!("put {policy_name} on role {}", grant.role_name))
+            && packed_policy(&iam, &grant.role_name, &policy_name)
                 .await
                 .is_none(),
-        "the dry run names the detached policy and changes nothing",
+        "the dry run names the missing policy and changes nothing",
     );
     let swept = integration
         .manage
@@ -653,12 +662,12 @@ async fn run(args: Args) -> DemoResult<usize> {
     integration.run(&timeline).await?;
     let repaired = read_as_consumer(&moto, &app, &role_arn, &objects.inside).await?;
     timeline.check(
-        attached_policy(&iam, &grant.role_name, &policy_name)
+        packed_policy(&iam, &grant.role_name, &policy_name)
             .await
             .is_some()
             && repaired.is_ok(),
         format!(
-            "the sweep attached {policy_name} again: {} can read {inside} again",
+            "the sweep put {policy_name} back: {} can read {inside} again",
             grant.role_name
         ),
     );
@@ -667,14 +676,13 @@ async fn run(args: Args) -> DemoResult<usize> {
     sim.deactivate(id)?;
     timeline.say("DMM", format!("agreement {id} deactivated"));
     integration.run(&timeline).await?;
-    let gone = attached_policy(&iam, &grant.role_name, &policy_name)
+    let gone = packed_policy(&iam, &grant.role_name, &policy_name)
         .await
         .is_none();
     timeline.check(
         gone,
         format!(
-            "its last agreement ended: managed policy {policy_name} is detached from {} and \
-             deleted",
+            "its last agreement ended: {policy_name} is deleted from {}",
             grant.role_name
         ),
     );
@@ -738,7 +746,7 @@ async fn lake_formation_step(
     let role_arn = &grant.role_arn();
     let id = &table.agreement_id;
     let name = table.name();
-    let folder_grant = attached_policy(iam, &grant.role_name, policy_name)
+    let folder_grant = packed_policy(iam, &grant.role_name, policy_name)
         .await
         .unwrap_or_default();
     sim.activate(id)?;
@@ -761,7 +769,7 @@ async fn lake_formation_step(
         ],
         format!("Lake Formation grants SELECT and DESCRIBE on {name} and DESCRIBE on {database}"),
     );
-    let policy = attached_policy(iam, &grant.role_name, policy_name)
+    let policy = packed_policy(iam, &grant.role_name, policy_name)
         .await
         .unwrap_or_default();
     timeline.check(
@@ -777,7 +785,7 @@ async fn lake_formation_step(
     timeline.say("DMM", format!("agreement {id} deactivated"));
     integration.run(timeline).await?;
     let after = local_stack::lake_formation::held(aws, DEFAULT_ACCOUNT_ID, role_arn).await?;
-    let policy = attached_policy(iam, &grant.role_name, policy_name)
+    let policy = packed_policy(iam, &grant.role_name, policy_name)
         .await
         .unwrap_or_default();
     timeline.check(

@@ -14,6 +14,7 @@
 //! role, only while the grant exists) and the access role's data policy on S3.
 
 use crate::cross_account_support::*;
+use dmm_aws_core::reconcile::packed::INLINE_POLICY_NAME;
 use serde_json::json;
 
 fn access_role_arn() -> String {
@@ -241,8 +242,9 @@ async fn cross_account_grant_is_readable_only_through_the_access_role_and_revoke
 }
 
 /// The default layout (ADR 023): the consumer's permission to assume the access role is packed
-/// into a managed policy on the consumer role, in the consumer's account, and works as the
-/// inline policy did; revocation takes it away before the access role goes.
+/// with the consumer role's other grants (here into its inline slot, `dmm-integration-grants`),
+/// in the consumer's account, and works as the agreement's own policy did; revocation takes it
+/// away before the access role goes.
 #[tokio::test]
 async fn packed_the_consumer_assumes_the_access_role_through_its_packed_policy() {
     let world = World::packed().await;
@@ -251,15 +253,19 @@ async fn packed_the_consumer_assumes_the_access_role_through_its_packed_policy()
     let (outcome, writes) = world.deliver("AccessActivatedEvent").await;
     assert_eq!(
         (outcome.as_str(), writes),
-        ("granted", 4),
-        "access role, its data policy, the consumer's packed policy and its attachment"
+        ("granted", 3),
+        "access role, its data policy, the consumer's packed policy"
     );
-    let packed = local_stack::managed_policies::attached(&consumer_iam, CONSUMER_ROLE)
+    assert!(
+        local_stack::managed_policies::attached(&consumer_iam, CONSUMER_ROLE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let document = world
+        .role_policy(&world.consumer_admin, CONSUMER_ROLE, INLINE_POLICY_NAME)
         .await
-        .unwrap();
-    assert_eq!(packed.len(), 1, "{packed:?}");
-    let (name, document) = &packed[0];
-    assert_eq!(name, &format!("dmm-grants-{CONSUMER_ROLE}-1"));
+        .expect("the consumer role's packed inline policy");
     let statements = document["Statement"].as_array().unwrap();
     assert_eq!(statements.len(), 1, "{document}");
     assert_eq!(
@@ -272,7 +278,7 @@ async fn packed_the_consumer_assumes_the_access_role_through_its_packed_policy()
             .role_policy(&world.consumer_admin, CONSUMER_ROLE, &policy_name())
             .await,
         None,
-        "no inline policy in the packed layout"
+        "no policy of the agreement's own on the consumer role"
     );
     assert_eq!(
         world.deliver("AccessUpdatedEvent").await,
@@ -294,14 +300,14 @@ async fn packed_the_consumer_assumes_the_access_role_through_its_packed_policy()
     let (outcome, writes) = world.deliver("AccessDeactivatedEvent").await;
     assert_eq!(
         (outcome.as_str(), writes),
-        ("revoked", 4),
-        "detach and delete the emptied packed policy, then the data policy and the access role"
+        ("revoked", 3),
+        "delete the emptied packed policy, then the data policy and the access role"
     );
-    assert!(
-        local_stack::managed_policies::attached(&consumer_iam, CONSUMER_ROLE)
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        world
+            .role_policy(&world.consumer_admin, CONSUMER_ROLE, INLINE_POLICY_NAME)
+            .await,
+        None
     );
     assert!(access_role(&world).await.is_none());
     assert_eq!(

@@ -25,6 +25,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
 use dmm_aws_core::policy::PolicyDocument;
 use dmm_aws_core::policy::packing::pack;
+use dmm_aws_core::reconcile::packed::INLINE_POLICY_NAME;
 use local_stack::{
     LambdaFunction, SqsCompatProxy, SqsEventSource, binary_path, repo_root, with_overrides,
 };
@@ -88,32 +89,27 @@ async fn cicd_deploys_the_wiring_the_binaries_need_and_destroys_it_again() {
         .await
         .expect("the deployed queue");
 
-    // Terraform's default layout, packed: the grant is the role's managed policy.
+    // Terraform's default layout, packed: the grant is in the role's packed inline policy.
     stack.activated(AGREEMENT);
     run_once(&poll_feed, &source, &manage).await;
-    let packed = local_stack::managed_policies::attached(&stack.iam, SHIPMENTS_ROLE)
-        .await
-        .unwrap();
-    let names: Vec<&str> = packed.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(
-        names,
-        [format!("dmm-grants-{SHIPMENTS_ROLE}-1")],
-        "the deployed wiring granted the activated agreement"
-    );
     let grant = PolicyDocument::from_iam(&expected_policy("folder-inferred").to_string()).unwrap();
     assert_eq!(
-        PolicyDocument::from_iam(&packed[0].1.to_string()).unwrap(),
-        pack(&[grant]),
-        "the packed policy holds exactly the agreement's grant"
+        stack
+            .policy(SHIPMENTS_ROLE, INLINE_POLICY_NAME)
+            .await
+            .map(|packed| PolicyDocument::from_iam(&packed.to_string()).unwrap()),
+        Some(pack(&[grant])),
+        "the deployed wiring granted the activated agreement, packed"
     );
-    assert!(stack.inline_policies(SHIPMENTS_ROLE).await.is_empty());
+    assert_eq!(
+        stack.grants(&[SHIPMENTS_ROLE]).await.len(),
+        0,
+        "no policy of the agreement's own"
+    );
     stack.deactivated(AGREEMENT);
     run_once(&poll_feed, &source, &manage).await;
-    assert_eq!(
-        local_stack::managed_policies::attached(&stack.iam, SHIPMENTS_ROLE)
-            .await
-            .unwrap(),
-        [],
+    assert!(
+        stack.inline_policies(SHIPMENTS_ROLE).await.is_empty(),
         "the deployed wiring revoked the deactivated agreement"
     );
 

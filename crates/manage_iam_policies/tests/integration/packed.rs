@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::common::*;
+use dmm_aws_core::reconcile::packed::INLINE_POLICY_NAME;
 use serde_json::{Value, json};
 
 const POLICIES: &str = "3";
@@ -38,11 +39,21 @@ fn packed_scenario(parts: usize) -> dmm_simulator::Scenario {
 
 const SETTINGS: [(&str, &str); 2] = [PACKED, ("managed_policies_per_role", POLICIES)];
 
-/// The managed policies attached to `role`, by name, with their default documents.
-async fn attached(stack: &Stack, role: &str) -> Vec<(String, Value)> {
-    local_stack::managed_policies::attached(&stack.iam, role)
+/// The packed policies of `role`, by name, with their documents: its inline slot's policy and
+/// the managed policies attached to it.
+async fn packed_policies(stack: &Stack, role: &str) -> Vec<(String, Value)> {
+    let mut policies: Vec<(String, Value)> = stack
+        .inline_policies(role)
         .await
-        .unwrap()
+        .into_iter()
+        .filter(|(name, _)| name == INLINE_POLICY_NAME)
+        .collect();
+    policies.extend(
+        local_stack::managed_policies::attached(&stack.iam, role)
+            .await
+            .unwrap(),
+    );
+    policies
 }
 
 /// The folders the role's packed policies let it read, after checking that they let it list
@@ -98,8 +109,9 @@ fn read_folders(policies: &[(String, Value)]) -> BTreeSet<String> {
 }
 
 /// Thirty agreements on one role, activated at once by two instances while IAM and the role
-/// record's writes fail now and then, end in at most three
-/// packed policies that grant exactly the thirty folders; the consumer reads each of a sample
+/// record's writes fail now and then, end in the role's inline slot (as far as its owners' own
+/// inline policy leaves room) and at most three managed policies that grant exactly the thirty
+/// folders; the consumer reads each of a sample
 /// and nothing else; ending half of them at once leaves exactly the other half; a replay writes
 /// nothing.
 #[tokio::test]
@@ -111,6 +123,8 @@ async fn many_agreements_on_one_role_pack_into_few_policies_with_exactly_their_a
     }
     put_object(&stack.s3, LAKE, "parts/p99/data.csv").await;
     let (service, _) = stack.enforced_with_shipments_service().await;
+    // The owners' own inline policy leaves the inline slot room for about half the grants.
+    stack.owners_inline_policy(SHIPMENTS_ROLE, 9_000).await;
     let (_, function_credentials) = user(&stack, "manage-packed", &function_policy()).await;
     // IAM and the role record's writes fail now and then, as AWS does: a fault may hit a write
     // that landed (a reset connection) or one that did not (a 500).
@@ -161,7 +175,7 @@ async fn many_agreements_on_one_role_pack_into_few_policies_with_exactly_their_a
     // Alone, an activation rewrites one policy: a new version, and room for it.
     let alone = at_once(&first, &second, vec![stack.activated(last)]).await;
     assert!((1..=2).contains(&alone.iam_writes()), "{}", alone.dump());
-    let policies = attached(&stack, SHIPMENTS_ROLE).await;
+    let policies = packed_policies(&stack, SHIPMENTS_ROLE).await;
     // No agreement ended in an error status: a lost race is retried, never refused.
     for id in &ids {
         assert_eq!(
@@ -170,21 +184,28 @@ async fn many_agreements_on_one_role_pack_into_few_policies_with_exactly_their_a
             "{id}"
         );
     }
-    assert!(
-        (1..=3).contains(&policies.len()),
-        "{:?}",
-        policies.iter().map(|p| &p.0).collect::<Vec<_>>()
+    let names: Vec<&String> = policies.iter().map(|p| &p.0).collect();
+    assert!((2..=4).contains(&names.len()), "{names:?}");
+    assert_eq!(
+        names[0], INLINE_POLICY_NAME,
+        "the inline slot is filled first"
     );
     assert!(
-        policies
+        names[1..]
             .iter()
-            .all(|(name, _)| name.starts_with(&format!("dmm-grants-{SHIPMENTS_ROLE}-")))
+            .all(|name| name.starts_with(&format!("dmm-grants-{SHIPMENTS_ROLE}-"))),
+        "{names:?}"
     );
     let all: BTreeSet<String> = (0..parts).map(|i| format!("p{i:02}")).collect();
     assert_eq!(granted_folders(&policies), all);
-    assert!(
-        stack.inline_policies(SHIPMENTS_ROLE).await.is_empty(),
-        "no inline policy in the packed layout"
+    assert_eq!(
+        stack
+            .inline_policies(SHIPMENTS_ROLE)
+            .await
+            .into_keys()
+            .collect::<Vec<_>>(),
+        [INLINE_POLICY_NAME, "owners-own"],
+        "no inline policy per agreement, and the owners' own untouched"
     );
 
     let consumer = assumed_s3(&stack, &service, SHIPMENTS_ROLE).await;
@@ -210,7 +231,7 @@ async fn many_agreements_on_one_role_pack_into_few_policies_with_exactly_their_a
         .map(|i| format!("p{i:02}"))
         .collect();
     assert_eq!(
-        granted_folders(&attached(&stack, SHIPMENTS_ROLE).await),
+        granted_folders(&packed_policies(&stack, SHIPMENTS_ROLE).await),
         kept
     );
     let consumer = assumed_s3(&stack, &service, SHIPMENTS_ROLE).await;
@@ -229,6 +250,10 @@ async fn many_agreements_on_one_role_pack_into_few_policies_with_exactly_their_a
 async fn inline_grants_move_into_the_packed_policy_and_hand_deletions_are_repaired() {
     let stack = Stack::start(packed_scenario(2)).await;
     stack.create_consumer_roles().await;
+    // The owners' own inline policy and the two agreements' leave the inline slot no room when
+    // agr-00 moves, so it goes to a managed policy; once its inline policy is gone, agr-01 fits
+    // in the inline slot.
+    stack.owners_inline_policy(SHIPMENTS_ROLE, 9_300).await;
     let inline = stack.function(&[]).await;
     stack
         .deliver(
@@ -236,16 +261,17 @@ async fn inline_grants_move_into_the_packed_policy_and_hand_deletions_are_repair
             &[stack.activated("agr-00"), stack.activated("agr-01")],
         )
         .await;
-    assert_eq!(stack.inline_policies(SHIPMENTS_ROLE).await.len(), 2);
+    assert_eq!(stack.grants(&[SHIPMENTS_ROLE]).await.len(), 2);
 
     let packed = stack.function(&SETTINGS).await;
     let handled = stack.deliver(&packed, &[stack.activated("agr-00")]).await;
     assert!(handled.failures.is_empty(), "{}", handled.dump());
     assert_eq!(
         stack
-            .inline_policies(SHIPMENTS_ROLE)
+            .grants(&[SHIPMENTS_ROLE])
             .await
             .into_keys()
+            .map(|(_, name)| name)
             .collect::<Vec<_>>(),
         [policy_name("agr-01")],
         "agr-00 moved on its event"
@@ -261,9 +287,23 @@ async fn inline_grants_move_into_the_packed_policy_and_hand_deletions_are_repair
     stack.settle(&queued, &ids).await;
     let moved = Handled::merge(stack.drain(&packed, 10).await);
     assert!(moved.failures.is_empty(), "{}", moved.dump());
-    assert!(stack.inline_policies(SHIPMENTS_ROLE).await.is_empty());
-    let policies = attached(&stack, SHIPMENTS_ROLE).await;
-    assert_eq!(policies.len(), 1);
+    assert!(stack.grants(&[SHIPMENTS_ROLE]).await.is_empty());
+    let policies = packed_policies(&stack, SHIPMENTS_ROLE).await;
+    assert_eq!(
+        policies.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+        [
+            INLINE_POLICY_NAME.to_owned(),
+            format!("dmm-grants-{SHIPMENTS_ROLE}-1")
+        ],
+    );
+    assert_eq!(
+        (read_folders(&policies[..1]), read_folders(&policies[1..])),
+        (
+            BTreeSet::from(["p01".to_owned()]),
+            BTreeSet::from(["p00".to_owned()])
+        ),
+        "agr-00 moved while the inline budget had no room; agr-01 after it did"
+    );
     assert_eq!(
         granted_folders(&policies),
         BTreeSet::from(["p00".to_owned(), "p01".to_owned()])
@@ -305,7 +345,10 @@ async fn inline_grants_move_into_the_packed_policy_and_hand_deletions_are_repair
         report["table"]
     );
     assert!(
-        attached(&stack, SHIPMENTS_ROLE).await.is_empty(),
+        local_stack::managed_policies::attached(&stack.iam, SHIPMENTS_ROLE)
+            .await
+            .unwrap()
+            .is_empty(),
         "a dry run writes nothing"
     );
     let swept = sweep(&packed, "all").await;
@@ -319,7 +362,7 @@ async fn inline_grants_move_into_the_packed_policy_and_hand_deletions_are_repair
     let repaired = Handled::merge(stack.drain(&packed, 10).await);
     assert!(repaired.failures.is_empty(), "{}", repaired.dump());
     assert_eq!(
-        granted_folders(&attached(&stack, SHIPMENTS_ROLE).await),
+        granted_folders(&packed_policies(&stack, SHIPMENTS_ROLE).await),
         BTreeSet::from(["p00".to_owned(), "p01".to_owned()])
     );
 }

@@ -143,28 +143,30 @@ impl Organisation {
     }
 
     /// Every role the organisation can name that exists in IAM.
-    pub(super) async fn create_roles(&self, stack: &Stack) {
+    /// Creates the consumer roles; with `owners_inline`, each also gets an inline policy of its
+    /// owners of that many characters.
+    pub(super) async fn create_roles(&self, stack: &Stack, owners_inline: Option<usize>) {
+        let mut roles = Vec::new();
         for c in 0..self.consumers {
             for version in 0..ROLE_VERSIONS {
+                let role = consumer_role(c, version);
                 stack
-                    .create_role(
-                        &consumer_role(c, version),
-                        "/",
-                        None,
-                        &[(PRODUCT_TAG, &consumer_id(c))],
-                    )
+                    .create_role(&role, "/", None, &[(PRODUCT_TAG, &consumer_id(c))])
                     .await;
+                roles.push(role);
             }
         }
         for t in 0..self.teams {
+            let role = team_role(t);
             stack
-                .create_role(
-                    &team_role(t),
-                    TEAM_ROLE_PATH,
-                    None,
-                    &[(TEAM_TAG, &team_id(t))],
-                )
+                .create_role(&role, TEAM_ROLE_PATH, None, &[(TEAM_TAG, &team_id(t))])
                 .await;
+            roles.push(role);
+        }
+        if let Some(size) = owners_inline {
+            for role in &roles {
+                stack.owners_inline_policy(role, size).await;
+            }
         }
     }
 }

@@ -289,8 +289,9 @@ pub(super) async fn check_state(
 }
 
 /// The packed grants of `roles` as their role records hold them, keyed like inline grants
-/// (role, `DMM_DataUsageAgreement_<id>`), after checking that every policy attached to a role
-/// is exactly the packing of its slot, and that no slot's policy is missing or left over.
+/// (role, `DMM_DataUsageAgreement_<id>`), after checking that the role's packed inline policy and
+/// every policy attached to it is exactly the packing of its slot, and that no slot's policy is
+/// missing or left over.
 /// `holders` learns which managed policy holds each agreement's grant.
 async fn packed_grants(
     stack: &Stack,
@@ -299,7 +300,7 @@ async fn packed_grants(
     violations: &mut Vec<String>,
 ) -> BTreeMap<(String, String), Value> {
     use dmm_aws_core::policy::PolicyDocument;
-    use dmm_aws_core::reconcile::packed::RoleGrants;
+    use dmm_aws_core::reconcile::packed::{INLINE_POLICY_NAME, INLINE_SLOT, RoleGrants};
     let mut grants = BTreeMap::new();
     for role in roles {
         let key = format!("roles/{ACCOUNT}/{role}.json");
@@ -307,16 +308,24 @@ async fn packed_grants(
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| panic!("{key}: {e}")),
             Err(_) => RoleGrants::default(),
         };
-        let attached: BTreeMap<String, Value> =
+        let mut attached: BTreeMap<String, Value> =
             local_stack::managed_policies::attached(&stack.iam, role)
                 .await
                 .map(|policies| policies.into_iter().collect())
                 .unwrap_or_default();
-        let slots: BTreeSet<String> = record
-            .slots
-            .keys()
-            .map(|slot| format!("dmm-grants-{role}-{slot}"))
-            .collect();
+        // Slot 0 is the role's inline policy; it is checked with the others.
+        attached.extend(
+            stack
+                .inline_policies(role)
+                .await
+                .into_iter()
+                .filter(|(name, _)| name == INLINE_POLICY_NAME),
+        );
+        let name_of = |slot: &usize| match *slot {
+            INLINE_SLOT => INLINE_POLICY_NAME.to_owned(),
+            n => format!("dmm-grants-{role}-{n}"),
+        };
+        let slots: BTreeSet<String> = record.slots.keys().map(name_of).collect();
         for name in slots.iter().filter(|name| !attached.contains_key(*name)) {
             violations.push(format!(
                 "packed policy {name} on role {role}: missing, but its slot holds grants"
@@ -328,7 +337,7 @@ async fn packed_grants(
             ));
         }
         for (slot, agreements) in &record.slots {
-            let name = format!("dmm-grants-{role}-{slot}");
+            let name = name_of(slot);
             let document = attached
                 .get(&name)
                 .and_then(|d| PolicyDocument::from_iam(&d.to_string()).ok());

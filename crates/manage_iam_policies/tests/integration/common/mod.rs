@@ -524,6 +524,29 @@ impl Stack {
     }
 
     /// `(role, policy name) → document` of every `DMM_DataUsageAgreement_*` policy on `roles`.
+    /// Gives `role` an inline policy of its owners, `owners-own`, of at least `size` characters:
+    /// the packed layout's inline slot gets only what it leaves of the role's inline budget.
+    pub async fn owners_inline_policy(&self, role: &str, size: usize) {
+        let mut resources = Vec::new();
+        let document = loop {
+            let document = json!({"Version": "2012-10-17", "Statement": [{
+                "Sid": "OwnersOwn", "Effect": "Allow", "Action": "s3:GetObject",
+                "Resource": resources}]});
+            if document.to_string().len() >= size {
+                break document;
+            }
+            resources.push(format!("arn:aws:s3:::owners-{:04}/*", resources.len()));
+        };
+        self.iam
+            .put_role_policy()
+            .role_name(role)
+            .policy_name("owners-own")
+            .policy_document(document.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put the owners' policy on {role}: {e:?}"));
+    }
+
     pub async fn grants(&self, roles: &[&str]) -> BTreeMap<(String, String), Value> {
         let mut grants = BTreeMap::new();
         for role in roles {
