@@ -555,7 +555,7 @@ variable "glue_access_mode" {
 variable "grant_layout" {
   type        = string
   default     = "packed"
-  description = "How grants are laid out on consumer roles: packed (the default: every agreement on a role, and the consumer side of cross-account grants, packed into at most managed_policies_per_role customer managed policies dmm-grants-<role>-<n> on the path /dmm-integration/; inline grants of the Python reference or of earlier versions move over as their agreements converge) or inline (one inline policy DMM_DataUsageAgreement_<id> per agreement, as the Python reference, for operators who depend on the names; IAM's 10,240 characters of inline policy per role cap a role at a few dozen agreements). Env `grant_layout`, ADR 023."
+  description = "How grants are laid out on consumer roles: packed (the default: every agreement on a role, and the consumer side of cross-account grants, packed into the role's inline policy dmm-integration-grants while its inline budget has room, then at most managed_policies_per_role customer managed policies dmm-grants-<role>-<n> on the path /dmm-integration/; inline grants of the Python reference or of earlier versions move over as their agreements converge) or inline (one inline policy DMM_DataUsageAgreement_<id> per agreement, as the Python reference, for operators who depend on the names; IAM's 10,240 characters of inline policy per role cap a role at a few dozen agreements). Env `grant_layout`, ADR 023."
 
   validation {
     condition     = contains(["inline", "packed"], var.grant_layout)

@@ -12,10 +12,10 @@
 //! role's inline budget allows next to its other inline policies (at most a managed policy's
 //! size): a change there is one `PutRolePolicy`. Slot `n` ≥ 1 of role `r` is the managed policy
 //! `dmm-grants-<r>-<n>` on the path `/dmm-integration/`, tagged `managed-by=dmm-integration-aws`,
-//! attached to the role. Each holds [`pack`] of the slot's grants. [`converge_slot`] makes IAM match the record, then reads the
-//! record again: when another agreement changed the slot meanwhile, it converges again, so the
-//! last writer always wrote what the record says (as `lake_formation::settle` does for shared
-//! Lake Formation permissions).
+//! attached to the role. Each holds [`pack`] of the slot's grants. [`converge_slot`] makes IAM
+//! match the record, then reads the record again: when another agreement changed the slot
+//! meanwhile, it converges again, so the last writer always wrote what the record says (as
+//! `lake_formation::settle` does for shared Lake Formation permissions).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -59,7 +59,7 @@ pub enum Layout {
     /// One inline policy `DMM_DataUsageAgreement_<id>` per agreement, as the Python reference
     /// did: readable names, and IAM's 10,240 characters of inline policy per role as the ceiling.
     Inline,
-    /// Packed into at most `policies` managed policies per role.
+    /// Packed into the role's inline slot, then at most `policies` managed policies.
     Packed { policies: usize },
 }
 
