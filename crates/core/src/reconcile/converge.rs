@@ -765,6 +765,11 @@ mod tests {
             Converger::new(&self.iam, &self.ledger, &self.guard, &self.ids)
         }
 
+        /// The converger in the packed layout, with two managed policies per role.
+        fn packed(&self) -> Converger<'_, FakeIam, FakeLedger> {
+            self.converger().with_layout(Layout::Packed { policies: 2 })
+        }
+
         /// A first grant of `role`, with its writes taken out of the journal.
         async fn granted(&self, role: &str, provider_account: Option<&str>) {
             self.converger()
@@ -986,9 +991,7 @@ mod tests {
     async fn packed_an_inline_grant_moves_into_the_packed_inline_policy_before_its_own_goes() {
         let world = World::new();
         world.granted("consumer", None).await;
-        let packed = world
-            .converger()
-            .with_layout(Layout::Packed { policies: 2 });
+        let packed = world.packed();
         let moved = packed
             .grant(AGREEMENT, &plan("consumer", None))
             .await
@@ -1029,9 +1032,7 @@ mod tests {
         let world = World::new();
         world.granted("consumer", None).await;
         world.fill_inline_budget("consumer").await;
-        let packed = world
-            .converger()
-            .with_layout(Layout::Packed { policies: 2 });
+        let packed = world.packed();
         let moved = packed
             .grant(AGREEMENT, &plan("consumer", None))
             .await
@@ -1097,9 +1098,7 @@ mod tests {
      {
         let world = World::new();
         world.fill_inline_budget("consumer").await;
-        let packed = world
-            .converger()
-            .with_layout(Layout::Packed { policies: 2 });
+        let packed = world.packed();
         for (id, folder) in [("a1", "orders"), ("a2", "returns")] {
             packed.grant(id, &folder_plan(id, folder)).await.unwrap();
         }
@@ -1298,9 +1297,7 @@ mod tests {
         let world = World::new();
         world.granted("consumer", Some(OTHER_ACCOUNT)).await;
         world.fill_inline_budget("consumer").await;
-        let packed = world
-            .converger()
-            .with_layout(Layout::Packed { policies: 2 });
+        let packed = world.packed();
         let moved = packed
             .grant(AGREEMENT, &plan("consumer", Some(OTHER_ACCOUNT)))
             .await

@@ -285,10 +285,7 @@ async fn packed_the_consumer_assumes_the_access_role_through_its_packed_policy()
         ("unchanged".to_owned(), 0)
     );
 
-    let external_id = world.agreement()["custom"]["aws-external-id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let external_id = world.custom_field("aws-external-id");
     let consumer = world.consumer_role_session().await;
     let access = world
         .assume(&consumer, &access_role_arn(), Some(&external_id))
@@ -349,10 +346,7 @@ async fn a_half_done_grant_grants_nothing_and_is_completed_on_retry() {
         ("granted", 1),
         "only the missing consumer side"
     );
-    let external_id = world.agreement()["custom"]["aws-external-id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let external_id = world.custom_field("aws-external-id");
 
     // A crash between the two sides (or someone deleting one): the next event completes it,
     // with the same external id.
@@ -450,10 +444,7 @@ async fn a_refused_consumer_side_rolls_the_provider_side_back() {
         .unwrap();
     let (outcome, writes) = world.deliver("AccessUpdatedEvent").await;
     assert_eq!((outcome.as_str(), writes), ("granted", 3));
-    let external_id = world.agreement()["custom"]["aws-external-id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let external_id = world.custom_field("aws-external-id");
     let consumer = world.consumer_role_session().await;
     let access = world
         .assume(&consumer, &access_role_arn(), Some(&external_id))
@@ -479,10 +470,7 @@ async fn a_foreign_role_with_the_access_role_name_is_never_adopted() {
         world.deliver("AccessActivatedEvent").await.0,
         "error_status"
     );
-    let error = world.agreement()["custom"]["aws-integration-error"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let error = world.custom_field("aws-integration-error");
     assert!(
         error.contains("never adopted") && error.contains(PROVIDER),
         "{error}"
@@ -606,10 +594,7 @@ async fn a_tampered_ledger_cannot_delete_another_agreements_access_role_or_a_for
         Some(&entry),
         "kept until a person resolves it"
     );
-    let error = world.agreement()["custom"]["aws-integration-error"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let error = world.custom_field("aws-integration-error");
     assert!(
         error.contains("never adopted") && error.contains(PROVIDER),
         "{error}"
@@ -704,10 +689,7 @@ async fn the_provider_bucket_tag_is_read_in_the_provider_account() {
         ("error_status".to_owned(), 3),
         "consumer policy, data policy, role"
     );
-    let error = world.agreement()["custom"]["aws-integration-error"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let error = world.custom_field("aws-integration-error");
     assert!(
         error.contains(&format!(
             "S3 bucket `{BUCKET}` is not proven to belong to the provider data product `orders`"
@@ -739,10 +721,7 @@ async fn an_access_role_is_adopted_only_bare_and_then_gets_its_boundary() {
         world.deliver("AccessActivatedEvent").await,
         ("error_status".to_owned(), 0)
     );
-    let error = world.agreement()["custom"]["aws-integration-error"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let error = world.custom_field("aws-integration-error");
     assert!(
         error.contains("carries policies the integration did not write (keep-me)"),
         "{error}"
@@ -882,10 +861,7 @@ async fn lake_formation_is_granted_in_the_managed_account_and_refused_across_acc
         .unwrap();
     let (outcome, _) = world.deliver("AccessActivatedEvent").await;
     assert_eq!(outcome, "error_status");
-    let error = world.agreement()["custom"]["aws-integration-error"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let error = world.custom_field("aws-integration-error");
     assert!(
         error.contains(&format!(
             "the consumer role is in account {CONSUMER} and the table in {PROVIDER}"

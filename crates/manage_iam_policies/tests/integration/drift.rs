@@ -353,16 +353,7 @@ async fn the_sweep_reports_drift_without_changes_then_repairs_it() {
         groups,
         ["agr-deleted-policy", "agr-edited", "agr-gone", "agr-missed"]
     );
-    stack
-        .settle(
-            &queued,
-            &queued
-                .iter()
-                .map(|r| r["messageId"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>(),
-        )
-        .await;
-    let handled = Handled::merge(stack.drain(&function, 10).await);
+    let handled = stack.redeliver(&queued, &function).await;
     assert!(handled.failures.is_empty(), "{}", handled.dump());
 
     assert_eq!(

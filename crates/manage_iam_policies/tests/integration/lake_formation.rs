@@ -223,12 +223,7 @@ async fn lake_formation_tables_are_granted_shared_revoked_and_repaired() {
     let swept = sweep(&function, "all").await;
     assert_eq!(swept["requested"], 1, "{swept}");
     let queued = stack.receive().await;
-    let ids: Vec<String> = queued
-        .iter()
-        .map(|r| r["messageId"].as_str().unwrap().to_owned())
-        .collect();
-    stack.settle(&queued, &ids).await;
-    let repaired = Handled::merge(stack.drain(&function, 10).await);
+    let repaired = stack.redeliver(&queued, &function).await;
     assert!(repaired.failures.is_empty(), "{}", repaired.dump());
     assert_eq!(held(&stack, &arn).await, orders_only);
 

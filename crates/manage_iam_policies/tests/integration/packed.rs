@@ -280,12 +280,7 @@ async fn inline_grants_move_into_the_packed_policy_and_hand_deletions_are_repair
     let swept = sweep(&packed, "all").await;
     assert_eq!(swept["requested"], 1, "{swept}");
     let queued = stack.receive().await;
-    let ids: Vec<String> = queued
-        .iter()
-        .map(|r| r["messageId"].as_str().unwrap().to_owned())
-        .collect();
-    stack.settle(&queued, &ids).await;
-    let moved = Handled::merge(stack.drain(&packed, 10).await);
+    let moved = stack.redeliver(&queued, &packed).await;
     assert!(moved.failures.is_empty(), "{}", moved.dump());
     assert!(stack.grants(&[SHIPMENTS_ROLE]).await.is_empty());
     let policies = packed_policies(&stack, SHIPMENTS_ROLE).await;
@@ -354,12 +349,7 @@ async fn inline_grants_move_into_the_packed_policy_and_hand_deletions_are_repair
     let swept = sweep(&packed, "all").await;
     assert!(swept["requested"].as_u64() >= Some(1), "{swept}");
     let queued = stack.receive().await;
-    let ids: Vec<String> = queued
-        .iter()
-        .map(|r| r["messageId"].as_str().unwrap().to_owned())
-        .collect();
-    stack.settle(&queued, &ids).await;
-    let repaired = Handled::merge(stack.drain(&packed, 10).await);
+    let repaired = stack.redeliver(&queued, &packed).await;
     assert!(repaired.failures.is_empty(), "{}", repaired.dump());
     assert_eq!(
         granted_folders(&packed_policies(&stack, SHIPMENTS_ROLE).await),

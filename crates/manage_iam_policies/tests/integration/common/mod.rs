@@ -708,6 +708,18 @@ impl Stack {
             .collect()
     }
 
+    /// Hands `queued` (taken off the queue by [`Stack::receive`] to look at them) back to the
+    /// queue, visible again at once, and drains them through `function` as the event source
+    /// mapping would have.
+    pub async fn redeliver(&self, queued: &[Value], function: &Function) -> Handled {
+        let ids: Vec<String> = queued
+            .iter()
+            .map(|r| r["messageId"].as_str().unwrap().to_owned())
+            .collect();
+        self.settle(queued, &ids).await;
+        Handled::merge(self.drain(function, 10).await)
+    }
+
     /// What the event source mapping does with the answer: deletes every record not reported
     /// as failed and makes the failed ones visible again at once (instead of after the
     /// visibility timeout), so the next receive redelivers them.

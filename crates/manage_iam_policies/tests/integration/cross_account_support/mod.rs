@@ -378,6 +378,14 @@ impl World {
     }
 
     /// What moto recorded of every AssumeRole call (account, role, session name, external id).
+    /// The agreement's custom field `name` (one the integration writes, e.g. `aws-external-id`).
+    pub fn custom_field(&self, name: &str) -> String {
+        self.agreement()["custom"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("the agreement has no custom field {name}"))
+            .to_owned()
+    }
+
     pub async fn assumed_roles(&self) -> Vec<Value> {
         let data: Value = reqwest::get(format!("{}/moto-api/data.json", self.moto.endpoint()))
             .await
