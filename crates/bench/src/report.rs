@@ -490,16 +490,22 @@ pub fn roles(runs: &[CapacityRun], one: &OneRole, commit: &str) -> String {
             format!("{:.2}", one.writes_per_activation),
         ],
     );
-    for (held, revoke, activate) in &one.at {
-        row(
-            &mut md,
-            &[
-                format!(
-                    "IAM writes, one revocation / one activation alone, {held} grants on the role"
-                ),
-                format!("{revoke:.0} / {activate:.0}"),
-            ],
-        );
+    for (which, at) in [
+        ("the first agreement (inline slot)", &one.at),
+        ("the agreement placed last", &one.at_last),
+    ] {
+        for (held, revoke, activate) in at {
+            row(
+                &mut md,
+                &[
+                    format!(
+                        "IAM writes, one revocation / one activation alone, {held} grants on the \
+                         role: {which}"
+                    ),
+                    format!("{revoke:.0} / {activate:.0}"),
+                ],
+            );
+        }
     }
     row(
         &mut md,

@@ -84,6 +84,9 @@ pub struct OneRole {
     pub writes_per_activation: f64,
     /// (grants on the role, IAM writes of one revocation, of one activation) for 1, 100, 1,000.
     pub at: Vec<(usize, f64, f64)>,
+    /// The same for the agreement placed last at each mark: in a managed policy once the
+    /// inline slot is full.
+    pub at_last: Vec<(usize, f64, f64)>,
     /// IAM and S3 reads per reconcile of an agreement in place (a replay).
     pub reads_per_replay: (f64, f64),
     /// Packed managed policies attached at the end.
@@ -320,6 +323,10 @@ pub async fn one_role(policies: usize, activations: usize) -> BenchResult<OneRol
         let (revoke, _) = role.deliver(&[(0, false)], 1).await?;
         let (activate, _) = role.deliver(&[(0, true)], 1).await?;
         run.at.push((held, revoke as f64, activate as f64));
+        let last = held - 1;
+        let (revoke, _) = role.deliver(&[(last, false)], 1).await?;
+        let (activate, _) = role.deliver(&[(last, true)], 1).await?;
+        run.at_last.push((held, revoke as f64, activate as f64));
     }
     run.seconds = started.elapsed().as_secs_f64();
     run.writes_per_activation = total_writes as f64 / held.max(1) as f64;
