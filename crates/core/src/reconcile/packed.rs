@@ -27,12 +27,10 @@ use serde::{Deserialize, Serialize};
 use super::cross_account::assumes_only_access_roles;
 use super::iam::{IamError, MANAGED_BY_TAG, MANAGED_BY_VALUE, RolePolicies};
 use super::ledger::GrantLedger;
+use super::role_checks::other_inline_sizes;
 use super::{Permanent, ReconcileError, Retry};
 use crate::policy::packing::{MANAGED_POLICY_LIMIT, pack, packed_size};
-use crate::policy::{
-    CATALOGUE_ACTIONS, Effect, PolicyDocument, ROLE_INLINE_POLICY_LIMIT, decode_iam_document,
-    policy_size,
-};
+use crate::policy::{CATALOGUE_ACTIONS, Effect, PolicyDocument, ROLE_INLINE_POLICY_LIMIT};
 
 /// The IAM path of every managed policy the integration creates; Terraform lets it create and
 /// change policies only there.
@@ -386,16 +384,10 @@ pub async fn place<L: GrantLedger>(
 /// the role's other inline policies (its owners', and grants of the one-inline-policy layout not
 /// yet moved). Read before placing, so a grant goes inline only while it fits next to them.
 pub async fn inline_room<I: RolePolicies>(iam: &I, role: &str) -> Result<usize, ReconcileError> {
-    let mut used = 0;
-    for name in iam.policy_names(role).await? {
-        if name == INLINE_POLICY_NAME {
-            continue;
-        }
-        if let Some(raw) = iam.policy(role, &name).await? {
-            used +=
-                decode_iam_document(&raw).map_or_else(|_| policy_size(&raw), |d| policy_size(&d));
-        }
-    }
+    let used: usize = other_inline_sizes(iam, role, INLINE_POLICY_NAME)
+        .await?
+        .into_iter()
+        .sum();
     Ok(ROLE_INLINE_POLICY_LIMIT.saturating_sub(used))
 }
 

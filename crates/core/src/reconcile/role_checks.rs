@@ -56,9 +56,21 @@ pub(super) async fn check_budget<I: RolePolicies>(
     policy_name: &str,
     document: &PolicyDocument,
 ) -> Result<(), ReconcileError> {
+    let sizes = other_inline_sizes(iam, role, policy_name).await?;
+    check_inline_policy_budget(role, policy_name, document, sizes)?;
+    Ok(())
+}
+
+/// The sizes, as IAM counts them against the role's inline budget, of the role's inline
+/// policies other than `except` (the one about to be written, which IAM replaces).
+pub(super) async fn other_inline_sizes<I: RolePolicies>(
+    iam: &I,
+    role: &str,
+    except: &str,
+) -> Result<Vec<usize>, ReconcileError> {
     let mut sizes = Vec::new();
     for name in iam.policy_names(role).await? {
-        if name == policy_name {
+        if name == except {
             continue;
         }
         if let Some(raw) = iam.policy(role, &name).await? {
@@ -66,6 +78,5 @@ pub(super) async fn check_budget<I: RolePolicies>(
             sizes.push(decoded.unwrap_or_else(|_| policy_size(&raw)));
         }
     }
-    check_inline_policy_budget(role, policy_name, document, sizes)?;
-    Ok(())
+    Ok(sizes)
 }
