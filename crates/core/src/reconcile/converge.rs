@@ -6,7 +6,7 @@
 //!
 //! IAM is reached per account through [`AccountIam`]: the integration's own account directly,
 //! managed accounts through their management role. Grants within one account are packed into
-//! managed policies on the consumer role ([`super::packed`], ADR 023), or, in the `inline`
+//! the consumer role's inline slot and managed policies ([`super::packed`], ADR 023), or, in the `inline`
 //! layout, an inline policy per agreement (as in the reference integration); grants across
 //! accounts are handled by [`super::cross_account`] (ADR 003), their consumer side laid out the
 //! same way.
@@ -42,7 +42,7 @@ use crate::policy::{
 pub struct Granted {
     pub role_arn: String,
     /// The policy holding the grant: the agreement's inline policy, or in the packed layout the
-    /// role's managed policy it sits in (what DMM shows as `aws-policy-name`).
+    /// role's packed policy it sits in (what DMM shows as `aws-policy-name`).
     pub policy_name: String,
     /// Cross-account grants: the access role and external id the consumer uses.
     pub access_role: Option<AccessRoleStatus>,
@@ -470,7 +470,7 @@ impl<A: AccountIam, L: GrantLedger> Converger<'_, A, L> {
     /// policies whose slot changed (and its own, which repairs a policy changed by hand)
     /// converged, then the agreement's inline policy of the one-per-agreement layout
     /// (`policy_name`) deleted, now that the packed policy holds the grant. Returns the name of
-    /// the managed policy holding it.
+    /// the packed policy holding it.
     async fn put_packed(
         &self,
         iam: &A::Iam,
